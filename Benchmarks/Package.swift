@@ -1,0 +1,21 @@
+// swift-tools-version:6.1
+// Sightline benchmarks: their own package, never built by the tests. Run in release:
+//   swift run -c release --package-path Benchmarks sightline-bench [suite ...]
+import PackageDescription
+
+let package = Package(
+    name: "SightlineBenchmarks",
+    products: [.executable(name: "sightline-bench", targets: ["SightlineBench"])],
+    dependencies: [.package(path: "../Packages/Tensor")],
+    targets: [
+        // Counts malloc/calloc/realloc calls of the whole process (interposes the libc allocator).
+        .target(name: "CMallocCounter"),
+        .executableTarget(
+            name: "SightlineBench",
+            dependencies: [
+                "CMallocCounter", .product(name: "Tensor", package: "Tensor"),
+                .product(name: "Layers", package: "Tensor"),
+            ]),
+    ],
+    swiftLanguageModes: [.v5]
+)

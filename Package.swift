@@ -1,0 +1,72 @@
+// swift-tools-version:6.1
+// Sightline: the monorepo root. Every package under Packages/ is also a standalone SwiftPM package;
+// this manifest composes them, defines the apps, and holds one test target per package so that one
+// `swift test` here builds and runs every test.
+import PackageDescription
+
+let packages = ["Tensor", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training"]
+
+func lib(_ name: String, _ package: String? = nil) -> Target.Dependency {
+    .product(name: name, package: package ?? name)
+}
+
+let package = Package(
+    name: "Sightline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "trainer", targets: ["Trainer"]),
+        .executable(name: "weights", targets: ["Weights"]),
+    ],
+    dependencies: packages.map { .package(path: "Packages/\($0)") } + [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // MARK: - Apps (thin: parse arguments, call packages)
+        .executableTarget(
+            name: "Trainer",
+            dependencies: [
+                lib("Training"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("Logging", "swift-log"),
+            ],
+            path: "Apps/Trainer"),
+        .executableTarget(
+            name: "Weights",
+            dependencies: [
+                lib("Checkpoint"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("Logging", "swift-log"),
+            ],
+            path: "Apps/Weights"),
+
+        // MARK: - Test support and one test target per package
+        .target(name: "SightlineTestSupport", dependencies: [lib("Tensor")], path: "Tests/TestSupport"),
+        .testTarget(
+            name: "TensorTests", dependencies: [lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/TensorTests"),
+        .testTarget(
+            name: "LayersTests", dependencies: [lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
+            path: "Tests/LayersTests"),
+        .testTarget(
+            name: "CheckpointTests", dependencies: [lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/CheckpointTests"),
+        .testTarget(
+            name: "VisionTests", dependencies: [lib("Vision"), lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/VisionTests"),
+        .testTarget(
+            name: "BridgesTests", dependencies: [lib("Bridges"), lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/BridgesTests"),
+        .testTarget(
+            name: "LanguageTests", dependencies: [lib("Language"), lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/LanguageTests"),
+        .testTarget(
+            name: "OptimTests", dependencies: [lib("Optim"), lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/OptimTests"),
+        .testTarget(
+            name: "DatasetsTests", dependencies: [lib("Datasets"), lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/DatasetsTests"),
+        .testTarget(
+            name: "TrainingTests", dependencies: [lib("Training"), lib("Tensor"), "SightlineTestSupport"],
+            path: "Tests/TrainingTests"),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,20 @@
+// swift-tools-version:6.1
+// Checkpoint: HDF5 weights files and training checkpoints, safetensors import.
+import PackageDescription
+
+let package = Package(
+    name: "Checkpoint",
+    products: [
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "CHDF5", targets: ["CHDF5"]),
+    ],
+    dependencies: [.package(path: "../Tensor")],
+    targets: [
+        // libhdf5 as a system library; shim.h wraps the C macros Swift cannot import.
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .target(
+            name: "Checkpoint",
+            dependencies: ["CHDF5", .product(name: "Tensor", package: "Tensor")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,100 @@
+import CSightlineBLAS
+import Dispatch
+import Foundation
+
+/// Process-wide compute settings: the BLAS library, its CPU kernel, and the thread count shared by
+/// OpenBLAS and Sightline's own kernels (so the two never oversubscribe the cores).
+public enum ComputeRuntime {
+    /// What the OpenBLAS loader did: the library, its active kernel and why that kernel was chosen.
+    public struct BLASReport: Sendable, CustomStringConvertible {
+        /// True when OpenBLAS was found and `cblas_sgemm` resolved.
+        public var loaded: Bool
+        /// The shared object that was opened (`libopenblas.so.0`).
+        public var library: String
+        /// OpenBLAS's active kernel (`openblas_get_corename()`), e.g. `Cooperlake`.
+        public var kernel: String
+        /// `openblas_get_config()`.
+        public var config: String
+        /// Why this kernel: the user's `OPENBLAS_CORETYPE`, or the cpuid features we read.
+        public var reason: String
+        /// When `loaded` is false: what failed.
+        public var error: String
+        /// Threads OpenBLAS uses now.
+        public var threads: Int
+
+        public var description: String {
+            loaded
+                ? "OpenBLAS kernel \(kernel), \(threads) thread(s) (\(reason)); \(config)"
+                : "OpenBLAS not loaded: \(error)"
+        }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var _threads: Int = {
+        if let s = ProcessInfo.processInfo.environment["SIGHTLINE_NUM_THREADS"], let n = Int(s), n > 0 {
+            return n
+        }
+        return Int(sl_available_cpus())
+    }()
+    nonisolated(unsafe) private static var blasThreadsApplied = false
+
+    /// Loads OpenBLAS if needed (choosing its kernel from the CPU) and reports what is active.
+    public static func blas() -> BLASReport {
+        let r = sl_blas_load()!.pointee
+        ensureBLASThreads()
+        func str<T>(_ t: T) -> String {
+            withUnsafeBytes(of: t) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+        }
+        return BLASReport(
+            loaded: r.loaded != 0, library: str(r.library), kernel: str(r.corename),
+            config: str(r.config), reason: str(r.reason), error: str(r.error),
+            threads: Int(sl_blas_get_threads()))
+    }
+
+    /// The number of compute threads used by OpenBLAS and by Sightline's kernels.
+    ///
+    /// Defaults to the CPUs this process may run on (or `SIGHTLINE_NUM_THREADS`). Setting it applies
+    /// to both at once.
+    public static var threads: Int {
+        get { lock.withLock { _threads } }
+        set {
+            precondition(newValue > 0, "thread count must be positive")
+            lock.withLock {
+                _threads = newValue
+                blasThreadsApplied = false
+            }
+            ensureBLASThreads()
+        }
+    }
+
+    /// Applies the thread setting to OpenBLAS once per change (an explicit OPENBLAS_NUM_THREADS wins
+    /// at load; a later `threads =` overrides it).
+    @usableFromInline
+    static func ensureBLASThreads() {
+        if lock.withLock({ blasThreadsApplied }) { return }
+        let n = lock.withLock { () -> Int in blasThreadsApplied = true; return _threads }
+        sl_blas_set_threads(Int32(n))
+    }
+
+    /// Runs `body(i)` for `i` in `0..<count`, split into at most `threads` contiguous chunks.
+    /// `body` receives a half-open range. Runs inline when `count` is below `grain`.
+    @inlinable
+    public static func parallelFor(_ count: Int, grain: Int = 1 << 14, _ body: (Range<Int>) -> Void) {
+        let t = threads
+        if t <= 1 || count < 2 * grain {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let chunks = min(t, (count + grain - 1) / grain)
+        let per = (count + chunks - 1) / chunks
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = c * per
+                let hi = min(count, lo + per)
+                if lo < hi { body(lo..<hi) }
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+// swift-tools-version:6.1
+// Training: model assembly, the training loop, evaluation, checkpoint cadence.
+import PackageDescription
+
+let package = Package(
+    name: "Training",
+    products: [.library(name: "Training", targets: ["Training"])],
+    dependencies: [
+        .package(path: "../Tensor"), .package(path: "../Vision"), .package(path: "../Bridges"),
+        .package(path: "../Language"), .package(path: "../Optim"), .package(path: "../Checkpoint"),
+        .package(path: "../Datasets"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(
+            name: "Training",
+            dependencies: [
+                .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
+                .product(name: "Vision", package: "Vision"), .product(name: "Bridges", package: "Bridges"),
+                .product(name: "Language", package: "Language"), .product(name: "Optim", package: "Optim"),
+                .product(name: "Checkpoint", package: "Checkpoint"),
+                .product(name: "Datasets", package: "Datasets"),
+                .product(name: "Logging", package: "swift-log"),
+            ])
+    ],
+    swiftLanguageModes: [.v5]
+)
