@@ -23,3 +23,13 @@ public enum BLAS {
         precondition(rc == 0, "OpenBLAS is not available: \(ComputeRuntime.blas().error)")
     }
 }
+
+extension BLAS {
+    /// Runs `body` with OpenBLAS on one thread (for many small GEMMs spread over our own threads),
+    /// then restores the shared thread setting.
+    public static func withSingleThread<R>(_ body: () throws -> R) rethrows -> R {
+        sl_blas_set_threads(1)
+        defer { sl_blas_set_threads(Int32(ComputeRuntime.threads)) }
+        return try body()
+    }
+}

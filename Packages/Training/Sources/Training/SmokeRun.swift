@@ -1,7 +1,7 @@
 import Dispatch
 import Tensor
 
-/// The smoke run: square single-precision GEMMs through Tensor, timed, best of several.
+/// The smoke run: square single-precision GEMMs through `Tensor.matmul`, timed, best of several.
 public enum SmokeRun {
     /// What one smoke run measured.
     public struct Report: CustomStringConvertible, Sendable {
@@ -25,13 +25,13 @@ public enum SmokeRun {
     /// Multiplies two random `size x size` matrices `repeats` times (after one warm-up).
     public static func gemm(size n: Int, repeats: Int) throws -> Report {
         let blas = ComputeRuntime.blas()
-        let a = [Float](repeating: 0.5, count: n * n)
-        let b = [Float](repeating: 0.25, count: n * n)
-        var c = [Float](repeating: 0, count: n * n)
+        var rng = RandomGenerator(seed: 0)
+        let a = Tensor.uniform([n, n], low: -1, high: 1, generator: &rng)
+        let b = Tensor.uniform([n, n], low: -1, high: 1, generator: &rng)
         var rates: [Double] = []
         for rep in 0...repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: &c, ldc: n)
+            _ = try Tensor.matmul(a, b)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
             if rep > 0 { rates.append(2 * Double(n) * Double(n) * Double(n) / dt * 1e-9) }
         }

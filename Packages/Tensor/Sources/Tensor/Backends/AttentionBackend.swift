@@ -1,0 +1,3 @@
+/// Blocked scaled-dot-product attention, forward and backward.
+/// Requirements are implemented in `CPUBackend+Attention.swift` and `ReferenceBackend+Attention.swift`.
+public protocol AttentionBackend {}

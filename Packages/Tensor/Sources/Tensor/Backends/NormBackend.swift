@@ -1,0 +1,3 @@
+/// Normalisation kernels (layer, RMS, group and batch norm) with fused backward.
+/// Requirements are implemented in `CPUBackend+Norm.swift` and `ReferenceBackend+Norm.swift`.
+public protocol NormBackend {}

@@ -1,0 +1,3 @@
+// The runtime (`ComputeRuntime`: threads, BLAS report), raw `BLAS.sgemm` and the kernel op enums
+// are part of Tensor's public API.
+@_exported import TensorKernels
