@@ -2,8 +2,9 @@ import Foundation
 import Tensor
 
 // Usage: sightline-bench [suite ...] [--json FILE] [--repeats N]
-// Suites: gemm (default: all). Every rate is the best and median of N timed runs after warm-up;
-// ratios compare against a baseline measured in the same run (the machine is shared and noisy).
+// Suites: gemm, memory, attention, loss, alloc (default: all). Every rate is the best and median of N
+// timed runs after warm-up; ratios compare against a baseline measured in the same run (the machine
+// is shared and noisy).
 var args = Array(CommandLine.arguments.dropFirst())
 var jsonPath: String?
 var repeats = 10
@@ -12,16 +13,21 @@ if let i = args.firstIndex(of: "--repeats"), i + 1 < args.count, let n = Int(arg
     repeats = n
     args.removeSubrange(i...(i + 1))
 }
-let all = ["gemm"]
+let all = ["gemm", "memory", "attention", "loss", "alloc"]
 let suites = args.isEmpty ? all : args
+for s in suites where !all.contains(s) {
+    FileHandle.standardError.write(Data("unknown suite \(s); suites: \(all.joined(separator: ", "))\n".utf8))
+    exit(2)
+}
 print("# \(ComputeRuntime.blas())")
 let report = Report()
-for s in suites {
-    switch s {
-    case "gemm": gemmSuite(report, sizes: [256, 512, 1024, 2048], repeats: repeats)
-    default:
-        FileHandle.standardError.write(Data("unknown suite \(s); suites: \(all.joined(separator: ", "))\n".utf8))
-        exit(2)
-    }
+var peak: Row?
+if suites.contains("gemm") || suites.contains("attention") {
+    _ = try gemmSuite(report, sizes: suites.contains("gemm") ? [256, 512, 1024, 2048] : [2048], repeats: repeats)
+    peak = report.rows.last { $0.name.hasPrefix("cblas_sgemm") }
 }
+if suites.contains("memory") { try memorySuite(report, elements: 1 << 24, repeats: repeats) }
+if suites.contains("attention") { try attentionSuite(report, peak: peak!, repeats: max(3, repeats / 3)) }
+if suites.contains("loss") { try crossEntropySuite(report, repeats: max(3, repeats / 2)) }
+if suites.contains("alloc") { try allocationSuite(report, steps: 20) }
 if let jsonPath { try report.writeJSON(to: jsonPath) }

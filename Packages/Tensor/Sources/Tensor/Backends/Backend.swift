@@ -21,6 +21,8 @@ public protocol ElementwiseBackend {
     func unaryBackward(_ op: UnaryOp, x: ConstPtr, y: ConstPtr, dy: ConstPtr, dx: MutPtr, _ n: Int)
     /// out = a op b over `shape`, with element strides of a and b (0 where broadcast). out contiguous.
     func binary(_ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int])
+    /// y[i] = alpha * x[i] + beta * y[i] for i < n (in place; the optimizers' update primitive).
+    func axpby(_ alpha: Float, _ x: ConstPtr, _ beta: Float, _ y: MutPtr, _ n: Int)
     /// out[i] = cond[i] != 0 ? a[i] : b[i] with broadcasting strides.
     func select(_ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int])
 }

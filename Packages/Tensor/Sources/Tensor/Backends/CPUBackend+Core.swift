@@ -18,6 +18,16 @@ extension CPUBackend {
         }
     }
 
+    public func axpby(_ alpha: Float, _ x: ConstPtr, _ beta: Float, _ y: MutPtr, _ n: Int) {
+        ComputeRuntime.parallelFor(n) { r in
+            if beta == 1 {
+                for i in r { y[i] += alpha * x[i] }
+            } else {
+                for i in r { y[i] = alpha * x[i] + beta * y[i] }
+            }
+        }
+    }
+
     public func select(_ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
         forEachIndex(shape) { lin, idx in
             out[lin] = cond[dot(idx, cStrides)] != 0 ? a[dot(idx, aStrides)] : b[dot(idx, bStrides)]

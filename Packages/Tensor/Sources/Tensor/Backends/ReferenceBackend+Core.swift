@@ -14,6 +14,10 @@ extension ReferenceBackend {
         forEachIndex(shape) { lin, idx in out[lin] = Scalar.binary(op, a[dot(idx, aStrides)], b[dot(idx, bStrides)]) }
     }
 
+    public func axpby(_ alpha: Float, _ x: ConstPtr, _ beta: Float, _ y: MutPtr, _ n: Int) {
+        for i in 0..<n { y[i] = Float(Double(alpha) * Double(x[i]) + Double(beta) * Double(y[i])) }
+    }
+
     public func select(_ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
         forEachIndex(shape) { lin, idx in
             out[lin] = cond[dot(idx, cStrides)] != 0 ? a[dot(idx, aStrides)] : b[dot(idx, bStrides)]

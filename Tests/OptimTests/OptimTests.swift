@@ -1,0 +1,207 @@
+import Foundation
+import Optim
+import SightlineTestSupport
+import Tensor
+import Testing
+
+@Suite struct LearningRateLawAndSchedules {
+    @Test func mm1LawToOneSignificantDigit() {
+        func oneDigit(_ x: Double) -> Double {
+            let e = floor(log10(x))
+            return (x / pow(10, e)).rounded() * pow(10, e)
+        }
+        #expect(abs(oneDigit(mm1PeakLearningRate(parameterCount: 3_000_000_000)) - 6e-5) < 1e-12)
+        #expect(abs(oneDigit(mm1PeakLearningRate(parameterCount: 7_000_000_000)) - 4e-5) < 1e-12)
+        #expect(abs(oneDigit(mm1PeakLearningRate(parameterCount: 30_000_000_000)) - 2e-5) < 1e-12)
+        #expect(PeakLearningRate.auto.resolve(languageModelParameters: 7_000_000_000) == mm1PeakLearningRate(parameterCount: 7_000_000_000))
+    }
+
+    @Test func autoOrNumberInConfigs() throws {
+        let auto = try JSONDecoder().decode([PeakLearningRate].self, from: Data(#"["auto", 0.0003]"#.utf8))
+        #expect(auto == [.auto, .fixed(3e-4)])
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode([PeakLearningRate].self, from: Data(#"["fast"]"#.utf8)) }
+    }
+
+    @Test func mm1CosineScheduleClosedForm() {
+        let s = LearningRateSchedule.mm1
+        #expect(s.multiplier(at: 0) == 1.0 / 2000)
+        #expect(s.multiplier(at: 1999) == 1)
+        #expect(abs(s.multiplier(at: 2000) - 1) < 1e-12)
+        let mid = 2000 + (200_000 - 2000) / 2
+        #expect(abs(s.multiplier(at: mid) - (0.1 + 0.9 * 0.5)) < 1e-9)
+        #expect(abs(s.multiplier(at: 200_000) - 0.1) < 1e-12)
+        #expect(abs(s.multiplier(at: 250_000) - 0.1) < 1e-12)  // stays at the floor
+        // A pure function of the step: resuming anywhere gives the same value.
+        #expect(s.learningRate(at: 12345, peak: 2e-4) == 2e-4 * s.multiplier(at: 12345))
+        #expect(LearningRateSchedule.linear(warmup: 10, total: 110, floor: 0).multiplier(at: 60) == 0.5)
+        #expect(LearningRateSchedule.constant(warmup: 4).multiplier(at: 1) == 0.5)
+    }
+}
+
+@Suite struct AdamWBehaviour {
+    func params(_ seed: UInt64) -> [(String, Parameter)] {
+        [("layer.weight", Parameter(randomTensor([4, 3], seed: seed))), ("layer.bias", Parameter(randomTensor([4], seed: seed + 1)))]
+    }
+
+    @Test func decoupledDecayIgnoresPeakRateWithZeroGradients() throws {
+        var finals: [[Float]] = []
+        for lr in [1e-3, 1.0] {
+            let p = params(1)
+            let opt = AdamW(.init(learningRate: lr, weightDecay: 0.1, semantics: .decoupled))
+            var g = Gradients()
+            for (name, q) in p { g = try merged(g, name, Tensor.zeros(q.shape)) }
+            try opt.update(p, gradients: g, scheduleMultiplier: 0.5)
+            finals.append(p[0].1.data.scalars)
+            // theta <- theta (1 - s wd)
+            let expected = params(1)[0].1.data.scalars.map { $0 * Float(1 - 0.5 * 0.1) }
+            #expect(relativeError(p[0].1.data.scalars, expected) < 1e-7)
+        }
+        #expect(finals[0] == finals[1])
+        // PyTorch semantics scales the decay with the rate.
+        let p = params(1)
+        let opt = AdamW(.init(learningRate: 2.0, weightDecay: 0.1, semantics: .pytorch))
+        try opt.update(p, gradients: try zeroGrads(p), scheduleMultiplier: 0.5)
+        #expect(p[0].1.data.scalars != finals[0])
+    }
+
+    @Test func defaultGroupsExemptBiasesNormsEmbeddingsAndQueries() {
+        let groups = ParameterGroups(weightDecay: 0.1, learningRateMultipliers: ["vision_model.": 0.1, "connector.": 10])
+        #expect(groups.settings(for: "model.layers.0.mlp.up_proj.weight", shape: [8, 4]).weightDecay == 0.1)
+        #expect(groups.settings(for: "model.layers.0.mlp.up_proj.bias", shape: [8]).weightDecay == 0)
+        #expect(groups.settings(for: "model.norm.weight", shape: [8]).weightDecay == 0)
+        #expect(groups.settings(for: "vision_model.embeddings.position_embedding.weight", shape: [50, 8]).weightDecay == 0)
+        #expect(groups.settings(for: "vision_model.embeddings.class_embedding", shape: [8]).weightDecay == 0)
+        #expect(groups.settings(for: "connector.cls_token_w16_q16", shape: [1, 16, 8]).weightDecay == 0)
+        #expect(groups.settings(for: "vision_model.encoder.layers.0.mlp.fc1.weight", shape: [8, 8]).learningRateMultiplier == 0.1)
+        #expect(groups.settings(for: "connector.out_proj.weight", shape: [8, 8]).learningRateMultiplier == 10)
+    }
+
+    @Test func nonFiniteNormSkipsAndCounts() throws {
+        let p = params(2)
+        let before = p.map { $0.1.data.scalars }
+        let opt = AdamW(.init(learningRate: 1e-2))
+        var g = try zeroGrads(p)
+        g = try merged(Gradients(), "layer.weight", Tensor.full([4, 3], .nan))
+        let norm = clipGradientNorm(&g, maxNorm: 1)
+        #expect(norm.isNaN)
+        #expect(try opt.update(p, gradients: g, gradientNorm: norm) == .skippedNonFinite)
+        #expect(opt.skippedSteps == 1 && opt.step == 0)
+        #expect(p.map { $0.1.data.scalars } == before)
+    }
+
+    @Test func clippingRescalesToExactlyMaxNorm() throws {
+        var g = try merged(merged(Gradients(), "a", Tensor([3, 4])), "b", Tensor([12]))  // norm 13
+        let norm = clipGradientNorm(&g, maxNorm: 1)
+        #expect(norm == 13)
+        #expect(abs(globalGradientNorm(g) - 1) < 1e-6)
+        var small = try merged(Gradients(), "a", Tensor([0.3, 0.4]))
+        #expect(clipGradientNorm(&small, maxNorm: 1) == 0.5)
+        #expect(small["a"]!.scalars == [0.3, 0.4])  // below the threshold: untouched
+    }
+
+    @Test func accumulatingMicroBatchesEqualsOneBigBatch() throws {
+        // Loss = sum over tokens of squared error; 4 micro-batches of different sizes vs one batch.
+        let w = Parameter(randomTensor([3, 2], seed: 5))
+        let xs = (0..<4).map { randomTensor([$0 + 2, 3], seed: 10 + UInt64($0)) }
+        let ys = (0..<4).map { randomTensor([$0 + 2, 2], seed: 20 + UInt64($0)) }
+        var acc = GradientAccumulator()
+        for (x, y) in zip(xs, ys) {
+            let (_, g) = try valueAndGradient(at: [("w", w)]) { try (Tensor.matmul(x, w.value) - y).square().sum() }
+            try acc.add(g, tokens: x.shape[0])
+        }
+        let micro = acc.finalize()
+        let bigX = try Tensor.concatenate(xs), bigY = try Tensor.concatenate(ys)
+        let (_, big) = try valueAndGradient(at: [("w", w)]) { try (Tensor.matmul(bigX, w.value) - bigY).square().sum(axis: 1).mean() }
+        #expect(relativeError(micro["w"]!.scalars, big["w"]!.scalars) < 1e-6)
+        #expect(acc.tokenCount == 0)  // finalize resets
+    }
+
+    @Test func saveRestoreContinueIsBitExact() throws {
+        func trainingRun(_ steps: Range<Int>, _ p: [(String, Parameter)], _ opt: AdamW) throws {
+            for step in steps {
+                var gen = RandomGenerator(seed: UInt64(100 + step))
+                var g = Gradients()
+                for (name, q) in p { g = try merged(g, name, Tensor.normal(q.shape, generator: &gen)) }
+                let norm = clipGradientNorm(&g, maxNorm: 1)
+                try opt.update(p, gradients: g, scheduleMultiplier: LearningRateSchedule.cosine(warmup: 3, total: 20, floor: 0.1).multiplier(at: step), gradientNorm: norm)
+            }
+        }
+        let config = AdamW.Config(learningRate: 1e-2, weightDecay: 0.05, semantics: .decoupled)
+        let straight = params(7)
+        try trainingRun(0..<10, straight, AdamW(config))
+        let resumed = params(7)
+        let first = AdamW(config)
+        try trainingRun(0..<5, resumed, first)
+        // "Save": copy parameters and state out; "restore" into fresh objects.
+        let savedState = Dictionary(uniqueKeysWithValues: first.stateTensors().map { ($0.0, Tensor($0.1.scalars).detached()) })
+        let reshaped = try savedState.mapValues { t -> Tensor in t }
+        let restored = params(99)
+        for ((_, dst), (_, src)) in zip(restored, resumed) { dst.data = try Tensor(shape: src.shape, scalars: src.data.scalars) }
+        let second = AdamW(config)
+        var shaped: [String: Tensor] = [:]
+        for (k, v) in reshaped {
+            let name = k.replacingOccurrences(of: ".exp_avg_sq", with: "").replacingOccurrences(of: ".exp_avg", with: "")
+            shaped[k] = try v.reshaped(restored.first { $0.0 == name }!.1.shape)
+        }
+        try second.loadState(shaped, step: first.step)
+        try trainingRun(5..<10, restored, second)
+        for ((name, a), (_, b)) in zip(straight, restored) {
+            #expect(a.data.scalars == b.data.scalars, "\(name)")
+        }
+        #expect(throws: OptimizerError.self) { try second.loadState(["x.exp_avg": Tensor([1])], step: 1) }
+    }
+}
+
+@Suite struct SGDBehaviour {
+    @Test func momentumMatchesHandComputedSteps() throws {
+        // p0 = 1, g = 2 each step, lr 0.1, momentum 0.9: buf1 = 2, buf2 = 0.9*2 + 2 = 3.8.
+        let p = Parameter(Tensor([1]))
+        let opt = SGD(.init(learningRate: 0.1, momentum: 0.9))
+        let g = try merged(Gradients(), "p", Tensor([2]))
+        try opt.update([("p", p)], gradients: g)
+        #expect(abs(p.data.scalars[0] - 0.8) < 1e-7)
+        try opt.update([("p", p)], gradients: g)
+        #expect(abs(p.data.scalars[0] - (0.8 - 0.38)) < 1e-6)
+        // Nesterov and weight decay: g' = 2 + 0.5 * 1 = 2.5; buf = 2.5; d = 2.5 + 0.9 * 2.5.
+        let q = Parameter(Tensor([1]))
+        try SGD(.init(learningRate: 0.1, momentum: 0.9, weightDecay: 0.5, nesterov: true)).update([("p", q)], gradients: g)
+        #expect(abs(q.data.scalars[0] - (1 - 0.1 * 4.75)) < 1e-6)
+    }
+}
+
+@Suite struct ZLossTerm {
+    @Test func equalsCoefficientTimesMeanSquaredLogSumExp() throws {
+        let logits = randomTensor([5, 7], seed: 3, low: -3, high: 3)
+        let targets = IndexTensor([1, -100, 6, 0, 2])
+        let z = try ZLoss(coefficient: 1e-4)(logits: logits, targets: targets)
+        // Independent computation in Double over the supervised rows.
+        let v = logits.scalars
+        var acc = 0.0
+        for row in [0, 2, 3, 4] {
+            let xs = v[(row * 7)..<(row * 7 + 7)].map(Double.init)
+            let m = xs.max()!
+            let lse = m + log(xs.map { exp($0 - m) }.reduce(0, +))
+            acc += lse * lse
+        }
+        #expect(abs(Double(try z.item()) - 1e-4 * acc / 4) < 1e-9)
+        let r = try gradCheck(eps: 1e-2, atol: 1e-6, [logits]) { try ZLoss(coefficient: 0.1)(logits: $0[0], targets: targets) }
+        #expect(r.passed, "\(r)")
+        // No supervised token: zero, not NaN.
+        #expect(try ZLoss()(logits: logits, targets: IndexTensor([Int](repeating: -100, count: 5))).item() == 0)
+    }
+}
+
+func merged(_ g: Gradients, _ name: String, _ t: Tensor) throws -> Gradients {
+    // Builds a Gradients value through the public API (valueAndGradient of a linear function).
+    let p = Parameter(Tensor.zeros(t.shape))
+    let (_, one) = try valueAndGradient(at: [(name, p)]) { try (p.value * t).sum() }
+    var out = g
+    try out.accumulate(one)
+    return out
+}
+
+func zeroGrads(_ p: [(String, Parameter)]) throws -> Gradients {
+    var g = Gradients()
+    for (name, q) in p { g = try merged(g, name, Tensor.zeros(q.shape)) }
+    return g
+}
