@@ -205,3 +205,20 @@ func zeroGrads(_ p: [(String, Parameter)]) throws -> Gradients {
     for (name, q) in p { g = try merged(g, name, Tensor.zeros(q.shape)) }
     return g
 }
+
+@Suite struct ZLossFixture {
+    /// PyTorch: z_loss = coef * mean(lse^2) over non-ignored rows; its gradient is the difference of the
+    /// gradients of (CE mean + z-loss) and of CE mean, both stored by the fixture.
+    @Test func matchesPyTorchValueAndGradient() throws {
+        let f = try loadFixtureCase("cross_entropy_zloss_large")
+        let logits = try f.tensor("logits"), targets = try f.indexTensor("targets")
+        let z = ZLoss(coefficient: Float(try f.double("z_loss_coefficient")))
+        let value = try z(logits: logits, targets: targets, ignoreIndex: try f.int("ignore_index"))
+        let refValue = try f.tensor("z_loss")
+        #expect(relativeError(value.scalars, refValue.scalars) < 1e-5, "value \(value.scalars) vs \(refValue.scalars)")
+        let g = try gradient(of: { try z(logits: $0[0], targets: targets) }, at: [logits])[0]
+        let refGrad = try f.tensor("grad_logits_total") - f.tensor("grad_logits")
+        let err = relativeError(g.scalars, refGrad.scalars)
+        #expect(err < 1e-4, "z-loss gradient relative error \(err)")
+    }
+}
