@@ -124,3 +124,229 @@ func checkParity(
         }
     }
 }
+
+// MARK: - Convolution, interpolation, pooling
+
+@Suite struct ParityConv {
+    @Test(arguments: [
+        "conv2d_groups1", "conv2d_groups2", "conv2d_depthwise", "conv2d_stride2", "conv2d_padding1",
+        "conv2d_dilation2", "conv2d_nobias", "conv2d_mixed", "conv2d_patch4",
+    ])
+    func conv2dMatchesTorch(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let stride = try fx.intPair("stride"), padding = try fx.intPair("padding")
+        let dilation = try fx.intPair("dilation"), groups = try fx.int("groups")
+        let hasBias = try fx.bool("bias")
+        try checkParity(fx, inputs: hasBias ? ["x", "weight", "bias"] : ["x", "weight"]) { xs in
+            try conv2d(
+                xs[0], weight: xs[1], bias: hasBias ? xs[2] : nil, stride: stride, padding: padding,
+                dilation: dilation, groups: groups)
+        }
+    }
+}
+
+@Suite struct ParityInterpolate {
+    @Test(arguments: [
+        "interpolate_bicubic_up", "interpolate_bicubic_nonsquare", "interpolate_bicubic_ac",
+        "interpolate_bicubic_ac_down", "interpolate_bicubic_down", "interpolate_bicubic_aa_down",
+        "interpolate_bicubic_aa_up", "interpolate_bicubic_aa_mixed", "interpolate_bicubic_scale",
+        "interpolate_bicubic_aa_scale", "interpolate_bilinear_up", "interpolate_bilinear_nonsquare",
+        "interpolate_bilinear_ac", "interpolate_bilinear_down", "interpolate_bilinear_aa_down",
+        "interpolate_bilinear_aa_mixed", "interpolate_bilinear_scale", "interpolate_bilinear_ac_scale",
+        "interpolate_bilinear_aa_scale", "interpolate_nearest_size", "interpolate_nearest_scale",
+        "interpolate_posembed_16_24", "interpolate_posembed_16_24_aa", "interpolate_posembed_24_32x24",
+        "interpolate_posembed_24_32x24_aa", "interpolate_posembed_24_16_aa",
+    ])
+    func interpolateMatchesTorch(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let modeName = try fx.string("mode")
+        let mode = try #require(InterpolationMode(rawValue: modeName), "unknown mode \(modeName)")
+        let size = try fx.optionalIntPair("size"), scale = try fx.optionalDoublePair("scale_factor")
+        let alignCorners = try fx.bool("align_corners"), antialias = try fx.bool("antialias")
+        try checkParity(fx, inputs: ["x"]) { xs in
+            try interpolate(
+                xs[0], size: size, scaleFactor: scale, mode: mode, alignCorners: alignCorners, antialias: antialias)
+        }
+    }
+}
+
+@Suite struct ParityPooling {
+    @Test(arguments: [
+        "adaptive_avg_pool2d_16_8", "adaptive_avg_pool2d_16_12", "adaptive_avg_pool2d_27_12",
+        "adaptive_avg_pool2d_5x7_3x2",
+    ])
+    func adaptiveAvgPool(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let size = try fx.intPair("output_size")
+        try checkParity(fx, inputs: ["x"]) { xs in try adaptiveAvgPool2d(xs[0], outputSize: size) }
+    }
+
+    @Test(arguments: [
+        "avg_pool2d_k2s2", "avg_pool2d_k3s2p1", "avg_pool2d_k3s2p1_exclude", "avg_pool2d_k3s2p1_ceil",
+        "avg_pool2d_k3s2p1_ceil_exclude", "avg_pool2d_k3s2_ceil", "avg_pool2d_k2x3s1x2p1x0",
+    ])
+    func avgPool(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let kernel = try fx.intPair("kernel"), stride = try fx.intPair("stride"), padding = try fx.intPair("padding")
+        let ceil = try fx.bool("ceil_mode"), include = try fx.bool("count_include_pad")
+        try checkParity(fx, inputs: ["x"]) { xs in
+            try avgPool2d(xs[0], kernel: kernel, stride: stride, padding: padding, ceilMode: ceil, countIncludePad: include)
+        }
+    }
+
+    @Test(arguments: [
+        "max_pool2d_k2s2", "max_pool2d_k3s2p1", "max_pool2d_k3s2p1_ceil", "max_pool2d_k3s2_ceil",
+        "max_pool2d_k3s1d2p1", "max_pool2d_k2x3s2x1p1x1",
+    ])
+    func maxPool(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let kernel = try fx.intPair("kernel"), stride = try fx.intPair("stride"), padding = try fx.intPair("padding")
+        let dilation = try fx.intPair("dilation"), ceil = try fx.bool("ceil_mode")
+        try checkParity(fx, inputs: ["x"]) { xs in
+            try maxPool2d(xs[0], kernel: kernel, stride: stride, padding: padding, dilation: dilation, ceilMode: ceil)
+        }
+    }
+}
+
+// MARK: - Normalisation
+
+@Suite struct ParityNormalization {
+    @Test(arguments: ["group_norm_g3", "group_norm_g1", "group_norm_g6", "group_norm_g2_noaffine"])
+    func groupNormMatchesTorch(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let groups = try fx.int("groups"), eps = Float(try fx.double("eps")), affine = try fx.bool("affine")
+        try checkParity(fx, inputs: affine ? ["x", "weight", "bias"] : ["x"]) { xs in
+            try groupNorm(xs[0], groups: groups, weight: affine ? xs[1] : nil, bias: affine ? xs[2] : nil, eps: eps)
+        }
+    }
+
+    @Test(arguments: ["layer_norm_last", "layer_norm_last2", "layer_norm_offset", "layer_norm_noaffine"])
+    func layerNormMatchesTorch(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let shape = try fx.intArray("normalized_shape"), eps = Float(try fx.double("eps")), affine = try fx.bool("affine")
+        try checkParity(fx, inputs: affine ? ["x", "weight", "bias"] : ["x"]) { xs in
+            try layerNorm(xs[0], normalizedShape: shape, weight: affine ? xs[1] : nil, bias: affine ? xs[2] : nil, eps: eps)
+        }
+    }
+
+    @Test(arguments: ["rms_norm_eps1e-6", "rms_norm_eps1e-5"])
+    func rmsNormMatchesHuggingFace(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let eps = Float(try fx.double("eps"))
+        try checkParity(fx, inputs: ["x", "weight"]) { xs in try rmsNorm(xs[0], weight: xs[1], eps: eps) }
+    }
+
+    @Test(arguments: ["batch_norm_train", "batch_norm_eval"])
+    func batchNormMatchesTorch(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let training = try fx.bool("training"), momentum = Float(try fx.double("momentum"))
+        let eps = Float(try fx.double("eps"))
+        let mean0 = try fx.tensor("running_mean"), var0 = try fx.tensor("running_var")
+        // Running statistics after one call.
+        var rm: Tensor? = mean0, rv: Tensor? = var0
+        _ = try noGrad {
+            try batchNorm(
+                fx.tensor("x"), runningMean: &rm, runningVar: &rv, weight: fx.tensor("weight"), bias: fx.tensor("bias"),
+                training: training, momentum: momentum, eps: eps)
+        }
+        try expectParity(try #require(rm), fx, "running_mean_out")
+        try expectParity(try #require(rv), fx, "running_var_out")
+        // Output and gradients (each evaluation starts from the stored running statistics).
+        try checkParity(fx, inputs: ["x", "weight", "bias"]) { xs in
+            var m: Tensor? = mean0, v: Tensor? = var0
+            return try batchNorm(
+                xs[0], runningMean: &m, runningVar: &v, weight: xs[1], bias: xs[2], training: training,
+                momentum: momentum, eps: eps)
+        }
+    }
+}
+
+// MARK: - Attention
+
+@Suite struct ParityAttention {
+    /// Builds the `AttentionMask` a fixture describes, and checks that it hides exactly what the
+    /// boolean mask given to PyTorch hid (the fixture's `attn_mask`, `[B, 1, Tq, Tk]`, 1 = attend).
+    static func mask(_ fx: Fixture, batch: Int, tq: Int, tk: Int) throws -> AttentionMask {
+        let kind = try fx.string("mask")
+        var mask = AttentionMask.none
+        var visible: (Int, Int, Int) -> Bool = { _, _, _ in true }
+        switch kind {
+        case "none", "nomask", "gqa", "cross":
+            break
+        case "causal", "gqa_causal", "scale":
+            mask = .causal
+            visible = { _, i, j in j <= i }
+        case "document", "document_causal":
+            let lengths = try fx.indexTensor("document_lengths").values
+            let ids = lengths.enumerated().flatMap { Array(repeating: $0.offset, count: $0.element) }
+            let causal = kind == "document_causal"
+            mask = .documents(try IndexTensor(shape: [batch, tk], values: Array((0..<batch).map { _ in ids }.joined())), causal: causal)
+            visible = { _, i, j in ids[i] == ids[j] && (!causal || j <= i) }
+        case "key_padding":
+            let lengths = try fx.indexTensor("key_lengths").values
+            let flags = lengths.map { n in (0..<tk).map { $0 < n ? 1 : 0 } }
+            mask = .keyPadding(try IndexTensor(shape: [batch, tk], values: Array(flags.joined())))
+            visible = { b, _, j in j < lengths[b] }
+        default:
+            throw FixtureError("\(fx.name): unknown mask kind \(kind)")
+        }
+        if let given = fx.ints["attn_mask"] {
+            var expected: [Int] = []
+            for b in 0..<batch { for i in 0..<tq { for j in 0..<tk { expected.append(visible(b, i, j) ? 1 : 0) } } }
+            #expect(given.values == expected, "\(fx.name): the mask rebuilt for Swift differs from the one given to PyTorch")
+        } else {
+            #expect(kind == "none" || kind == "nomask" || kind == "gqa" || kind == "cross", "\(fx.name) stores no attn_mask")
+        }
+        return mask
+    }
+
+    @Test(arguments: [
+        "sdpa_nomask", "sdpa_causal", "sdpa_document", "sdpa_document_causal", "sdpa_gqa", "sdpa_gqa_causal",
+        "sdpa_key_padding", "sdpa_cross", "sdpa_scale",
+    ])
+    func attentionMatchesTorch(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let q = try fx.tensor("q"), k = try fx.tensor("k")
+        let mask = try Self.mask(fx, batch: q.shape[0], tq: q.shape[2], tk: k.shape[2])
+        let scale = try fx.optionalDouble("scale").map { Float($0) }
+        try checkParity(fx, inputs: ["q", "k", "v"]) { xs in
+            try scaledDotProductAttention(q: xs[0], k: xs[1], v: xs[2], mask: mask, scale: scale)
+        }
+    }
+}
+
+// MARK: - Cross-entropy and z-loss
+
+@Suite struct ParityCrossEntropy {
+    @Test(arguments: [
+        "cross_entropy_plain", "cross_entropy_ignore", "cross_entropy_smoothing",
+        "cross_entropy_ignore_smoothing_zloss", "cross_entropy_zloss_large",
+    ])
+    func crossEntropyMatchesTorch(_ name: String) throws {
+        let fx = try loadFixtureCase(name)
+        let logits = try fx.tensor("logits"), targets = try fx.indexTensor("targets")
+        let ignore = try fx.int("ignore_index"), smoothing = Float(try fx.double("label_smoothing"))
+        let coef = Float(try fx.double("z_loss_coefficient"))
+        func parts(_ x: Tensor) throws -> CrossEntropyParts {
+            try crossEntropyParts(
+                logits: x, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing, zLossCoefficient: coef)
+        }
+        let p = try noGrad { try parts(logits) }
+        #expect(p.count == (try fx.int("count")))
+        let n = Float(p.count)
+        try expectParity(p.lossSum, fx, "loss_sum")
+        try expectParity(p.zLossSum, fx, "z_loss_sum")
+        try expectParity(p.lossSum / n, fx, "out")
+        try expectParity(try (p.lossSum + p.zLossSum) / n, fx, "total_mean")
+        let mean = try noGrad {
+            try crossEntropy(
+                logits: logits, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing, zLossCoefficient: coef)
+        }
+        try expectParity(mean, fx, "total_mean")
+        // Gradients: of the mean cross-entropy, and of the mean cross-entropy plus mean z-loss.
+        let gLoss = try gradient(of: { xs in try parts(xs[0]).lossSum / n }, at: [logits])[0]
+        try expectParity(gLoss, fx, "grad_logits")
+        let gTotal = try gradient(of: { xs in let q = try parts(xs[0]); return try (q.lossSum + q.zLossSum) / n }, at: [logits])[0]
+        try expectParity(gTotal, fx, "grad_logits_total")
+    }
+}
