@@ -365,6 +365,9 @@ def attention_cases():
     specs.append(("key_padding", B, H, H, L, L, D, kp, None, {"key_lengths": valid}))
     specs.append(("cross", B, H, H, 5, 7, D, None, None, {}))
     specs.append(("scale", B, H, H, L, L, D, causal, 0.3, {}))
+    # Fewer queries than keys (a KV cache): query i sits at position Tk - Tq + i (bottom-right).
+    tail = torch.ones(4, 7, dtype=torch.bool).tril(diagonal=7 - 4)
+    specs.append(("causal_tail", B, H, H, 4, 7, D, tail, None, {}))
 
     for name, B, Hq, Hkv, Lq, Lk, D, mask, scale, extra in specs:
         c = Case("sdpa_" + name, "scaled_dot_product_attention")
@@ -440,10 +443,12 @@ def cross_entropy_cases():
         ("smoothing", 8, 11, 3.0, [], 0.1, 0.0),
         ("ignore_smoothing_zloss", 10, 13, 3.0, [0, 4, 9], 0.1, 1e-4),
         ("zloss_large", 6, 50, 20.0, [2], 0.0, 1e-3),
+        ("batched", (2, 4), 9, 3.0, [(0, 3), (1, 0), (1, 1)], 0.1, 1e-4),
     ]
     for name, N, V, mult, ignored, ls, coef in specs:
         c = Case("cross_entropy_" + name, "cross_entropy")
-        targets = torch.randint(0, V, (N,), generator=c.gen)
+        lead = N if isinstance(N, tuple) else (N,)
+        targets = torch.randint(0, V, lead, generator=c.gen)
         for i in ignored:
             targets[i] = -100
         c.params = {"ignore_index": -100, "label_smoothing": ls, "z_loss_coefficient": coef}
@@ -451,11 +456,13 @@ def cross_entropy_cases():
         keep = targets != -100
         count = int(keep.sum())
         c.params["count"] = count
-        logits = c.uniform(N, V) * mult
+        logits = c.uniform(*lead, V) * mult
 
         def fn(logits, targets=targets, keep=keep, ls=ls, coef=coef):
-            mean = F.cross_entropy(logits, targets, ignore_index=-100, label_smoothing=ls, reduction="mean")
-            total = F.cross_entropy(logits, targets, ignore_index=-100, label_smoothing=ls, reduction="sum")
+            # Classes last (as the Swift op); torch wants them at dim 1, so rows are flattened.
+            flat, tflat = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+            mean = F.cross_entropy(flat, tflat, ignore_index=-100, label_smoothing=ls, reduction="mean")
+            total = F.cross_entropy(flat, tflat, ignore_index=-100, label_smoothing=ls, reduction="sum")
             lse = torch.logsumexp(logits, dim=-1)
             lse2 = (lse * lse)[keep]
             z_sum = lse2.sum()

@@ -276,6 +276,10 @@ func checkParity(
         case "causal", "gqa_causal", "scale":
             mask = .causal
             visible = { _, i, j in j <= i }
+        case "causal_tail":
+            // Fewer queries than keys: query i sits at position tk - tq + i (bottom-right aligned).
+            mask = .causal
+            visible = { _, i, j in j <= i + tk - tq }
         case "document", "document_causal":
             let lengths = try fx.indexTensor("document_lengths").values
             let ids = lengths.enumerated().flatMap { Array(repeating: $0.offset, count: $0.element) }
@@ -302,7 +306,7 @@ func checkParity(
 
     @Test(arguments: [
         "sdpa_nomask", "sdpa_causal", "sdpa_document", "sdpa_document_causal", "sdpa_gqa", "sdpa_gqa_causal",
-        "sdpa_key_padding", "sdpa_cross", "sdpa_scale",
+        "sdpa_key_padding", "sdpa_cross", "sdpa_scale", "sdpa_causal_tail",
     ])
     func attentionMatchesTorch(_ name: String) throws {
         let fx = try loadFixtureCase(name)
@@ -320,7 +324,7 @@ func checkParity(
 @Suite struct ParityCrossEntropy {
     @Test(arguments: [
         "cross_entropy_plain", "cross_entropy_ignore", "cross_entropy_smoothing",
-        "cross_entropy_ignore_smoothing_zloss", "cross_entropy_zloss_large",
+        "cross_entropy_ignore_smoothing_zloss", "cross_entropy_zloss_large", "cross_entropy_batched",
     ])
     func crossEntropyMatchesTorch(_ name: String) throws {
         let fx = try loadFixtureCase(name)
