@@ -7,14 +7,33 @@ import Testing
 // fixtures written by scripts/make_fixtures.py (PyTorch, float64 references stored at float32
 // precision). Relative error is max|ours - ref| / max|ref| per tensor.
 //
-// Tolerances: forward <= 1e-5 relative for every op. Gradients <= 1e-5 relative as well unless a
-// suite states otherwise (with the reason). Set SIGHTLINE_PARITY_VERBOSE=1 to print every measured
-// error.
+// Every comparison runs twice: on the CPU backend (the fast kernels) and on the reference backend
+// (the plain-loop oracle the fast kernels are tested against), so both are tied to PyTorch.
+//
+// Tolerances: forward <= 1e-5 relative for every op, and gradients <= 1e-5 relative as well.
+// Measured errors are far below that (about 1e-7 to 2e-6, the same size as PyTorch's own float32
+// error against the float64 reference, which each failure message prints for comparison). Set
+// SIGHTLINE_PARITY_VERBOSE=1 to print every measured error.
 
 /// Forward tolerance (relative) for every op.
 let parityForwardTolerance = 1e-5
 
 private let verbose = ProcessInfo.processInfo.environment["SIGHTLINE_PARITY_VERBOSE"] != nil
+
+/// The backends every parity test runs on.
+let parityBackends: [(name: String, backend: any Backend)] = [
+    ("cpu", CPUBackend.shared), ("reference", ReferenceBackend.shared),
+]
+
+/// Runs `body` once per backend in `parityBackends`, passing the backend's name.
+func forEachParityBackend(_ body: (String) throws -> Void) throws {
+    for (name, backend) in parityBackends { try withBackend(backend) { try body(name) } }
+}
+
+/// The name of the backend ops currently dispatch to, for messages.
+private var currentBackendName: String {
+    Backends.current is ReferenceBackend ? "reference" : Backends.current is CPUBackend ? "cpu" : "\(type(of: Backends.current))"
+}
 
 /// Compares `ours` with the fixture tensor `key`: same shape, relative error within `tol`. Returns the
 /// measured error.
@@ -28,10 +47,13 @@ func expectParity(
     guard ours.shape == ref.shape else { return .infinity }
     let err = relativeError(ours.scalars, ref.scalars)
     let torch32 = fx.torchFloat32Error[key].map { String(format: "%.2e", $0) } ?? "-"
-    if verbose { print("parity \(fx.name).\(key): relative error \(String(format: "%.3e", err)) (torch float32: \(torch32))") }
+    let backend = currentBackendName
+    if verbose {
+        print("parity \(fx.name).\(key) [\(backend)]: relative error \(String(format: "%.3e", err)) (torch float32: \(torch32))")
+    }
     #expect(
         err <= tol,
-        "\(fx.name).\(key): relative error \(String(format: "%.3e", err)) > \(String(format: "%.0e", tol)) (PyTorch float32 itself: \(torch32))",
+        "\(fx.name).\(key) [\(backend)]: relative error \(String(format: "%.3e", err)) > \(String(format: "%.0e", tol)) (PyTorch float32 itself: \(torch32))",
         sourceLocation: sourceLocation)
     return err
 }
@@ -45,13 +67,15 @@ func checkParity(
     _ f: ([Tensor]) throws -> Tensor
 ) throws -> (forward: Double, gradient: Double) {
     let inputs = try names.map { try fx.tensor($0) }
-    let y = try noGrad { try f(inputs) }
-    let fwd = try expectParity(y, fx, "out", sourceLocation: sourceLocation)
-    var gradErr = 0.0
-    guard let r = fx.tensors["r"] else { return (fwd, gradErr) }
-    let grads = try gradient(of: { xs in try (f(xs) * r).sum() }, at: inputs)
-    for (name, g) in zip(names, grads) where fx.tensors["grad_" + name] != nil {
-        gradErr = max(gradErr, try expectParity(g, fx, "grad_" + name, tol: gradTol, sourceLocation: sourceLocation))
+    var fwd = 0.0, gradErr = 0.0
+    try forEachParityBackend { _ in
+        let y = try noGrad { try f(inputs) }
+        fwd = max(fwd, try expectParity(y, fx, "out", sourceLocation: sourceLocation))
+        guard let r = fx.tensors["r"] else { return }
+        let grads = try gradient(of: { xs in try (f(xs) * r).sum() }, at: inputs)
+        for (name, g) in zip(names, grads) where fx.tensors["grad_" + name] != nil {
+            gradErr = max(gradErr, try expectParity(g, fx, "grad_" + name, tol: gradTol, sourceLocation: sourceLocation))
+        }
     }
     return (fwd, gradErr)
 }
@@ -243,14 +267,16 @@ func checkParity(
         let eps = Float(try fx.double("eps"))
         let mean0 = try fx.tensor("running_mean"), var0 = try fx.tensor("running_var")
         // Running statistics after one call.
-        var rm: Tensor? = mean0, rv: Tensor? = var0
-        _ = try noGrad {
-            try batchNorm(
-                fx.tensor("x"), runningMean: &rm, runningVar: &rv, weight: fx.tensor("weight"), bias: fx.tensor("bias"),
-                training: training, momentum: momentum, eps: eps)
+        try forEachParityBackend { _ in
+            var rm: Tensor? = mean0, rv: Tensor? = var0
+            _ = try noGrad {
+                try batchNorm(
+                    fx.tensor("x"), runningMean: &rm, runningVar: &rv, weight: fx.tensor("weight"), bias: fx.tensor("bias"),
+                    training: training, momentum: momentum, eps: eps)
+            }
+            try expectParity(try #require(rm), fx, "running_mean_out")
+            try expectParity(try #require(rv), fx, "running_var_out")
         }
-        try expectParity(try #require(rm), fx, "running_mean_out")
-        try expectParity(try #require(rv), fx, "running_var_out")
         // Output and gradients (each evaluation starts from the stored running statistics).
         try checkParity(fx, inputs: ["x", "weight", "bias"]) { xs in
             var m: Tensor? = mean0, v: Tensor? = var0
@@ -335,22 +361,25 @@ func checkParity(
             try crossEntropyParts(
                 logits: x, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing, zLossCoefficient: coef)
         }
-        let p = try noGrad { try parts(logits) }
-        #expect(p.count == (try fx.int("count")))
-        let n = Float(p.count)
-        try expectParity(p.lossSum, fx, "loss_sum")
-        try expectParity(p.zLossSum, fx, "z_loss_sum")
-        try expectParity(p.lossSum / n, fx, "out")
-        try expectParity(try (p.lossSum + p.zLossSum) / n, fx, "total_mean")
-        let mean = try noGrad {
-            try crossEntropy(
-                logits: logits, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing, zLossCoefficient: coef)
+        try forEachParityBackend { _ in
+            let p = try noGrad { try parts(logits) }
+            #expect(p.count == (try fx.int("count")))
+            let n = Float(p.count)
+            try expectParity(p.lossSum, fx, "loss_sum")
+            try expectParity(p.zLossSum, fx, "z_loss_sum")
+            try expectParity(p.lossSum / n, fx, "out")
+            try expectParity(try (p.lossSum + p.zLossSum) / n, fx, "total_mean")
+            let mean = try noGrad {
+                try crossEntropy(
+                    logits: logits, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing, zLossCoefficient: coef)
+            }
+            try expectParity(mean, fx, "total_mean")
+            // Gradients: of the mean cross-entropy, and of the mean cross-entropy plus mean z-loss.
+            let gLoss = try gradient(of: { xs in try parts(xs[0]).lossSum / n }, at: [logits])[0]
+            try expectParity(gLoss, fx, "grad_logits")
+            let gTotal = try gradient(
+                of: { xs in let q = try parts(xs[0]); return try (q.lossSum + q.zLossSum) / n }, at: [logits])[0]
+            try expectParity(gTotal, fx, "grad_logits_total")
         }
-        try expectParity(mean, fx, "total_mean")
-        // Gradients: of the mean cross-entropy, and of the mean cross-entropy plus mean z-loss.
-        let gLoss = try gradient(of: { xs in try parts(xs[0]).lossSum / n }, at: [logits])[0]
-        try expectParity(gLoss, fx, "grad_logits")
-        let gTotal = try gradient(of: { xs in let q = try parts(xs[0]); return try (q.lossSum + q.zLossSum) / n }, at: [logits])[0]
-        try expectParity(gTotal, fx, "grad_logits_total")
     }
 }
