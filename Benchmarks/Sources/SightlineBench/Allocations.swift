@@ -25,4 +25,14 @@ func allocationSuite(_ report: Report, steps: Int) throws {
     _ = report.add("alloc", "malloc calls per step (MLP 64-256-64, SGD)", unit: "calls", (calls, calls))
     _ = report.add("alloc", "malloc bytes per step", unit: "bytes", (bytes, bytes))
     _ = report.add("alloc", "new tensor buffers per step", unit: "buffers", (buffers, buffers))
+    // Where the calls come from: a bare GEMM and a bare elementwise op.
+    let w = Tensor.uniform([64, 256], generator: &g)
+    _ = try Tensor.matmul(x, w)
+    let c0 = mallocCounters()
+    for _ in 0..<10 { _ = try Tensor.matmul(x, w) }
+    let c1 = mallocCounters()
+    for _ in 0..<10 { _ = try x + x }
+    let c2 = mallocCounters()
+    _ = report.add("alloc", "malloc calls per matmul [32,64]x[64,256]", unit: "calls", (Double(c1.calls - c0.calls) / 10, Double(c1.bytes - c0.bytes) / 10))
+    _ = report.add("alloc", "malloc calls per add [32,64]", unit: "calls", (Double(c2.calls - c1.calls) / 10, Double(c2.bytes - c1.bytes) / 10))
 }

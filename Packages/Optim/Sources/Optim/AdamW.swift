@@ -68,8 +68,9 @@ public final class AdamW: Optimizer {
         for (name, p) in parameters {
             guard p.isTrainable, let g = gradients[name] else { continue }
             let group = config.groups.settings(for: name, shape: p.shape)
-            var m = expAvg[name] ?? Tensor.zeros(p.shape)
-            var v = expAvgSq[name] ?? Tensor.zeros(p.shape)
+            // Taken out of the dictionaries so the in-place update does not copy them (copy-on-write).
+            var m = expAvg.removeValue(forKey: name) ?? Tensor.zeros(p.shape)
+            var v = expAvgSq.removeValue(forKey: name) ?? Tensor.zeros(p.shape)
             let lr = lrPeak * group.learningRateMultiplier * scheduleMultiplier
             // PyTorch: p *= 1 - lr * wd. Decoupled: p *= 1 - s_t * wd (folded into the same factor).
             let decayFactor: Double
@@ -133,8 +134,9 @@ enum AdamKernel {
                             for i in r {
                                 let gi = G[i]
                                 let pi = P[i] * c.decay
-                                // lerp (fused multiply-add, as PyTorch's vectorised lerp); addcmul as (s * g) * g.
-                                let mi = M[i].addingProduct(w1, gi - M[i])
+                                // lerp as m + w (g - m) (no fused multiply-add: on baseline x86-64 that
+                                // is a libm call); addcmul as (s * g) * g.
+                                let mi = M[i] + w1 * (gi - M[i])
                                 let vi = V[i] * c.beta2 + w2 * gi * gi
                                 M[i] = mi
                                 V[i] = vi

@@ -5,7 +5,8 @@ public enum FastMath {
     @inline(__always)
     public static func exp(_ x: Float) -> Float {
         let c = Swift.min(Swift.max(x, -87.33654), 88.0)
-        let k = (c * 1.44269504088896341).rounded()
+        // Round to nearest by adding and subtracting 1.5 * 2^23 (no libm call on baseline x86-64).
+        let k = (c * 1.44269504088896341 + 12_582_912) - 12_582_912
         let r = c - k * 0.693359375 + k * 2.12194440e-4
         var p: Float = 1.9875691500e-4
         p = p * r + 1.3981999507e-3

@@ -58,8 +58,8 @@ public final class BufferPool: @unchecked Sendable {
     func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         let n = max(count, 1)
         lock.lock()
-        if var list = free[n], let p = list.popLast() {
-            free[n] = list
+        // Pop in place (optional chaining on the subscript): copying the list out would copy it.
+        if let p = free[n]?.popLast() {
             cachedBytes -= n * 4
             reuses += 1
             lock.unlock()
