@@ -1,6 +1,20 @@
 import Foundation
+import Tensor
+
+/// The rotary-embedding frequency scaling of a Llama config (`rope_scaling`, or the non-default part of
+/// transformers 5's `rope_parameters`).
+public enum RopeScaling: Equatable, Sendable {
+    /// Llama 3.1's smooth rescaling of the low and medium frequencies (`rope_type: "llama3"`).
+    case llama3(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositionEmbeddings: Int)
+    /// Position interpolation (`rope_type: "linear"`): positions divided by `factor`.
+    case linear(factor: Double)
+}
 
 /// The fields of HF `LlamaConfig` (`config.json`) that shape a Llama-style decoder.
+///
+/// Reads both config dialects: transformers 4 (`rope_theta`, `rope_scaling`) and transformers 5
+/// (`rope_parameters: {rope_type, rope_theta, factor, ...}`); writes the transformers 4 form, which
+/// both versions read.
 public struct LlamaConfig: Codable, Equatable, Sendable {
     public var vocabSize: Int
     public var hiddenSize: Int
@@ -12,6 +26,17 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     public var ropeTheta: Double
     public var tieWordEmbeddings: Bool
     public var maxPositionEmbeddings: Int
+    /// `rope_scaling`; nil for plain RoPE.
+    public var ropeScaling: RopeScaling?
+    /// Width of one head when it is not `hidden_size / num_attention_heads` (`head_dim`).
+    public var explicitHeadDim: Int?
+    /// Biases on q/k/v/o (`attention_bias`).
+    public var attentionBias: Bool
+    /// Biases on gate/up/down (`mlp_bias`).
+    public var mlpBias: Bool
+    public var bosTokenId: Int?
+    public var eosTokenId: Int?
+    public var padTokenId: Int?
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
@@ -19,12 +44,18 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         case numKeyValueHeads = "num_key_value_heads", rmsNormEps = "rms_norm_eps"
         case ropeTheta = "rope_theta", tieWordEmbeddings = "tie_word_embeddings"
         case maxPositionEmbeddings = "max_position_embeddings"
+        case ropeScaling = "rope_scaling", ropeParameters = "rope_parameters", headDim = "head_dim"
+        case attentionBias = "attention_bias", mlpBias = "mlp_bias"
+        case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", padTokenId = "pad_token_id"
+        case architectures, modelType = "model_type", hiddenAct = "hidden_act"
     }
 
     public init(
         vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
         numAttentionHeads: Int, numKeyValueHeads: Int? = nil, rmsNormEps: Double = 1e-6,
-        ropeTheta: Double = 10000, tieWordEmbeddings: Bool = false, maxPositionEmbeddings: Int = 2048
+        ropeTheta: Double = 10000, tieWordEmbeddings: Bool = false, maxPositionEmbeddings: Int = 2048,
+        ropeScaling: RopeScaling? = nil, headDim: Int? = nil, attentionBias: Bool = false, mlpBias: Bool = false,
+        bosTokenId: Int? = 1, eosTokenId: Int? = 2, padTokenId: Int? = nil
     ) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
@@ -36,11 +67,64 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         self.ropeTheta = ropeTheta
         self.tieWordEmbeddings = tieWordEmbeddings
         self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.ropeScaling = ropeScaling
+        self.explicitHeadDim = headDim
+        self.attentionBias = attentionBias
+        self.mlpBias = mlpBias
+        self.bosTokenId = bosTokenId
+        self.eosTokenId = eosTokenId
+        self.padTokenId = padTokenId
+    }
+
+    /// A string-keyed JSON object with numbers and strings (the rope dictionaries).
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    private static func decodeRope(_ c: KeyedDecodingContainer<AnyKey>, fallbackMax: Int) throws -> (theta: Double?, scaling: RopeScaling?) {
+        func num(_ k: String) -> Double? {
+            let key = AnyKey(stringValue: k)
+            if let d = try? c.decodeIfPresent(Double.self, forKey: key) { return d }
+            if let i = try? c.decodeIfPresent(Int.self, forKey: key) { return Double(i) }
+            return nil
+        }
+        let type = (try? c.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "rope_type")))
+            ?? (try? c.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "type"))) ?? "default"
+        let theta = num("rope_theta")
+        switch type {
+        case "default": return (theta, nil)
+        case "linear": return (theta, .linear(factor: num("factor") ?? 1))
+        case "llama3":
+            return (theta, .llama3(
+                factor: num("factor") ?? 8, lowFreqFactor: num("low_freq_factor") ?? 1,
+                highFreqFactor: num("high_freq_factor") ?? 4,
+                originalMaxPositionEmbeddings: Int(num("original_max_position_embeddings") ?? Double(fallbackMax))))
+        default:
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "unsupported rope_type \"\(type)\" (supported: default, linear, llama3)"))
+        }
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let heads = try c.decode(Int.self, forKey: .numAttentionHeads)
+        let maxPos = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
+        var theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
+        var scaling: RopeScaling? = nil
+        if c.contains(.ropeParameters), try !c.decodeNil(forKey: .ropeParameters) {
+            let r = try Self.decodeRope(try c.nestedContainer(keyedBy: AnyKey.self, forKey: .ropeParameters), fallbackMax: maxPos)
+            theta = r.theta ?? theta
+            scaling = r.scaling
+        }
+        if c.contains(.ropeScaling), try !c.decodeNil(forKey: .ropeScaling) {
+            scaling = try Self.decodeRope(try c.nestedContainer(keyedBy: AnyKey.self, forKey: .ropeScaling), fallbackMax: maxPos).scaling
+        }
+        // eos_token_id may be a list (Llama 3 instruct); keep the first.
+        var eos: Int? = nil
+        if let e = try? c.decodeIfPresent(Int.self, forKey: .eosTokenId) { eos = e }
+        else if let e = try? c.decodeIfPresent([Int].self, forKey: .eosTokenId) { eos = e.first }
         self.init(
             vocabSize: try c.decode(Int.self, forKey: .vocabSize),
             hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
@@ -49,11 +133,80 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
             numAttentionHeads: heads,
             numKeyValueHeads: try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads),
             rmsNormEps: try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6,
-            ropeTheta: try c.decodeIfPresent(Double.self, forKey: .ropeTheta) ?? 10000,
+            ropeTheta: theta ?? 10000,
             tieWordEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false,
-            maxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048)
+            maxPositionEmbeddings: maxPos, ropeScaling: scaling,
+            headDim: try c.decodeIfPresent(Int.self, forKey: .headDim),
+            attentionBias: try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false,
+            mlpBias: try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false,
+            bosTokenId: try c.decodeIfPresent(Int.self, forKey: .bosTokenId),
+            eosTokenId: eos,
+            padTokenId: try c.decodeIfPresent(Int.self, forKey: .padTokenId))
     }
 
-    /// Width of one attention head (`hidden_size / num_attention_heads`).
-    public var headDim: Int { hiddenSize / numAttentionHeads }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(["LlamaForCausalLM"], forKey: .architectures)
+        try c.encode("llama", forKey: .modelType)
+        try c.encode("silu", forKey: .hiddenAct)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(intermediateSize, forKey: .intermediateSize)
+        try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
+        try c.encode(numKeyValueHeads, forKey: .numKeyValueHeads)
+        try c.encode(rmsNormEps, forKey: .rmsNormEps)
+        try c.encode(ropeTheta, forKey: .ropeTheta)
+        try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        try c.encode(headDim, forKey: .headDim)
+        try c.encode(attentionBias, forKey: .attentionBias)
+        try c.encode(mlpBias, forKey: .mlpBias)
+        try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)
+        try c.encodeIfPresent(eosTokenId, forKey: .eosTokenId)
+        try c.encodeIfPresent(padTokenId, forKey: .padTokenId)
+        var r = c.nestedContainer(keyedBy: AnyKey.self, forKey: .ropeScaling)
+        switch ropeScaling {
+        case nil: try c.encodeNil(forKey: .ropeScaling)
+        case .linear(let f)?:
+            try r.encode("linear", forKey: AnyKey(stringValue: "rope_type"))
+            try r.encode(f, forKey: AnyKey(stringValue: "factor"))
+        case .llama3(let f, let lo, let hi, let orig)?:
+            try r.encode("llama3", forKey: AnyKey(stringValue: "rope_type"))
+            try r.encode(f, forKey: AnyKey(stringValue: "factor"))
+            try r.encode(lo, forKey: AnyKey(stringValue: "low_freq_factor"))
+            try r.encode(hi, forKey: AnyKey(stringValue: "high_freq_factor"))
+            try r.encode(orig, forKey: AnyKey(stringValue: "original_max_position_embeddings"))
+        }
+    }
+
+    /// Reads a `config.json`.
+    public static func load(contentsOf url: URL) throws -> LlamaConfig {
+        try JSONDecoder().decode(LlamaConfig.self, from: Data(contentsOf: url))
+    }
+
+    /// The config as `config.json` text (sorted keys).
+    public func jsonData() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    /// Width of one attention head (`head_dim`, default `hidden_size / num_attention_heads`).
+    public var headDim: Int { explicitHeadDim ?? hiddenSize / numAttentionHeads }
+
+    /// Checks the head arithmetic.
+    /// - Throws: `TensorError("LlamaConfig", ...)` naming the offending sizes.
+    public func validate() throws {
+        guard vocabSize > 0, hiddenSize > 0, intermediateSize > 0, numHiddenLayers >= 0, numAttentionHeads > 0 else {
+            throw TensorError("LlamaConfig", "sizes must be positive: vocab \(vocabSize), hidden \(hiddenSize), intermediate \(intermediateSize), layers \(numHiddenLayers), heads \(numAttentionHeads)")
+        }
+        guard numKeyValueHeads > 0, numAttentionHeads % numKeyValueHeads == 0 else {
+            throw TensorError("LlamaConfig", "num_attention_heads \(numAttentionHeads) must be a multiple of num_key_value_heads \(numKeyValueHeads)")
+        }
+        guard explicitHeadDim != nil || hiddenSize % numAttentionHeads == 0 else {
+            throw TensorError("LlamaConfig", "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+        }
+        guard headDim % 2 == 0 else { throw TensorError("LlamaConfig", "head_dim \(headDim) must be even for RoPE") }
+    }
 }

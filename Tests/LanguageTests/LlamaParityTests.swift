@@ -1,0 +1,161 @@
+import Foundation
+import Language
+import SightlineTestSupport
+import Tensor
+import Testing
+
+// Parity with HF transformers' LlamaForCausalLM on the randomly initialised tiny models written by
+// scripts/make_language_fixtures.py (float64 references). GQA (4 query heads, 2 KV heads), Llama-3
+// rope_scaling, untied head; and a tied-embedding variant.
+
+@Suite struct LlamaParityTests {
+    @Test func configReadsTransformers5RopeParameters() throws {
+        let c = try LlamaConfig.load(contentsOf: languageFixtures.appendingPathComponent("llama_tiny/config.json"))
+        #expect(c.numKeyValueHeads == 2 && c.headDim == 8 && c.rmsNormEps == 1e-5)
+        #expect(c.ropeScaling == .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64))
+        // Round trip through our (transformers 4) form.
+        let back = try JSONDecoder().decode(LlamaConfig.self, from: c.jsonData())
+        #expect(back == c)
+        let v4 = #"{"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,"#
+            + #" "rope_theta": 500000.0, "rope_scaling": {"type": "linear", "factor": 2.0}, "eos_token_id": [7, 9]}"#
+        let old = try JSONDecoder().decode(LlamaConfig.self, from: Data(v4.utf8))
+        #expect(old.ropeTheta == 500000 && old.ropeScaling == .linear(factor: 2) && old.eosTokenId == 7)
+    }
+
+    @Test func llama3RopeScalingTouchesEveryBand() throws {
+        let c = try LlamaConfig.load(contentsOf: languageFixtures.appendingPathComponent("llama_tiny/config.json"))
+        var plain = c
+        plain.ropeScaling = nil
+        let scaled = RotaryEmbedding(config: c).inverseFrequencies
+        let base = RotaryEmbedding(config: plain).inverseFrequencies
+        // head_dim 8: wavelengths 6.3 (< 16: kept), 63 (between: smoothed), 628 and 6283 (> 64: divided by 8).
+        #expect(scaled[0] == base[0])
+        #expect(scaled[1] < base[1] && scaled[1] > base[1] / 8)
+        #expect(abs(scaled[2] - base[2] / 8) < 1e-15 && abs(scaled[3] - base[3] / 8) < 1e-15)
+    }
+
+    @Test func causalLogitsAndLossMatchHF() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let f = try loadFixtureCase("llama_tiny_causal", group: "language")
+        let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
+        let h = try model.hiddenStates(DecoderInput(tokens: ids))
+        let logits = try model.logits(hidden: h)
+        let err = relErr(logits, try f.tensor("logits"))
+        let torch32 = try f.double("torch_float32_logits_rel_err")
+        #expect(err < 1e-4, "logits rel err \(err) (torch float32: \(torch32))")
+        let loss = try model.nextTokenLoss(hidden: h, labels: labels)
+        let lossErr = relErr(loss.meanLoss, try f.tensor("loss"))
+        #expect(lossErr < 1e-5, "loss rel err \(lossErr)")
+        #expect(loss.count == 22 - 2 - 1)  // 11 shifted targets per row; labels 1, 2 of row 0 and 7 of row 1 ignored
+    }
+
+    @Test func gradientOfEveryParameterMatchesHF() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let f = try loadFixtureCase("llama_tiny_causal", group: "language")
+        let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
+        let ref = try Safetensors32.read(languageFixtures.appendingPathComponent("llama_tiny_grads.safetensors"))
+        let params = model.namedParameters()
+        let (_, grads) = try valueAndGradient(at: params) {
+            let h = try model.hiddenStates(DecoderInput(tokens: ids))
+            return try model.nextTokenLoss(hidden: h, labels: labels).meanLoss
+        }
+        #expect(Set(ref.keys) == Set(params.map(\.0)))
+        for (name, _) in params {
+            let g = try #require(grads[name], "no gradient for \(name)")
+            let r = try #require(ref[name])
+            let err = relErr(g, r)
+            #expect(err < 1e-3, "\(name): gradient rel err \(err)")
+        }
+    }
+
+    @Test func packedDocumentsMatchSeparateRuns() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let f = try loadFixtureCase("llama_tiny_packed", group: "language")
+        let ids = try f.indexTensor("input_ids"), docs = try f.indexTensor("document_ids")
+        let ref = try Safetensors32.read(languageFixtures.appendingPathComponent("llama_tiny_packed_grads.safetensors"))
+        let params = model.namedParameters()
+        var perToken: [Float?] = []
+        var logits = Tensor(0)
+        let (_, grads) = try valueAndGradient(at: params) {
+            let h = try model.hiddenStates(DecoderInput(tokens: ids, documentIds: docs))
+            logits = try model.logits(hidden: h).detached()
+            perToken = try model.nextTokenLosses(hidden: h, labels: ids, documentIds: docs)
+            return try model.nextTokenLoss(hidden: h, labels: ids, documentIds: docs).meanLoss
+        }
+        let logitErr = relErr(try logits.reshaped([16, 96]), try f.tensor("logits"))
+        #expect(logitErr < 1e-4, "packed logits vs separate documents: rel err \(logitErr)")
+        // Per-token losses: the last token of each document predicts nothing.
+        #expect(perToken.enumerated().filter { $0.element == nil }.map(\.offset) == [4, 11, 15])
+        let tokenErr = relativeError(perToken.compactMap { $0 }, try f.tensor("token_losses").scalars)
+        #expect(tokenErr < 1e-5, "per-token losses rel err \(tokenErr)")
+        for (name, _) in params {
+            let err = relErr(try #require(grads[name]), try #require(ref[name]))
+            #expect(err < 1e-3, "\(name): packed gradient rel err \(err)")
+        }
+    }
+
+    @Test func packedRowEqualsSeparateRowsInSwift() throws {
+        // Independent of the fixtures' gradients: the packed forward equals three separate forwards.
+        let model = try loadFixtureModel("llama_tiny")
+        let f = try loadFixtureCase("llama_tiny_packed", group: "language")
+        let ids = try f.indexTensor("input_ids"), docs = try f.indexTensor("document_ids")
+        let causal = try model(ids).reshaped([16, 96])
+        let packed = try model.logits(hidden: model.hiddenStates(DecoderInput(tokens: ids, documentIds: docs))).reshaped([16, 96])
+        var start = 0
+        for n in [5, 7, 4] {
+            let sep = try model(IndexTensor(shape: [1, n], values: Array(ids.values[start..<(start + n)]))).reshaped([n, 96])
+            let err = relErr(try packed.narrow(axis: 0, start: start, length: n), sep)
+            #expect(err < 1e-5, "document at \(start): packed vs separate rel err \(err)")
+            if start > 0 {
+                let leak = relErr(try causal.narrow(axis: 0, start: start, length: n), sep)
+                #expect(leak > 1e-3, "without document ids later documents see earlier ones (diff \(leak))")
+            }
+            start += n
+        }
+    }
+
+    @Test func tiedEmbeddingsMatchHF() throws {
+        let model = try loadFixtureModel("llama_tied")
+        #expect(model.lmHead == nil)
+        #expect(!model.namedParameters().contains { $0.0 == "lm_head.weight" })
+        let f = try loadFixtureCase("llama_tied", group: "language")
+        let err = relErr(try model(f.indexTensor("input_ids")), try f.tensor("logits"))
+        #expect(err < 1e-4, "tied logits rel err \(err)")
+    }
+
+    @Test func logitsAtRequestedPositionsOnly() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let f = try loadFixtureCase("llama_tiny_causal", group: "language")
+        let h = try model.hiddenStates(DecoderInput(tokens: f.indexTensor("input_ids")))
+        let all = try model.logits(hidden: h).reshaped([24, 96])
+        let some = try model.logits(hidden: h, at: IndexTensor([3, 17, 23]))
+        #expect(some.shape == [3, 96])
+        #expect(relErr(some, try all.indexSelect(axis: 0, indices: IndexTensor([3, 17, 23]))) < 1e-6)
+        // Embeddings in place of tokens give the same result.
+        let e = try embedding(f.indexTensor("input_ids"), weight: model.model.embedTokens.weight.data)
+        let viaEmb = try model.logits(hidden: model.hiddenStates(DecoderInput(embeddings: e))).reshaped([24, 96])
+        #expect(relErr(viaEmb, all) < 1e-6)
+    }
+
+    @Test func exportHasHFNamesAndShapes() throws {
+        let names = try JSONSerialization.jsonObject(with: Data(contentsOf: languageFixtures.appendingPathComponent("peft_names.json"))) as! [String: Any]
+        for sub in ["llama_tiny", "llama_tied"] {
+            let hf = names[sub] as! [String: [Int]]
+            let model = try loadFixtureModel(sub)
+            let ours = try model.huggingFaceStateDict()
+            #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.0, $0.1.shape) }) == hf, "\(sub): exported names/shapes differ from HF's")
+        }
+    }
+
+    @Test func badInputsThrow() throws {
+        let model = try loadFixtureModel("llama_tied")
+        #expect(throws: TensorError.self) { try model.hiddenStates(DecoderInput()) }
+        #expect(throws: TensorError.self) { try model(IndexTensor(shape: [1, 2], values: [1, 64])) }
+        #expect(throws: TensorError.self) {
+            try model.hiddenStates(DecoderInput(tokens: IndexTensor(shape: [1, 2], values: [1, 2]), documentIds: IndexTensor([0, 0, 1])))
+        }
+        var bad = model.config
+        bad.numKeyValueHeads = 3
+        #expect(throws: TensorError.self) { try LlamaForCausalLM(config: bad) }
+    }
+}
