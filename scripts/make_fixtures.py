@@ -518,5 +518,20 @@ def main():
         f.write("References are computed in float64 on the CPU and stored rounded to float32 precision.\n")
 
 
+def run_area_scripts():
+    """Runs the per-package generators (scripts/make_<area>_fixtures.py: optim, vision, bridges,
+    language, ...) with this interpreter, so that one command regenerates every fixture."""
+    import glob
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    for script in sorted(glob.glob(os.path.join(here, "make_*_fixtures.py"))):
+        print(f"running {os.path.basename(script)}")
+        subprocess.run([sys.executable, script], check=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # `make_fixtures.py` alone writes the Tensor fixtures; `--all` also runs every per-package script.
+    status = main()
+    if "--all" in sys.argv[1:]:
+        run_area_scripts()
+    sys.exit(status)
