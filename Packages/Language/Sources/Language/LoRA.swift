@@ -1,0 +1,234 @@
+import Foundation
+import Layers
+
+/// A LoRA adapter's settings, read and written as PEFT's `adapter_config.json`.
+///
+/// Target modules follow PEFT's rule: a list matches a module whose dotted name equals an entry or
+/// ends with `"." + entry` (`q_proj` matches `model.layers.3.self_attn.q_proj`); a single string
+/// (`targetPattern`) is a regular expression the whole name must match.
+public struct LoRAConfig: Codable, Equatable, Sendable {
+    /// Rank r.
+    public var r: Int
+    /// Scaling numerator: the adapter adds `(alpha / r) * B A x`.
+    public var loraAlpha: Double
+    /// Dropout on the adapter's input while training.
+    public var loraDropout: Double
+    /// Module names (suffixes) to adapt; default the attention projections.
+    public var targetModules: [String]
+    /// A regular expression over full module names, used instead of `targetModules` when set.
+    public var targetPattern: String?
+    /// Modules trained fully and saved with the adapter (PEFT `modules_to_save`; for us the connector).
+    public var modulesToSave: [String]?
+    /// Rank-stabilised scaling `alpha / sqrt(r)` (PEFT `use_rslora`).
+    public var useRslora: Bool
+    public var taskType: String
+    public var baseModelNameOrPath: String?
+    public var inferenceMode: Bool
+
+    public init(
+        r: Int = 8, loraAlpha: Double = 16, loraDropout: Double = 0.05,
+        targetModules: [String] = ["q_proj", "k_proj", "v_proj", "o_proj"], targetPattern: String? = nil,
+        modulesToSave: [String]? = nil, useRslora: Bool = false, taskType: String = "CAUSAL_LM",
+        baseModelNameOrPath: String? = nil, inferenceMode: Bool = true
+    ) {
+        self.r = r
+        self.loraAlpha = loraAlpha
+        self.loraDropout = loraDropout
+        self.targetModules = targetModules
+        self.targetPattern = targetPattern
+        self.modulesToSave = modulesToSave
+        self.useRslora = useRslora
+        self.taskType = taskType
+        self.baseModelNameOrPath = baseModelNameOrPath
+        self.inferenceMode = inferenceMode
+    }
+
+    /// The adapter's multiplier: `alpha / r`, or `alpha / sqrt(r)` with `useRslora`.
+    public var scale: Float { Float(useRslora ? loraAlpha / Double(r).squareRoot() : loraAlpha / Double(r)) }
+
+    /// Whether the module at dotted path `name` is adapted.
+    public func targets(_ name: String) -> Bool {
+        if let p = targetPattern {
+            guard let re = try? NSRegularExpression(pattern: "^(?:" + p + ")$") else { return false }
+            return re.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
+        }
+        return targetModules.contains { name == $0 || name.hasSuffix("." + $0) }
+    }
+
+    /// Whether the module at `name` is one of `modulesToSave`.
+    public func saves(_ name: String) -> Bool {
+        (modulesToSave ?? []).contains { name == $0 || name.hasSuffix("." + $0) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case r, loraAlpha = "lora_alpha", loraDropout = "lora_dropout", targetModules = "target_modules"
+        case modulesToSave = "modules_to_save", useRslora = "use_rslora", taskType = "task_type"
+        case baseModelNameOrPath = "base_model_name_or_path", inferenceMode = "inference_mode"
+        case peftType = "peft_type", bias, fanInFanOut = "fan_in_fan_out", initLoraWeights = "init_lora_weights"
+        case useDora = "use_dora", layersToTransform = "layers_to_transform", layersPattern = "layers_pattern"
+        case rankPattern = "rank_pattern", alphaPattern = "alpha_pattern", revision, loraBias = "lora_bias"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let type = try c.decodeIfPresent(String.self, forKey: .peftType) ?? "LORA"
+        guard type == "LORA" else {
+            throw DecodingError.dataCorruptedError(forKey: .peftType, in: c, debugDescription: "peft_type \(type) is not LORA")
+        }
+        if try c.decodeIfPresent(Bool.self, forKey: .useDora) == true {
+            throw DecodingError.dataCorruptedError(forKey: .useDora, in: c, debugDescription: "DoRA adapters are not supported")
+        }
+        if let bias = try c.decodeIfPresent(String.self, forKey: .bias), bias != "none" {
+            throw DecodingError.dataCorruptedError(forKey: .bias, in: c, debugDescription: "bias \"\(bias)\" is not supported (only \"none\")")
+        }
+        var list = ["q_proj", "k_proj", "v_proj", "o_proj"]
+        var pattern: String? = nil
+        if let l = try? c.decode([String].self, forKey: .targetModules) { list = l }
+        else if let s = try? c.decode(String.self, forKey: .targetModules) { pattern = s; list = [] }
+        let alpha: Double
+        if let a = try? c.decode(Double.self, forKey: .loraAlpha) { alpha = a } else { alpha = 8 }
+        self.init(
+            r: try c.decodeIfPresent(Int.self, forKey: .r) ?? 8, loraAlpha: alpha,
+            loraDropout: try c.decodeIfPresent(Double.self, forKey: .loraDropout) ?? 0,
+            targetModules: list, targetPattern: pattern,
+            modulesToSave: try c.decodeIfPresent([String].self, forKey: .modulesToSave),
+            useRslora: try c.decodeIfPresent(Bool.self, forKey: .useRslora) ?? false,
+            taskType: try c.decodeIfPresent(String.self, forKey: .taskType) ?? "CAUSAL_LM",
+            baseModelNameOrPath: try c.decodeIfPresent(String.self, forKey: .baseModelNameOrPath),
+            inferenceMode: try c.decodeIfPresent(Bool.self, forKey: .inferenceMode) ?? true)
+    }
+
+    /// Writes the fields PEFT's `LoraConfig` reads (the rest take PEFT's defaults).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode("LORA", forKey: .peftType)
+        try c.encode(r, forKey: .r)
+        // PEFT writes an integer alpha when it is one.
+        if loraAlpha.rounded() == loraAlpha { try c.encode(Int(loraAlpha), forKey: .loraAlpha) } else { try c.encode(loraAlpha, forKey: .loraAlpha) }
+        try c.encode(loraDropout, forKey: .loraDropout)
+        if let targetPattern { try c.encode(targetPattern, forKey: .targetModules) } else { try c.encode(targetModules.sorted(), forKey: .targetModules) }
+        if let m = modulesToSave { try c.encode(m, forKey: .modulesToSave) } else { try c.encodeNil(forKey: .modulesToSave) }
+        try c.encode(useRslora, forKey: .useRslora)
+        try c.encode(taskType, forKey: .taskType)
+        if let b = baseModelNameOrPath { try c.encode(b, forKey: .baseModelNameOrPath) } else { try c.encodeNil(forKey: .baseModelNameOrPath) }
+        try c.encode(inferenceMode, forKey: .inferenceMode)
+        try c.encode("none", forKey: .bias)
+        try c.encode(false, forKey: .fanInFanOut)
+        try c.encode(true, forKey: .initLoraWeights)
+        try c.encode(false, forKey: .useDora)
+        try c.encode(false, forKey: .loraBias)
+        try c.encodeNil(forKey: .layersToTransform)
+        try c.encodeNil(forKey: .layersPattern)
+        try c.encodeNil(forKey: .revision)
+        try c.encode([String: Int](), forKey: .rankPattern)
+        try c.encode([String: Int](), forKey: .alphaPattern)
+    }
+
+    /// `adapter_config.json` text.
+    public func jsonData() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+}
+
+/// The prefix PEFT puts before the base model's own names in saved adapters.
+public let peftPrefix = "base_model.model."
+
+extension Module {
+    /// Attaches fresh LoRA adapters (A Kaiming-uniform, B zero: the model's output is unchanged) to every
+    /// projection whose name the config targets, freezes every base parameter, and leaves the
+    /// adapters and the parameters of `modulesToSave` trainable (as PEFT's `get_peft_model`).
+    /// - Parameters:
+    ///   - seed: draws the A matrices (module by module, in tree order).
+    /// - Returns: the names of the adapted modules.
+    /// - Throws: `TensorError` when nothing matches, r is not positive, or an adapter is already attached.
+    @discardableResult
+    public func attachLoRA(_ config: LoRAConfig, seed: UInt64 = 0) throws -> [String] {
+        guard config.r > 0 else { throw TensorError("attach_lora", "r must be positive, got \(config.r)") }
+        let targets = namedModules().compactMap { name, m -> (String, LlamaLinear)? in
+            guard let lin = m as? LlamaLinear, config.targets(name) else { return nil }
+            return (name, lin)
+        }
+        guard !targets.isEmpty else {
+            throw TensorError("attach_lora", "no projection matches target modules \(config.targetPattern.map { [$0] } ?? config.targetModules)")
+        }
+        if let already = targets.first(where: { $0.1.lora != nil }) {
+            throw TensorError("attach_lora", "\(already.0) already has an adapter")
+        }
+        freeze()
+        var g = RandomGenerator(seed: seed)
+        for (_, lin) in targets {
+            lin.attach(rank: config.r, scale: config.scale, dropout: Float(config.loraDropout), generator: &g)
+        }
+        for (name, m) in namedModules() where config.saves(name) { m.unfreeze() }
+        return targets.map(\.0)
+    }
+
+    /// Every projection that carries an adapter, by dotted name.
+    public var loraModules: [(String, LlamaLinear)] {
+        namedModules().compactMap { n, m in (m as? LlamaLinear).flatMap { $0.lora != nil ? (n, $0) : nil } }
+    }
+
+    /// Adds every adapter's `scale * B A` into its base weight (fp32; exact up to rounding).
+    public func mergeLoRA() throws { for (_, l) in loraModules { try l.merge() } }
+
+    /// Takes every merged adapter out of its base weight again.
+    public func unmergeLoRA() throws { for (_, l) in loraModules { try l.unmerge() } }
+
+    /// Merges and removes every adapter (PEFT `merge_and_unload`), leaving a plain model.
+    public func mergeAndUnloadLoRA() throws {
+        for (_, l) in loraModules {
+            try l.merge()
+            l.lora = nil
+            l.isMerged = false
+        }
+    }
+
+    /// The tensors of a saved adapter as PEFT writes `adapter_model.safetensors`:
+    /// `base_model.model.<module>.lora_A.weight` `[r, in]`, `...lora_B.weight` `[out, r]`, and the
+    /// parameters of the modules in `modulesToSave` under `base_model.model.<name>`.
+    public func loraStateDict(_ config: LoRAConfig) -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        for (name, l) in loraModules {
+            out.append((peftPrefix + name + ".lora_A.weight", l.lora!.a.data))
+            out.append((peftPrefix + name + ".lora_B.weight", l.lora!.b.data))
+        }
+        let saved = namedModules().filter { config.saves($0.0) }.map(\.0)
+        for (name, p) in namedParameters() where saved.contains(where: { name.hasPrefix($0 + ".") }) {
+            out.append((peftPrefix + name, p.data))
+        }
+        return out
+    }
+
+    /// Loads adapter tensors written by PEFT (or `loraStateDict`) into adapters attached with the same
+    /// config. Names may carry PEFT's `base_model.model.` prefix and an adapter name
+    /// (`lora_A.default.weight`).
+    /// - Throws: `TensorError` for a missing, unexpected or mis-shaped tensor.
+    @discardableResult
+    public func loadLoRAStateDict(_ tensors: [String: Tensor], config: LoRAConfig) throws -> Int {
+        var wanted: [String: Parameter] = [:]
+        for (name, l) in loraModules {
+            wanted[name + ".lora_A.weight"] = l.lora!.a
+            wanted[name + ".lora_B.weight"] = l.lora!.b
+        }
+        let saved = namedModules().filter { config.saves($0.0) }.map(\.0)
+        for (name, p) in namedParameters() where saved.contains(where: { name.hasPrefix($0 + ".") }) { wanted[name] = p }
+        var seen = Set<String>()
+        var problems: [String] = []
+        for (raw, t) in tensors {
+            var name = raw.hasPrefix(peftPrefix) ? String(raw.dropFirst(peftPrefix.count)) : raw
+            name = name.replacingOccurrences(of: ".lora_A.default.", with: ".lora_A.")
+                .replacingOccurrences(of: ".lora_B.default.", with: ".lora_B.")
+                .replacingOccurrences(of: ".modules_to_save.default.", with: ".")
+            guard let p = wanted[name] else { problems.append("unexpected \(raw)"); continue }
+            guard p.shape == t.shape else { problems.append("\(raw): file \(t.shape) vs model \(p.shape)"); continue }
+            p.data = t
+            seen.insert(name)
+        }
+        let missing = wanted.keys.filter { !seen.contains($0) }.sorted()
+        problems += missing.map { "missing \($0)" }
+        guard problems.isEmpty else { throw TensorError("load_lora", problems.joined(separator: "; ")) }
+        return seen.count
+    }
+}

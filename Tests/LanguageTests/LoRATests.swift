@@ -1,0 +1,169 @@
+import Foundation
+import Language
+import SightlineTestSupport
+import Tensor
+import Testing
+
+// LoRA against real PEFT (fixtures from scripts/make_language_fixtures.py): same names and shapes,
+// same logits and gradients with PEFT's saved adapter; fresh adapters change nothing; training moves
+// only adapters; merge/unmerge are exact up to fp32 rounding.
+
+@Suite struct LoRATests {
+    func peftConfig() throws -> LoRAConfig {
+        try JSONDecoder().decode(LoRAConfig.self, from: Data(contentsOf: languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_config.json")))
+    }
+
+    @Test func readsPeftAdapterConfig() throws {
+        let c = try peftConfig()
+        #expect(c.r == 4 && c.loraAlpha == 8 && c.scale == 2 && c.loraDropout == 0)
+        #expect(Set(c.targetModules) == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"])
+        #expect(c.targets("model.layers.1.mlp.gate_proj") && !c.targets("model.layers.1.mlp.up_proj"))
+        let re = LoRAConfig(targetPattern: #"model\.layers\.1\..*(q|v)_proj"#)
+        #expect(re.targets("model.layers.1.self_attn.v_proj") && !re.targets("model.layers.0.self_attn.v_proj"))
+    }
+
+    @Test func peftAdapterGivesPeftLogitsAndGradients() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let config = try peftConfig()
+        let adapted = try model.attachLoRA(config)
+        #expect(adapted.count == 2 * 5)
+        let file = try Safetensors32.read(languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_model.safetensors"))
+        #expect(try model.loadLoRAStateDict(file, config: config) == 20)
+        let f = try loadFixtureCase("lora_tiny", group: "language")
+        let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
+        let trainable = model.trainableParameters()
+        #expect(trainable.count == 20 && trainable.allSatisfy { $0.0.contains(".lora_") })
+        var logits = Tensor(0)
+        let (_, grads) = try valueAndGradient(at: trainable) {
+            let h = try model.hiddenStates(DecoderInput(tokens: ids))
+            logits = try model.logits(hidden: h).detached()
+            return try model.nextTokenLoss(hidden: h, labels: labels).meanLoss
+        }
+        let err = relErr(logits, try f.tensor("logits"))
+        #expect(err < 1e-4, "LoRA logits vs PEFT: rel err \(err)")
+        let ref = try Safetensors32.read(languageFixtures.appendingPathComponent("lora_grads.safetensors"))
+        #expect(ref.count == 20)
+        for (name, _) in trainable {
+            let r = try #require(ref[peftPrefix + name], "PEFT has no gradient named \(peftPrefix + name)")
+            let e = relErr(try #require(grads[name]), r)
+            #expect(e < 1e-3, "\(name): gradient rel err \(e)")
+        }
+        // Merged: equal to PEFT's merge_and_unload and to the unmerged model.
+        try model.mergeLoRA()
+        let merged = try model(ids)
+        #expect(relErr(merged, try f.tensor("merged_logits")) < 1e-4)
+        #expect(relErr(merged, logits) < 1e-5, "merged vs unmerged \(relErr(merged, logits))")
+        try model.unmergeLoRA()
+        #expect(relErr(try model(ids), logits) < 1e-5)
+    }
+
+    @Test func freshAdapterChangesNothing() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let ids = try IndexTensor(shape: [1, 6], values: [5, 7, 11, 13, 17, 19])
+        let before = try model(ids)
+        try model.attachLoRA(LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0.1))
+        model.eval()
+        #expect(try model(ids).scalars == before.scalars)
+        model.train()  // dropout on the adapter input still adds B (A x) = 0
+        #expect(try model(ids).scalars == before.scalars)
+    }
+
+    @Test func trainingStepsMoveOnlyAdapters() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        try model.attachLoRA(LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0.1, targetModules: ["q_proj", "v_proj", "down_proj"]))
+        model.train()
+        let before = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.0, $0.1.data.scalars) })
+        let ids = try IndexTensor(shape: [1, 8], values: [3, 1, 4, 1, 5, 9, 2, 6])
+        for _ in 0..<3 {
+            let params = model.trainableParameters()
+            let (_, grads) = try valueAndGradient(at: params) {
+                try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: ids)), labels: ids).meanLoss
+            }
+            for (name, p) in params { try p.update { try $0.add(grads[name]!, scaledBy: -0.5) } }
+        }
+        for (name, p) in model.namedParameters() {
+            let changed = p.data.scalars != before[name]!
+            #expect(changed == name.contains(".lora_"), "\(name) changed: \(changed)")
+        }
+    }
+
+    @Test func exportedAdapterHasPeftNamesShapesAndConfig() throws {
+        let names = try JSONSerialization.jsonObject(with: Data(contentsOf: languageFixtures.appendingPathComponent("peft_names.json"))) as! [String: Any]
+        let peftTensors = names["peft_modules_to_save"] as! [String: [Int]]
+        let peftConfig = names["peft_adapter_config"] as! [String: Any]
+        let model = try loadFixtureModel("llama_tiny")
+        let config = LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0.1, targetModules: ["q_proj", "v_proj"], modulesToSave: ["lm_head"])
+        try model.attachLoRA(config)
+        #expect(model.lmHead!.weight.isTrainable)
+        let ours = model.loraStateDict(config)
+        #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.0, $0.1.shape) }) == peftTensors)
+        let json = try JSONSerialization.jsonObject(with: config.jsonData()) as! [String: Any]
+        for key in ["r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "peft_type", "task_type", "bias",
+                    "use_rslora", "use_dora", "fan_in_fan_out", "init_lora_weights", "inference_mode"] {
+            let a = try #require(json[key], "we do not write \(key)")
+            let b = try #require(peftConfig[key], "PEFT does not write \(key)")
+            if key == "target_modules" {  // PEFT keeps a set: order is arbitrary
+                #expect(Set(a as! [String]) == Set(b as! [String]))
+            } else {
+                #expect(String(describing: a) == String(describing: b), "\(key): ours \(a) vs PEFT \(b)")
+            }
+        }
+        // Round trip through our loader.
+        let other = try loadFixtureModel("llama_tiny")
+        try other.attachLoRA(config)
+        #expect(try other.loadLoRAStateDict(Dictionary(uniqueKeysWithValues: ours), config: config) == ours.count)
+    }
+
+    @Test func pythonPeftLoadsOurAdapter() throws {
+        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "/tmp/torchenv/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            print("skipped pythonPeftLoadsOurAdapter: no Python at \(python) (set SIGHTLINE_PYTHON)")
+            return
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-lora-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = try loadFixtureModel("llama_tiny")
+        let config = LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ["q_proj", "v_proj", "up_proj"])
+        try model.attachLoRA(config, seed: 5)
+        for (_, l) in model.loraModules { l.lora!.b.data = Tensor.normal(l.lora!.b.shape, std: 0.3, generator: &gen) }
+        try Safetensors32.write(model.loraStateDict(config), to: dir.appendingPathComponent("adapter_model.safetensors"))
+        try config.jsonData().write(to: dir.appendingPathComponent("adapter_config.json"))
+        let ids = try IndexTensor(shape: [1, 7], values: [4, 8, 15, 16, 23, 42, 5])
+        try Safetensors32.write([("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
+        let script = """
+        import sys
+        try:
+            import torch, peft, transformers
+        except ImportError as e:
+            print("SKIP", e); sys.exit(0)
+        from peft import PeftModel
+        from safetensors.torch import load_file
+        from transformers import LlamaForCausalLM
+        base = LlamaForCausalLM.from_pretrained(sys.argv[1]).eval()
+        m = PeftModel.from_pretrained(base, sys.argv[2]).eval()
+        ids = torch.tensor([[4, 8, 15, 16, 23, 42, 5]])
+        with torch.no_grad():
+            got = m(input_ids=ids).logits
+        ref = load_file(sys.argv[2] + "/expected.safetensors")["logits"]
+        err = ((got - ref).abs().max() / ref.abs().max()).item()
+        print("REL", err)
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = ["-c", script, languageFixtures.appendingPathComponent("llama_tiny").path, dir.path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if out.contains("SKIP") { print("skipped pythonPeftLoadsOurAdapter: \(out)"); return }
+        let rel = try #require(out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap { Double($0.split(separator: " ")[1]) }, "python said: \(out)")
+        print("PEFT loaded our adapter: logits rel err \(rel)")
+        #expect(rel < 1e-4, "PEFT logits from our adapter differ: \(rel)")
+    }
+}
+
+nonisolated(unsafe) private var gen = RandomGenerator(seed: 99)
