@@ -50,7 +50,8 @@ let package = Package(
             name: "CheckpointTests", dependencies: [lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport"],
             path: "Tests/CheckpointTests"),
         .testTarget(
-            name: "VisionTests", dependencies: [lib("Vision"), lib("Tensor"), "SightlineTestSupport"],
+            name: "VisionTests", dependencies: [lib("Vision"), lib("Tensor"), "SightlineTestSupport",
+                lib("Safetensors", "Checkpoint")],
             path: "Tests/VisionTests"),
         .testTarget(
             name: "BridgesTests", dependencies: [lib("Bridges"), lib("Tensor"), "SightlineTestSupport"],

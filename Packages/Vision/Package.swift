@@ -6,6 +6,10 @@ let package = Package(
     name: "Vision",
     products: [.library(name: "Vision", targets: ["Vision"])],
     dependencies: [.package(path: "../Tensor")],
-    targets: [.target(name: "Vision", dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")])],
+    targets: [
+        .target(
+            name: "Vision",
+            dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")])
+    ],
     swiftLanguageModes: [.v5]
 )

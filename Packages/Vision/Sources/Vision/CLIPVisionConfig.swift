@@ -57,3 +57,51 @@ public struct CLIPVisionConfig: Codable, Equatable, Sendable {
     /// Patches per side at the configured image size (`image_size / patch_size`).
     public var gridSize: Int { imageSize / patchSize }
 }
+
+extension CLIPVisionConfig {
+    /// Reads a `config.json`: either a vision config (`model_type` `clip_vision_model`) or a full CLIP
+    /// config, whose `vision_config` object is used.
+    /// - Throws: `VisionError` naming the file when it cannot be read or decoded, or holds invalid sizes.
+    public static func load(contentsOf path: String) throws -> CLIPVisionConfig {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw VisionError(path, "cannot read the config: \(error.localizedDescription)")
+        }
+        let config: CLIPVisionConfig
+        do {
+            let object = try JSONSerialization.jsonObject(with: data)
+            if let top = object as? [String: Any], let vision = top["vision_config"] as? [String: Any] {
+                config = try JSONDecoder().decode(
+                    CLIPVisionConfig.self, from: JSONSerialization.data(withJSONObject: vision))
+            } else {
+                config = try JSONDecoder().decode(CLIPVisionConfig.self, from: data)
+            }
+        } catch {
+            throw VisionError(path, "not a CLIP vision config: \(error)")
+        }
+        try config.validate(source: path)
+        return config
+    }
+
+    /// Checks that the sizes describe a buildable tower.
+    /// - Throws: `VisionError` naming `source` and the offending field.
+    public func validate(source: String = "CLIPVisionConfig") throws {
+        func fail(_ m: String) -> VisionError { VisionError(source, m) }
+        guard patchSize > 0, imageSize >= patchSize else {
+            throw fail("image_size \(imageSize) and patch_size \(patchSize) must be positive, image_size >= patch_size")
+        }
+        guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
+            throw fail("hidden_size \(hiddenSize) must be a positive multiple of num_attention_heads \(numAttentionHeads)")
+        }
+        guard numHiddenLayers >= 0, intermediateSize > 0, numChannels > 0 else {
+            throw fail("num_hidden_layers, intermediate_size and num_channels must be positive")
+        }
+        guard layerNormEps > 0 else { throw fail("layer_norm_eps must be positive, got \(layerNormEps)") }
+        _ = try CLIPActivation(hfName: hiddenAct, source: source)
+    }
+
+    /// Patch grid positions plus the class position (`num_positions` in HF).
+    public var numPositions: Int { gridSize * gridSize + 1 }
+}
