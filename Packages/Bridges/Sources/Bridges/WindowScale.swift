@@ -1,6 +1,8 @@
-/// One scale of a Chain-of-Sight resampler: the patch grid is cut into `windowSize x windowSize`
-/// windows (in patches) and `queries` learnable queries are shared out among them.
-public struct WindowScale: Codable, Equatable, Sendable {
+/// One scale of a Chain-of-Sight resampler: the patch grid is cut into non-overlapping
+/// `windowSize x windowSize` windows (in patches), numbered row-major over the window grid, and
+/// `queries` learnable queries are shared out among them: window w owns queries
+/// `[w * queriesPerWindow, (w + 1) * queriesPerWindow)`.
+public struct WindowScale: Codable, Hashable, Sendable, CustomStringConvertible {
     /// Window side in patches.
     public var windowSize: Int
     /// Queries in total for this scale, over all windows.
@@ -11,23 +13,43 @@ public struct WindowScale: Codable, Equatable, Sendable {
         self.queries = queries
     }
 
-    /// Errors for a scale that does not tile a grid.
-    public struct TilingError: Error, CustomStringConvertible, Equatable {
-        public var description: String
+    public var description: String { "window \(windowSize), \(queries) queries" }
+
+    /// The window grid and queries per window of this scale on `grid`.
+    public struct Layout: Equatable, Sendable {
+        /// Windows along the height and the width.
+        public var windowRows: Int
+        public var windowColumns: Int
+        /// Queries each window owns.
+        public var queriesPerWindow: Int
+        /// Windows in total.
+        public var windows: Int { windowRows * windowColumns }
+    }
+
+    /// Lays this scale on `grid`.
+    /// - Parameter scaleIndex: used in error messages only.
+    /// - Throws: `TensorError` when the window does not tile the grid, or the queries are fewer than
+    ///   the windows or not a multiple of their number.
+    public func layout(grid: Grid, scaleIndex: Int? = nil) throws -> Layout {
+        let name = scaleIndex.map { "scale \($0) (\(self))" } ?? "scale (\(self))"
+        guard windowSize > 0, grid.height > 0, grid.width > 0,
+            grid.height % windowSize == 0, grid.width % windowSize == 0
+        else {
+            throw TensorError("ChainOfSight", "\(name): window size \(windowSize) does not tile the \(grid) patch grid")
+        }
+        let rows = grid.height / windowSize, cols = grid.width / windowSize
+        let windows = rows * cols
+        guard queries >= windows, queries % windows == 0 else {
+            throw TensorError(
+                "ChainOfSight",
+                "\(name): \(queries) queries cannot be shared evenly by the \(windows) windows (\(rows)x\(cols)) of a \(grid) grid")
+        }
+        return Layout(windowRows: rows, windowColumns: cols, queriesPerWindow: queries / windows)
     }
 
     /// Windows over a `grid x grid` patch grid and queries per window.
-    /// - Throws: `TilingError` when the window does not tile the grid or the queries do not divide
-    ///   evenly among windows.
     public func layout(grid: Int) throws -> (windows: Int, queriesPerWindow: Int) {
-        guard windowSize > 0, grid % windowSize == 0 else {
-            throw TilingError(description: "window size \(windowSize) does not tile a \(grid)x\(grid) grid")
-        }
-        let windows = (grid / windowSize) * (grid / windowSize)
-        guard queries >= windows, queries % windows == 0 else {
-            throw TilingError(
-                description: "\(queries) queries cannot be shared by \(windows) windows of \(windowSize)x\(windowSize)")
-        }
-        return (windows, queries / windows)
+        let l = try layout(grid: .square(grid))
+        return (l.windows, l.queriesPerWindow)
     }
 }
