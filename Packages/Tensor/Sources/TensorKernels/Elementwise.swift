@@ -131,35 +131,85 @@ public enum Scalar {
     }
 }
 
+/// A scalar function of one float, as a type, so that the generic loops below are specialised for
+/// each function and vectorise (a closure argument would be an indirect call per element).
+public protocol UnaryFunctor {
+    func callAsFunction(_ x: Float) -> Float
+}
+
+/// A scalar function of two floats, as a type (see `UnaryFunctor`).
+public protocol BinaryFunctor {
+    func callAsFunction(_ a: Float, _ b: Float) -> Float
+}
+
+struct NegF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { -x } }
+struct AbsF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.abs(x) } }
+struct ReluF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : 0 } }
+struct SquareF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x * x } }
+struct SqrtF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x.squareRoot() } }
+struct RsqrtF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x.squareRoot() } }
+struct RecipF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x } }
+struct AffineF: UnaryFunctor {
+    let a: Float, b: Float
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { a * x + b }
+}
+struct ClampF: UnaryFunctor {
+    let lo: Float, hi: Float
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.min(Swift.max(x, lo), hi) }
+}
+struct ExpF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { FastMath.exp(x) } }
+struct SigmoidF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / (1 + FastMath.exp(-x)) } }
+struct SiluF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + FastMath.exp(-x)) } }
+struct QuickGeluF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + FastMath.exp(-1.702 * x)) } }
+struct TanhF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { FastMath.tanh(x) } }
+struct GeluTanhF: UnaryFunctor {
+    @inline(__always) func callAsFunction(_ v: Float) -> Float {
+        0.5 * v * (1 + FastMath.tanh(0.79788456080286536 * (v + 0.044715 * v * v * v)))
+    }
+}
+struct ScalarUnaryF: UnaryFunctor {
+    let op: UnaryOp
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { Scalar.unary(op, x) }
+}
+
+struct AddF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
+struct SubF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
+struct MulF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
+struct DivF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b } }
+struct ScalarBinaryF: BinaryFunctor {
+    let op: BinaryOp
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Scalar.binary(op, a, b) }
+}
+
 /// Vectorised, multi-threaded elementwise loops over contiguous buffers.
 public enum ElementwiseKernels {
     @inline(__always)
-    static func map(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ f: (Float) -> Float) {
+    static func map<F: UnaryFunctor>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ f: F) {
         ComputeRuntime.parallelFor(n) { r in
-            for i in r { y[i] = f(x[i]) }
+            let xs = x + r.lowerBound, ys = y + r.lowerBound
+            for i in 0..<r.count { ys[i] = f(xs[i]) }
         }
     }
 
     /// y = op(x) over `n` elements.
     public static func unary(_ op: UnaryOp, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         switch op {
-        case .neg: map(x, y, n) { -$0 }
-        case .abs: map(x, y, n) { Swift.abs($0) }
-        case .relu: map(x, y, n) { $0 > 0 ? $0 : 0 }
-        case .square: map(x, y, n) { $0 * $0 }
-        case .sqrt: map(x, y, n) { $0.squareRoot() }
-        case .rsqrt: map(x, y, n) { 1 / $0.squareRoot() }
-        case .reciprocal: map(x, y, n) { 1 / $0 }
-        case .affine(let a, let b): map(x, y, n) { a * $0 + b }
-        case .clamp(let lo, let hi): map(x, y, n) { Swift.min(Swift.max($0, lo), hi) }
-        case .exp: map(x, y, n) { FastMath.exp($0) }
-        case .sigmoid: map(x, y, n) { 1 / (1 + FastMath.exp(-$0)) }
-        case .silu: map(x, y, n) { $0 / (1 + FastMath.exp(-$0)) }
-        case .quickGelu: map(x, y, n) { $0 / (1 + FastMath.exp(-1.702 * $0)) }
-        case .tanh: map(x, y, n) { FastMath.tanh($0) }
-        case .geluTanh:
-            map(x, y, n) { v in 0.5 * v * (1 + FastMath.tanh(0.79788456080286536 * (v + 0.044715 * v * v * v))) }
-        default: map(x, y, n) { Scalar.unary(op, $0) }
+        case .neg: map(x, y, n, NegF())
+        case .abs: map(x, y, n, AbsF())
+        case .relu: map(x, y, n, ReluF())
+        case .square: map(x, y, n, SquareF())
+        case .sqrt: map(x, y, n, SqrtF())
+        case .rsqrt: map(x, y, n, RsqrtF())
+        case .reciprocal: map(x, y, n, RecipF())
+        case .affine(let a, let b): map(x, y, n, AffineF(a: a, b: b))
+        case .clamp(let lo, let hi): map(x, y, n, ClampF(lo: lo, hi: hi))
+        case .exp: map(x, y, n, ExpF())
+        case .sigmoid: map(x, y, n, SigmoidF())
+        case .silu: map(x, y, n, SiluF())
+        case .quickGelu: map(x, y, n, QuickGeluF())
+        case .tanh: map(x, y, n, TanhF())
+        case .geluTanh: map(x, y, n, GeluTanhF())
+        default: map(x, y, n, ScalarUnaryF(op: op))
         }
     }
 
@@ -169,46 +219,38 @@ public enum ElementwiseKernels {
         dx: UnsafeMutablePointer<Float>, _ n: Int
     ) {
         ComputeRuntime.parallelFor(n) { r in
+            let xs = x + r.lowerBound, ys = y + r.lowerBound, gs = dy + r.lowerBound, ds = dx + r.lowerBound
+            let m = r.count
             switch op {
-            case .relu: for i in r { dx[i] = x[i] > 0 ? dy[i] : 0 }
-            case .affine(let a, _): for i in r { dx[i] = a * dy[i] }
-            case .square: for i in r { dx[i] = 2 * x[i] * dy[i] }
-            case .exp: for i in r { dx[i] = y[i] * dy[i] }
-            case .sigmoid: for i in r { dx[i] = y[i] * (1 - y[i]) * dy[i] }
-            case .tanh: for i in r { dx[i] = (1 - y[i] * y[i]) * dy[i] }
+            case .relu: for i in 0..<m { ds[i] = xs[i] > 0 ? gs[i] : 0 }
+            case .affine(let a, _): for i in 0..<m { ds[i] = a * gs[i] }
+            case .neg: for i in 0..<m { ds[i] = -gs[i] }
+            case .square: for i in 0..<m { ds[i] = 2 * xs[i] * gs[i] }
+            case .exp: for i in 0..<m { ds[i] = ys[i] * gs[i] }
+            case .sigmoid: for i in 0..<m { ds[i] = ys[i] * (1 - ys[i]) * gs[i] }
+            case .tanh: for i in 0..<m { ds[i] = (1 - ys[i] * ys[i]) * gs[i] }
             case .silu:
-                for i in r {
-                    let s = 1 / (1 + FastMath.exp(-x[i]))
-                    dx[i] = dy[i] * s * (1 + x[i] * (1 - s))
+                for i in 0..<m {
+                    let s = 1 / (1 + FastMath.exp(-xs[i]))
+                    ds[i] = gs[i] * s * (1 + xs[i] * (1 - s))
                 }
-            default: for i in r { dx[i] = dy[i] * Scalar.unaryDerivative(op, x[i], y[i]) }
+            case .quickGelu:
+                for i in 0..<m {
+                    let s = 1 / (1 + FastMath.exp(-1.702 * xs[i]))
+                    ds[i] = gs[i] * (s + xs[i] * 1.702 * s * (1 - s))
+                }
+            default: for i in 0..<m { ds[i] = gs[i] * Scalar.unaryDerivative(op, xs[i], ys[i]) }
             }
         }
     }
 
     @inline(__always)
-    static func zipLoop(
-        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ n: Int,
-        _ f: (Float, Float) -> Float
+    static func zipLoop<F: BinaryFunctor>(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ n: Int, _ f: F
     ) {
-        ComputeRuntime.parallelFor(n) { r in for i in r { c[i] = f(a[i], b[i]) } }
-    }
-
-    @inline(__always)
-    static func scalarRight(
-        _ a: UnsafePointer<Float>, _ s: Float, _ c: UnsafeMutablePointer<Float>, _ n: Int, _ f: (Float, Float) -> Float
-    ) {
-        ComputeRuntime.parallelFor(n) { r in for i in r { c[i] = f(a[i], s) } }
-    }
-
-    @inline(__always)
-    static func withOp(_ op: BinaryOp, _ body: ((Float, Float) -> Float) -> Void) {
-        switch op {
-        case .add: body { $0 + $1 }
-        case .sub: body { $0 - $1 }
-        case .mul: body { $0 * $1 }
-        case .div: body { $0 / $1 }
-        default: body { Scalar.binary(op, $0, $1) }
+        ComputeRuntime.parallelFor(n) { r in
+            let as_ = a + r.lowerBound, bs = b + r.lowerBound, cs = c + r.lowerBound
+            for i in 0..<r.count { cs[i] = f(as_[i], bs[i]) }
         }
     }
 
@@ -216,7 +258,13 @@ public enum ElementwiseKernels {
     public static func binarySame(
         _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ n: Int
     ) {
-        withOp(op) { f in zipLoop(a, b, c, n, f) }
+        switch op {
+        case .add: zipLoop(a, b, c, n, AddF())
+        case .sub: zipLoop(a, b, c, n, SubF())
+        case .mul: zipLoop(a, b, c, n, MulF())
+        case .div: zipLoop(a, b, c, n, DivF())
+        default: zipLoop(a, b, c, n, ScalarBinaryF(op: op))
+        }
     }
 
     /// General broadcasting: `shape` is the output shape; `aStrides`/`bStrides` are element strides
@@ -225,17 +273,31 @@ public enum ElementwiseKernels {
         _ op: BinaryOp, _ a: UnsafePointer<Float>, _ aStrides: [Int], _ b: UnsafePointer<Float>, _ bStrides: [Int],
         _ c: UnsafeMutablePointer<Float>, shape: [Int]
     ) {
+        switch op {
+        case .add: broadcastLoop(a, aStrides, b, bStrides, c, shape, AddF())
+        case .sub: broadcastLoop(a, aStrides, b, bStrides, c, shape, SubF())
+        case .mul: broadcastLoop(a, aStrides, b, bStrides, c, shape, MulF())
+        case .div: broadcastLoop(a, aStrides, b, bStrides, c, shape, DivF())
+        default: broadcastLoop(a, aStrides, b, bStrides, c, shape, ScalarBinaryF(op: op))
+        }
+    }
+
+    @inline(__always)
+    static func broadcastLoop<F: BinaryFunctor>(
+        _ a: UnsafePointer<Float>, _ aStrides: [Int], _ b: UnsafePointer<Float>, _ bStrides: [Int],
+        _ c: UnsafeMutablePointer<Float>, _ shape: [Int], _ f: F
+    ) {
         let rank = shape.count
         let n = shape.reduce(1, *)
         if n == 0 { return }
         if rank == 0 {
-            c[0] = Scalar.binary(op, a[0], b[0])
+            c[0] = f(a[0], b[0])
             return
         }
         let inner = shape[rank - 1]
         let sa = aStrides[rank - 1], sb = bStrides[rank - 1]
         let rows = n / inner
-        withOp(op) { f in
+        do {
             ComputeRuntime.parallelFor(rows, grain: Swift.max(1, (1 << 14) / Swift.max(inner, 1))) { r in
                 var idx = [Int](repeating: 0, count: rank)
                 // Decompose the first row index of this chunk.

@@ -5,8 +5,10 @@ public enum FastMath {
     @inline(__always)
     public static func exp(_ x: Float) -> Float {
         let c = Swift.min(Swift.max(x, -87.33654), 88.0)
-        // Round to nearest by adding and subtracting 1.5 * 2^23 (no libm call on baseline x86-64).
-        let k = (c * 1.44269504088896341 + 12_582_912) - 12_582_912
+        // Round to nearest by adding and subtracting 1.5 * 2^23 (no libm call on baseline x86-64);
+        // t's low mantissa bits then hold k, so 2^k is built with integer ops (vectorisable).
+        let t = c * 1.44269504088896341 + 12_582_912
+        let k = t - 12_582_912
         let r = c - k * 0.693359375 + k * 2.12194440e-4
         var p: Float = 1.9875691500e-4
         p = p * r + 1.3981999507e-3
@@ -15,7 +17,7 @@ public enum FastMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         let y = p * r * r + r + 1
-        let scale = Float(bitPattern: UInt32(bitPattern: (Int32(k) &+ 127) &<< 23))
+        let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
         var out = y * scale
         out = x > 88.72283 ? Float.infinity : out
         out = x < -87.33654 ? 0 : out
