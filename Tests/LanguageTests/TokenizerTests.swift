@@ -1,0 +1,81 @@
+import Foundation
+import Language
+import SightlineTestSupport
+import Testing
+
+// Token ids equal HF `tokenizers` on the committed multilingual texts (emoji, whitespace runs,
+// numbers, CJK, special tokens) for tokenizers trained by scripts/make_language_fixtures.py:
+// Llama-3-style byte-level (split regex), GPT-2-style byte-level, and Llama-2-style byte fallback.
+
+struct TokenizerCases: Decodable {
+    struct Entry: Decodable {
+        var ids: [[Int]]
+        var ids_special: [[Int]]
+        var decoded: [String]
+        var tokens: [[String]]
+    }
+    var texts: [String]
+    var tokenizers: [String: Entry]
+
+    static func load() throws -> TokenizerCases {
+        try JSONDecoder().decode(TokenizerCases.self, from: Data(contentsOf: languageFixtures.appendingPathComponent("tokenizer_cases.json")))
+    }
+}
+
+func fixtureTokenizer(_ name: String) throws -> Tokenizer {
+    try Tokenizer(contentsOf: languageFixtures.appendingPathComponent("tokenizer_\(name).json"))
+}
+
+@Suite struct TokenizerTests {
+    @Test(arguments: ["bytelevel", "gpt2", "bytefallback"])
+    func idsMatchHuggingFaceTokenizers(name: String) throws {
+        let cases = try TokenizerCases.load()
+        let entry = try #require(cases.tokenizers[name])
+        let tok = try fixtureTokenizer(name)
+        for (i, text) in cases.texts.enumerated() {
+            let ids = tok.encode(text)
+            #expect(ids == entry.ids[i], "\(name) text \(i) \(text.debugDescription): ours \(tok.tokenize(text)) vs HF \(entry.tokens[i])")
+            #expect(tok.encode(text, addSpecialTokens: true) == entry.ids_special[i], "\(name) text \(i) with special tokens")
+            #expect(tok.decode(entry.ids[i]) == entry.decoded[i], "\(name) decode \(i): \(tok.decode(entry.ids[i]).debugDescription) vs \(entry.decoded[i].debugDescription)")
+        }
+    }
+
+    @Test(arguments: ["bytelevel", "gpt2", "bytefallback"])
+    func decodeInvertsEncode(name: String) throws {
+        let tok = try fixtureTokenizer(name)
+        for text in try TokenizerCases.load().texts {
+            // Sentencepiece-style normalizers prepend "▁" to every piece between special tokens, so a
+            // text with special tokens in it does not come back unchanged there (HF neither).
+            if tok.prependsSpace && text.contains("</s>") { continue }
+            #expect(tok.decode(tok.encode(text)) == text, "\(name): round trip of \(text.debugDescription)")
+        }
+    }
+
+    @Test func byteFallbackCoversUnseenCharacters() throws {
+        let tok = try fixtureTokenizer("bytefallback")
+        let ids = tok.encode("🦜")
+        #expect(ids.allSatisfy { tok.token(of: $0)!.hasPrefix("<0x") || tok.token(of: $0) == "\u{2581}" })
+        #expect(tok.decode(ids) == "🦜")
+        let byteLevel = try fixtureTokenizer("bytelevel")
+        #expect(tok.prependsSpace && !byteLevel.prependsSpace)
+    }
+
+    @Test func addedSpecialTokensAreMatchedWhole() throws {
+        let tok = try fixtureTokenizer("bytelevel")
+        let before = tok.vocabularySize
+        let ids = tok.addSpecialTokens(["<image>", "<pad>"])
+        #expect(ids == [before, before + 1] && tok.vocabularySize == before + 2)
+        let enc = tok.encode("look <image> here")
+        #expect(enc.contains(ids[0]))
+        #expect(tok.decode(enc, skipSpecialTokens: true) == "look  here")
+        #expect(tok.decode(enc) == "look <image> here")
+        #expect(tok.addToken("<image>", special: true) == ids[0])
+    }
+
+    @Test func rejectsUnsupportedModels() throws {
+        let wordPiece = #"{"model": {"type": "WordPiece", "vocab": {}}}"#
+        #expect(throws: TokenizerError.self) { try Tokenizer(json: Data(wordPiece.utf8)) }
+        let badMerge = #"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}"#
+        #expect(throws: TokenizerError.self) { try Tokenizer(json: Data(badMerge.utf8)) }
+    }
+}
