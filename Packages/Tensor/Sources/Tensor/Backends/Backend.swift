@@ -19,6 +19,8 @@ public protocol ElementwiseBackend {
     func unary(_ op: UnaryOp, _ x: ConstPtr, _ y: MutPtr, _ n: Int)
     /// dx[i] = dy[i] * op'(x[i]) (y = op(x) given for ops whose derivative uses it).
     func unaryBackward(_ op: UnaryOp, x: ConstPtr, y: ConstPtr, dy: ConstPtr, dx: MutPtr, _ n: Int)
+    /// out[i] = a[i] op b[i] for i < n (operands of the same shape).
+    func binarySame(_ op: BinaryOp, _ a: ConstPtr, _ b: ConstPtr, _ out: MutPtr, _ n: Int)
     /// out = a op b over `shape`, with element strides of a and b (0 where broadcast). out contiguous.
     func binary(_ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int])
     /// y[i] = alpha * x[i] + beta * y[i] for i < n (in place; the optimizers' update primitive).

@@ -9,6 +9,10 @@ extension CPUBackend {
         ElementwiseKernels.unaryBackward(op, x: x, y: y, dy: dy, dx: dx, n)
     }
 
+    public func binarySame(_ op: BinaryOp, _ a: ConstPtr, _ b: ConstPtr, _ out: MutPtr, _ n: Int) {
+        ElementwiseKernels.binarySame(op, a, b, out, n)
+    }
+
     public func binary(_ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
         let contiguous = contiguousStrides(shape)
         if aStrides == contiguous && bStrides == contiguous {
@@ -71,13 +75,21 @@ extension CPUBackend {
             BLAS.sgemm(transA: false, transB: transB, m: batch * m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
+        let flops = 2.0 * Double(m) * Double(n) * Double(k)
         if batch == 1 {
-            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            // Small products run on one thread: OpenBLAS's threaded path costs more than it saves
+            // there, and it allocates a 512 KB job buffer with malloc on every call.
+            if flops < 4e6 && ComputeRuntime.threads > 1 {
+                BLAS.withSingleThread {
+                    BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                }
+            } else {
+                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            }
             return
         }
         // Many small problems: one thread each (BLAS single-threaded inside) when they are small;
         // large problems go one after another with BLAS's own threads.
-        let flops = 2.0 * Double(m) * Double(n) * Double(k)
         if flops < 4e6 && ComputeRuntime.threads > 1 {
             BLAS.withSingleThread {
                 ComputeRuntime.parallelFor(batch, grain: 1) { r in

@@ -10,6 +10,10 @@ extension ReferenceBackend {
         for i in 0..<n { dx[i] = dy[i] * Scalar.unaryDerivative(op, x[i], y[i]) }
     }
 
+    public func binarySame(_ op: BinaryOp, _ a: ConstPtr, _ b: ConstPtr, _ out: MutPtr, _ n: Int) {
+        for i in 0..<n { out[i] = Scalar.binary(op, a[i], b[i]) }
+    }
+
     public func binary(_ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
         forEachIndex(shape) { lin, idx in out[lin] = Scalar.binary(op, a[dot(idx, aStrides)], b[dot(idx, bStrides)]) }
     }

@@ -16,6 +16,12 @@ extension Tensor {
 
     /// Elementwise `a op b` with broadcasting (no autodiff recording).
     static func binaryRaw(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, name: String) throws -> Tensor {
+        if a.shape == b.shape {
+            // Same shape: no broadcasting strides to build.
+            let out = Tensor(uninitializedShape: a.shape)
+            Backends.current.binarySame(op, a.ptr, b.ptr, out.storage.pointer, a.count)
+            return out
+        }
         let shape = try broadcastShapes(a.shape, b.shape, op: name)
         let out = Tensor(uninitializedShape: shape)
         Backends.current.binary(
