@@ -254,6 +254,8 @@ TEXTS = [
     "",
     " ",
     "a",
+    "e\u0301 combining \u0301x, zero\u200dwidth, \r\nX  \r\n  Y\v\x0bZ \u00a0nbsp \u3000ideo",
+    "tab\t\tend\t 'S 'LL ''s 12345678 x\u2028y",
 ]
 
 CORPUS = [

@@ -1,6 +1,7 @@
 import Foundation
 import Language
 import SightlineTestSupport
+import Tensor
 import Testing
 
 // Token ids equal HF `tokenizers` on the committed multilingual texts (emoji, whitespace runs,
@@ -77,5 +78,25 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
         #expect(throws: TokenizerError.self) { try Tokenizer(json: Data(wordPiece.utf8)) }
         let badMerge = #"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}"#
         #expect(throws: TokenizerError.self) { try Tokenizer(json: Data(badMerge.utf8)) }
+    }
+}
+
+@Suite struct SplitScannerTests {
+    @Test(arguments: BuiltinSplitPattern.allCases)
+    func scannerGivesTheRegexPieces(pattern: BuiltinSplitPattern) throws {
+        var texts = try TokenizerCases.load().texts
+        // Random strings over a pool that stresses the alternatives' edges.
+        let pool: [String] = ["a", "Z", "é", "ß", "中", "文", "😀", "👍🏽", "1", "22", "٣", "½", " ", "  ", "\t", "\n", "\r\n", "\u{3000}",
+                              "'", "'s", "'S", "'ll", "'Re", "'x", ".", ",", "!?", "-", "_", "(", "\u{200D}", "ü"]
+        var g = RandomGenerator(seed: 11)
+        for _ in 0..<300 {
+            let draws = Tensor.uniform([24], generator: &g).scalars
+            texts.append(draws.prefix(Int(draws[0] * 24) + 1).map { pool[min(Int($0 * Float(pool.count)), pool.count - 1)] }.joined())
+        }
+        for text in texts {
+            let fast = pattern.split(text), slow = pattern.regexSplit(text)
+            #expect(fast == slow, "\(pattern) on \(text.debugDescription): scanner \(fast) vs regex \(slow)")
+            #expect(fast.joined() == text)
+        }
     }
 }

@@ -13,12 +13,15 @@ func jsonInt(_ v: Any?) -> Int? { (v as? Int) ?? (v as? NSNumber)?.intValue }
 enum Pattern {
     case literal(String)
     case regex(NSRegularExpression)
+    /// GPT-2's or Llama 3's split regex, matched by the scanner (same pieces, much faster).
+    case builtin(BuiltinSplitPattern)
 
     init(_ json: Any?, stage: String) throws {
         guard let o = json as? JSONObject else { throw TokenizerError("\(stage): missing pattern") }
         if let s = o["String"] as? String {
             self = .literal(s)
         } else if let r = o["Regex"] as? String {
+            if let b = BuiltinSplitPattern(rawValue: r) { self = .builtin(b); return }
             do { self = .regex(try NSRegularExpression(pattern: r)) } catch {
                 throw TokenizerError("\(stage): cannot compile regex \(r): \(error)")
             }
@@ -39,13 +42,17 @@ enum Pattern {
                 from = r.upperBound
             }
             return out
+        case .builtin(let b):
+            return b.matches(in: s)
         case .regex(let re):
+            // UTF-16 offsets map to scalar boundaries exactly (never to grapheme clusters, which
+            // would glue "\r\n" or a joiner to its neighbour).
             let str = String(s)
-            let ns = NSRange(str.startIndex..., in: str)
+            let ns = NSRange(location: 0, length: str.utf16.count)
             return re.matches(in: str, range: ns).compactMap { m in
-                guard m.range.length > 0, let r = Range(m.range, in: str) else { return nil }
-                let lo = s.index(s.startIndex, offsetBy: str.distance(from: str.startIndex, to: r.lowerBound))
-                let hi = s.index(lo, offsetBy: str.distance(from: r.lowerBound, to: r.upperBound))
+                guard m.range.length > 0 else { return nil }
+                let lo = s.utf16.index(s.startIndex, offsetBy: m.range.location)
+                let hi = s.utf16.index(lo, offsetBy: m.range.length)
                 return lo..<hi
             }
         }
@@ -104,8 +111,28 @@ indirect enum Normalizer {
     }
 }
 
+/// Replaces every occurrence of `literal` by `content`, comparing Unicode scalars (a space followed by
+/// a combining mark is still a space here, unlike in `Character` comparisons).
+func replacingScalars(_ literal: String, in s: String, with content: String) -> String {
+    let pat = Array(literal.unicodeScalars)
+    guard let first = pat.first else { return s }
+    let src = Array(s.unicodeScalars)
+    var out = String.UnicodeScalarView()
+    var i = 0
+    while i < src.count {
+        if src[i] == first, i + pat.count <= src.count, Array(src[i..<(i + pat.count)]) == pat {
+            out.append(contentsOf: content.unicodeScalars)
+            i += pat.count
+        } else {
+            out.append(src[i])
+            i += 1
+        }
+    }
+    return String(out)
+}
+
 func replacing(_ pattern: Pattern, in s: String, with content: String) -> String {
-    if case .literal(let lit) = pattern { return s.replacingOccurrences(of: lit, with: content) }
+    if case .literal(let lit) = pattern { return replacingScalars(lit, in: s, with: content) }
     var out = ""
     var last = s.startIndex
     for r in pattern.matches(in: Substring(s)) {
@@ -127,9 +154,6 @@ indirect enum PreTokenizer {
     case metaspace(replacement: String, prependScheme: String, split: Bool)
     case digits(individual: Bool)
     case whitespaceSplit
-
-    static let gpt2Pattern = try! NSRegularExpression(
-        pattern: #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#)
 
     init(_ o: JSONObject) throws {
         switch jsonString(o["type"]) {
@@ -158,16 +182,16 @@ indirect enum PreTokenizer {
         case .sequence(let ps): return ps.reduce(pieces) { $1.apply($0, first: first) }
         case .byteLevel(let addPrefix, let useRegex):
             return pieces.flatMap { p -> [String] in
-                let s = addPrefix && !p.hasPrefix(" ") ? " " + p : p
-                let parts = useRegex ? splitPieces(Substring(s), .regex(Self.gpt2Pattern), behavior: "Isolated", invert: false) : [Substring(s)]
+                let s = addPrefix && p.unicodeScalars.first != " " ? " " + p : p
+                let parts = useRegex ? splitPieces(Substring(s), .builtin(.gpt2), behavior: "Isolated", invert: false) : [Substring(s)]
                 return parts.map { ByteLevelAlphabet.encode($0) }
             }
         case .split(let pattern, let behavior, let invert):
             return pieces.flatMap { splitPieces(Substring($0), pattern, behavior: behavior, invert: invert).map(String.init) }
         case .metaspace(let rep, let scheme, let doSplit):
             return pieces.flatMap { p -> [String] in
-                var s = p.replacingOccurrences(of: " ", with: rep)
-                if (scheme == "always" || (scheme == "first" && first)) && !s.hasPrefix(rep) { s = rep + s }
+                var s = replacingScalars(" ", in: p, with: rep)
+                if (scheme == "always" || (scheme == "first" && first)) && !s.unicodeScalars.starts(with: rep.unicodeScalars) { s = rep + s }
                 guard doSplit else { return [s] }
                 return splitPieces(Substring(s), .literal(rep), behavior: "MergedWithNext", invert: false).map(String.init)
             }
@@ -224,7 +248,7 @@ indirect enum TokenDecoder {
     case replace(Pattern, String)
     case byteFallback
     case fuse
-    case strip(content: Character, start: Int, stop: Int)
+    case strip(content: Unicode.Scalar, start: Int, stop: Int)
     case metaspace(replacement: String, prependScheme: String)
 
     init(_ o: JSONObject) throws {
@@ -235,7 +259,7 @@ indirect enum TokenDecoder {
         case "ByteFallback": self = .byteFallback
         case "Fuse": self = .fuse
         case "Strip":
-            self = .strip(content: (jsonString(o["content"]) ?? " ").first ?? " ", start: jsonInt(o["start"]) ?? 0, stop: jsonInt(o["stop"]) ?? 0)
+            self = .strip(content: (jsonString(o["content"]) ?? " ").unicodeScalars.first ?? " ", start: jsonInt(o["start"]) ?? 0, stop: jsonInt(o["stop"]) ?? 0)
         case "Metaspace":
             var scheme = jsonString(o["prepend_scheme"]) ?? "always"
             if o["prepend_scheme"] == nil, o["add_prefix_space"] != nil { scheme = jsonBool(o["add_prefix_space"], true) ? "always" : "never" }
@@ -282,19 +306,20 @@ indirect enum TokenDecoder {
         case .fuse: return [tokens.joined()]
         case .strip(let c, let start, let stop):
             return tokens.map { t in
-                var chars = Array(t)
+                let chars = Array(t.unicodeScalars)
                 var lo = 0
                 while lo < min(start, chars.count), chars[lo] == c { lo += 1 }
                 var hi = chars.count
                 var k = 0
                 while k < stop, hi > lo, chars[hi - 1] == c { hi -= 1; k += 1 }
-                chars = Array(chars[lo..<hi])
-                return String(chars)
+                var v = String.UnicodeScalarView()
+                v.append(contentsOf: chars[lo..<hi])
+                return String(v)
             }
         case .metaspace(let rep, let scheme):
             return tokens.enumerated().map { i, t in
-                var s = t.replacingOccurrences(of: rep, with: " ")
-                if i == 0, scheme != "never", s.hasPrefix(" ") { s.removeFirst() }
+                var s = replacingScalars(rep, in: t, with: " ")
+                if i == 0, scheme != "never", s.unicodeScalars.first == " " { s.unicodeScalars.removeFirst() }
                 return s
             }
         }

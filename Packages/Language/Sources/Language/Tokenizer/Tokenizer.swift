@@ -180,48 +180,52 @@ public final class Tokenizer: @unchecked Sendable {
     }
 }
 
-/// Leftmost-longest matching of added tokens, with their `lstrip`/`rstrip`/`single_word` rules.
+/// Leftmost-longest matching of added tokens, with their `lstrip`/`rstrip`/`single_word` rules, over
+/// Unicode scalars (as HF matches bytes; never grapheme clusters).
 struct AddedMatcher {
     enum Piece { case text(Substring), token(Int) }
-    let byFirst: [Character: [Tokenizer.AddedToken]]
+    let byFirst: [Unicode.Scalar: [Tokenizer.AddedToken]]
 
     init(tokens: [Tokenizer.AddedToken]) {
-        var d: [Character: [Tokenizer.AddedToken]] = [:]
-        for t in tokens where !t.content.isEmpty { d[t.content.first!, default: []].append(t) }
-        byFirst = d.mapValues { $0.sorted { $0.content.count > $1.content.count } }
+        var d: [Unicode.Scalar: [Tokenizer.AddedToken]] = [:]
+        for t in tokens where !t.content.isEmpty { d[t.content.unicodeScalars.first!, default: []].append(t) }
+        byFirst = d.mapValues { $0.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count } }
     }
 
     func split(_ s: Substring) -> [Piece] {
         guard !byFirst.isEmpty else { return [.text(s)] }
+        let u = s.unicodeScalars
         var out: [Piece] = []
-        var textStart = s.startIndex
-        var i = s.startIndex
-        while i < s.endIndex {
+        var textStart = u.startIndex
+        var i = u.startIndex
+        while i < u.endIndex {
             var matched: (Tokenizer.AddedToken, Range<String.Index>)? = nil
-            if let cands = byFirst[s[i]] {
-                for t in cands where s[i...].hasPrefix(t.content) {
-                    let end = s.index(i, offsetBy: t.content.count)
+            if let cands = byFirst[u[i]] {
+                for t in cands where u[i...].starts(with: t.content.unicodeScalars) {
+                    let end = u.index(i, offsetBy: t.content.unicodeScalars.count)
                     if t.singleWord {
-                        let before = i > s.startIndex ? s[s.index(before: i)] : nil
-                        let after = end < s.endIndex ? s[end] : nil
+                        let before = i > u.startIndex ? u[u.index(before: i)] : nil
+                        let after = end < u.endIndex ? u[end] : nil
                         if before.map(isWordChar) == true || after.map(isWordChar) == true { continue }
                     }
                     matched = (t, i..<end)
                     break
                 }
             }
-            guard let (t, r) = matched else { i = s.index(after: i); continue }
+            guard let (t, r) = matched else { i = u.index(after: i); continue }
             var lo = r.lowerBound, hi = r.upperBound
-            if t.lstrip { while lo > textStart, s[s.index(before: lo)].isWhitespace { lo = s.index(before: lo) } }
-            if t.rstrip { while hi < s.endIndex, s[hi].isWhitespace { hi = s.index(after: hi) } }
+            if t.lstrip { while lo > textStart, u[u.index(before: lo)].properties.isWhitespace { lo = u.index(before: lo) } }
+            if t.rstrip { while hi < u.endIndex, u[hi].properties.isWhitespace { hi = u.index(after: hi) } }
             if textStart < lo { out.append(.text(s[textStart..<lo])) }
             out.append(.token(t.id))
             textStart = hi
             i = hi
         }
-        if textStart < s.endIndex { out.append(.text(s[textStart...])) }
+        if textStart < u.endIndex { out.append(.text(s[textStart...])) }
         return out
     }
 
-    private func isWordChar(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" }
+    private func isWordChar(_ c: Unicode.Scalar) -> Bool {
+        c == "_" || c.properties.isAlphabetic || c.properties.numericType != nil
+    }
 }
