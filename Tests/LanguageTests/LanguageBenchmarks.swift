@@ -42,6 +42,22 @@ func bestSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
         return m
     }
 
+    @Test func generationStepBreakdown() throws {
+        let m = try benchModel()
+        let cache = KVCache(layers: 4)
+        _ = try noGrad { try m.hiddenStates(DecoderInput(tokens: IndexTensor(shape: [1, 64], values: (0..<64).map { $0 })), cache: cache) }
+        let x = Tensor.normal([1, 1, 256], generator: &benchGen)
+        let layer = m.model.layers[0]
+        let s1 = try bestSeconds(20) { _ = try noGrad { try layer.mlp(x) } }
+        let s2 = try bestSeconds(20) { _ = try noGrad { try layer.selfAttn.qProj(x) } }
+        let s3 = try bestSeconds(20) { _ = try noGrad { try rmsNorm(x, weight: layer.inputLayernorm.weight.data) } }
+        let s4 = try bestSeconds(20) { _ = try noGrad { try m.logits(hidden: x) } }
+        let k = Tensor.normal([1, 4, 64, 32], generator: &benchGen)
+        let s5 = try bestSeconds(20) { _ = try Tensor.concatenate([k, k.narrow(axis: 2, start: 0, length: 1)], axis: 2) }
+        let s6 = try bestSeconds(20) { _ = try m.model.rotary.tables(positions: IndexTensor(shape: [1, 1], values: [64])) }
+        print("bench step parts (ms): mlp \(s1 * 1e3), q_proj \(s2 * 1e3), rmsnorm \(s3 * 1e3), lm_head \(s4 * 1e3), cache concat \(s5 * 1e3), rope tables \(s6 * 1e3)")
+    }
+
     @Test func generationTokensPerSecond() throws {
         let m = try benchModel()
         let prompt = (0..<32).map { ($0 * 37) % 4096 }
@@ -83,3 +99,5 @@ func bestSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
         print("bench decoder step T=1024 (hidden 256, 4 layers): causal \(String(format: "%.1f", sc * 1e3)) ms, 8 packed documents \(String(format: "%.1f", sp * 1e3)) ms; \(String(format: "%.0f", 1024 / sp)) tokens/s")
     }
 }
+
+nonisolated(unsafe) private var benchGen = RandomGenerator(seed: 5)

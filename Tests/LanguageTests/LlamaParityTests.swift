@@ -159,3 +159,56 @@ import Testing
         #expect(throws: TensorError.self) { try LlamaForCausalLM(config: bad) }
     }
 }
+
+@Suite struct LlamaExportPythonTests {
+    @Test func transformersLoadsOurExport() throws {
+        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "/tmp/torchenv/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            print("skipped transformersLoadsOurExport: no Python at \(python) (set SIGHTLINE_PYTHON)")
+            return
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-llama-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Imported HF model, changed (LoRA merged in on export), written as HF writes checkpoints.
+        let model = try loadFixtureModel("llama_tiny")
+        try model.attachLoRA(LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ["q_proj", "down_proj"]))
+        var g = RandomGenerator(seed: 4)
+        for (_, l) in model.loraModules { l.lora!.b.data = Tensor.normal(l.lora!.b.shape, std: 0.3, generator: &g) }
+        let ids = try IndexTensor(shape: [1, 7], values: [4, 8, 15, 16, 23, 42, 5])
+        #expect(Set(try model.huggingFaceStateDict().map(\.0)) == Set(try loadFixtureModel("llama_tiny").huggingFaceStateDict().map(\.0)))
+        try Safetensors32.write(model.huggingFaceStateDict(), to: dir.appendingPathComponent("model.safetensors"))
+        try model.config.jsonData().write(to: dir.appendingPathComponent("config.json"))
+        try Safetensors32.write([("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
+        let script = """
+        import sys
+        try:
+            import torch, transformers
+        except ImportError as e:
+            print("SKIP", e); sys.exit(0)
+        from safetensors.torch import load_file
+        from transformers import LlamaForCausalLM
+        m, info = LlamaForCausalLM.from_pretrained(sys.argv[1], output_loading_info=True)
+        print("MISSING", len(info["missing_keys"]), "UNEXPECTED", len(info["unexpected_keys"]), "MISMATCHED", len(info["mismatched_keys"]))
+        with torch.no_grad():
+            got = m.eval()(input_ids=torch.tensor([[4, 8, 15, 16, 23, 42, 5]])).logits
+        ref = load_file(sys.argv[1] + "/expected.safetensors")["logits"]
+        print("REL", ((got - ref).abs().max() / ref.abs().max()).item())
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = ["-c", script, dir.path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if out.contains("SKIP") { print("skipped transformersLoadsOurExport: \(out)"); return }
+        #expect(out.contains("MISSING 0 UNEXPECTED 0 MISMATCHED 0"), "transformers said: \(out)")
+        let rel = try #require(out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap { Double($0.split(separator: " ")[1]) }, "python said: \(out)")
+        print("transformers loaded our export: logits rel err \(rel)")
+        #expect(rel < 1e-4)
+    }
+}

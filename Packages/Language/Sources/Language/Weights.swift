@@ -74,7 +74,7 @@ extension LlamaForCausalLM {
     /// no `lm_head.weight` when embeddings are tied.
     public func huggingFaceStateDict() throws -> [(String, Tensor)] {
         var out: [(String, Tensor)] = []
-        for (name, m) in namedModules() {
+        for (name, m) in namedModules() where !(m is LoRAWeights.Half) {
             guard let lin = m as? LlamaLinear else {
                 for (n, p) in m.localParameters { out.append((name.isEmpty ? n : name + "." + n, p.data)) }
                 continue
