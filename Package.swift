@@ -35,6 +35,7 @@ let package = Package(
             dependencies: [
                 lib("Checkpoint"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
+                lib("Safetensors", "Checkpoint"),
             ],
             path: "Apps/Weights"),
 
@@ -47,7 +48,8 @@ let package = Package(
             name: "LayersTests", dependencies: [lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
             path: "Tests/LayersTests"),
         .testTarget(
-            name: "CheckpointTests", dependencies: [lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport"],
+            name: "CheckpointTests", dependencies: [lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
+                lib("Safetensors", "Checkpoint"), lib("Layers", "Tensor")],
             path: "Tests/CheckpointTests"),
         .testTarget(
             name: "VisionTests", dependencies: [lib("Vision"), lib("Tensor"), "SightlineTestSupport",

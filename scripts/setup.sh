@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Sightline needs on Debian 12 and is missing: the system libraries (OpenBLAS, HDF5)
-# and, for the tests that check files with the Python readers, h5py and numpy. Idempotent.
+# and, for the tests that check files with the Python readers, h5py, numpy and safetensors. Idempotent.
 set -euo pipefail
 
 apt_packages=(libopenblas-dev libhdf5-dev pkg-config)
-pip_packages=(h5py numpy)
+pip_packages=(h5py numpy safetensors)
 
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -1,23 +1,12 @@
 import ArgumentParser
 import Checkpoint
-import Logging
-import Tensor
 
 @main
 struct Weights: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weights",
-        abstract: "Inspect, convert, import and export Sightline weights (HDF5, safetensors).",
-        subcommands: [Info.self])
+        abstract: "Inspect and convert Sightline weights (HDF5), safetensors and PyTorch state dicts.",
+        subcommands: [Info.self, Inspect.self, Convert.self, CrashHelper.self, Probe.self])
 }
 
-/// Prints the linked libraries and the active BLAS kernel.
-struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the HDF5 and BLAS libraries in use.")
-
-    func run() throws {
-        let v = HDF5Library.version
-        print("HDF5 \(v.major).\(v.minor).\(v.release)")
-        print(ComputeRuntime.blas())
-    }
-}
+extension WeightDType: @retroactive ExpressibleByArgument {}

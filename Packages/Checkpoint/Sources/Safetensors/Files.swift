@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A read-only memory mapping of a whole file, unmapped when released.
+public final class MappedFile: @unchecked Sendable {
+    /// The path it was opened from.
+    public let path: String
+    /// The file's bytes (empty for an empty file).
+    public let bytes: UnsafeRawBufferPointer
+
+    /// Maps `path` read-only.
+    /// - Throws: `TensorFileError` when the file cannot be opened, is not a regular file, or cannot be mapped.
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw TensorFileError(file: path, "cannot open: \(errnoText())") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw TensorFileError(file: path, "cannot stat: \(errnoText())") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw TensorFileError(file: path, "not a regular file")
+        }
+        let size = Int(st.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw TensorFileError(file: path, "cannot map \(size) bytes: \(errnoText())")
+        }
+        bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}
+
+/// Durable file operations: data reaches the disk (fsync) before a rename makes it visible, so a
+/// reader finds either the old file or the complete new one, after a crash too.
+public enum DurableFile {
+    /// A fresh hidden temporary name next to `path` (same directory, so that rename is atomic).
+    public static func temporaryPath(for path: String) -> String {
+        let (dir, name) = split(path)
+        let tag = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        return (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp-\(getpid())-\(tag)"
+    }
+
+    /// Flushes the file at `path` to disk.
+    public static func fsync(path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw TensorFileError(file: path, "cannot open to sync: \(errnoText())") }
+        defer { close(fd) }
+        guard syncFD(fd) == 0 else { throw TensorFileError(file: path, "fsync failed: \(errnoText())") }
+    }
+
+    /// Flushes the directory holding `path` (so that a rename in it is durable).
+    public static func fsyncDirectory(containing path: String) throws {
+        let dir = split(path).dir
+        try fsync(path: dir.isEmpty ? "." : dir)
+    }
+
+    /// Renames `from` to `to` atomically (replacing `to`), then syncs the directory.
+    public static func rename(_ from: String, to: String) throws {
+        #if canImport(Glibc)
+            let rc = Glibc.rename(from, to)
+        #else
+            let rc = Darwin.rename(from, to)
+        #endif
+        guard rc == 0 else { throw TensorFileError(file: to, "cannot rename \(from) to it: \(errnoText())") }
+        try fsyncDirectory(containing: to)
+    }
+
+    /// Writes a file through `body` (which receives a temporary path to create), then syncs it and
+    /// renames it to `path`. On any error the temporary file is removed and `path` is untouched.
+    public static func write(to path: String, _ body: (String) throws -> Void) throws {
+        let tmp = temporaryPath(for: path)
+        do {
+            try body(tmp)
+            try fsync(path: tmp)
+            try rename(tmp, to: path)
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
+    /// Writes `bytes` to `path`, atomically and durably.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        try write(to: path) { tmp in
+            let w = try FileWriter(creating: tmp, reportAs: path)
+            try bytes.withUnsafeBytes { try w.write($0) }
+            try w.close()
+        }
+    }
+
+    /// Splits a path into its directory ("" for none) and last component.
+    static func split(_ path: String) -> (dir: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        let dir = String(path[..<slash])
+        return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
+    }
+}
+
+/// Sequential writes to a new file; the descriptor is closed when released.
+package final class FileWriter {
+    private var fd: Int32
+    /// Path named in errors.
+    let reportPath: String
+
+    /// Creates (or truncates) `path`; errors name `reportAs` (the final path of an atomic write).
+    package init(creating path: String, reportAs: String? = nil) throws {
+        reportPath = reportAs ?? path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw TensorFileError(file: reportAs ?? path, "cannot create \(path): \(errnoText())")
+        }
+    }
+
+    /// Appends `bytes`.
+    package func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc_write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw TensorFileError(file: reportPath, "write failed: \(errnoText())") }
+            done += n
+        }
+    }
+
+    /// Closes the file, reporting a failed close (which can carry a deferred write error).
+    package func close() throws {
+        guard fd >= 0 else { return }
+        let rc = closeFD(fd)
+        fd = -1
+        guard rc == 0 else { throw TensorFileError(file: reportPath, "close failed: \(errnoText())") }
+    }
+
+    deinit { if fd >= 0 { _ = closeFD(fd) } }
+}
+
+@inline(__always)
+private func closeFD(_ fd: Int32) -> Int32 {
+    #if canImport(Glibc)
+        return Glibc.close(fd)
+    #else
+        return Darwin.close(fd)
+    #endif
+}
+
+@inline(__always)
+private func syncFD(_ fd: Int32) -> Int32 {
+    #if canImport(Darwin)
+        return fcntl(fd, F_FULLFSYNC) == 0 ? 0 : Darwin.fsync(fd)
+    #else
+        return Glibc.fsync(fd)
+    #endif
+}
+
+@inline(__always)
+private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+    #if canImport(Glibc)
+        return Glibc.write(fd, p, n)
+    #else
+        return Darwin.write(fd, p, n)
+    #endif
+}
+
+/// Whether `path` names a directory.
+package func isDirectory(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+}
+
+/// Whether anything exists at `path`.
+package func fileExists(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0
+}
+
+/// The current `errno` as text.
+package func errnoText() -> String { String(cString: strerror(errno)) }
