@@ -114,6 +114,25 @@ import Testing
         }
     }
 
+    @Test func gradientCheckpointingGivesTheSameGradients() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let f = try loadFixtureCase("llama_tiny_packed", group: "language")
+        let ids = try f.indexTensor("input_ids"), docs = try f.indexTensor("document_ids")
+        func run() throws -> Gradients {
+            try valueAndGradient(at: model.namedParameters()) {
+                try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: ids, documentIds: docs)), labels: ids, documentIds: docs).meanLoss
+            }.gradients
+        }
+        let plain = try run()
+        model.gradientCheckpointing = true
+        let recomputed = try run()
+        #expect(plain.count == 21 && recomputed.count == 21)
+        for (name, g) in plain { #expect(relErr(try #require(recomputed[name]), g) < 1e-6, "\(name)") }
+        try model.attachLoRA(LoRAConfig(r: 2, loraAlpha: 2, loraDropout: 0.1))
+        model.train()
+        #expect(throws: TensorError.self) { try run() }
+    }
+
     @Test func tiedEmbeddingsMatchHF() throws {
         let model = try loadFixtureModel("llama_tied")
         #expect(model.lmHead == nil)

@@ -180,6 +180,10 @@ public final class LlamaForCausalLM: Module {
     public let model: LlamaModel
     /// The vocabulary head; nil when tied to the embedding.
     public let lmHead: LlamaLinear?
+    /// Recompute each decoder layer during backward instead of keeping its activations (HF
+    /// `gradient_checkpointing_enable`): activation memory drops to one layer's, for about one more
+    /// forward pass. Needs deterministic layers: LoRA dropout must be 0 while training with it.
+    public var gradientCheckpointing = false
 
     /// A model with HF's initialisation (N(0, 0.02) weights, unit norms), drawn from `seed`.
     /// - Throws: `TensorError` when the config's head arithmetic is inconsistent.
@@ -242,8 +246,16 @@ public final class LlamaForCausalLM: Module {
         if let d = input.documentIds { mask = AttentionMask.documents(d, causal: true) }
         if let padding, padding.values.contains(0) { mask = try mask.and(.keyPadding(padding)) }
         let rope = try model.rotary.tables(positions: positions)
+        let recompute = gradientCheckpointing && cache == nil && GradMode.isEnabled
+        if recompute, isTraining, let (name, _) = loraModules.first(where: { ($0.1.lora?.dropout?.p ?? 0) > 0 }) {
+            throw TensorError(op, "gradient checkpointing needs deterministic layers, but \(name) has LoRA dropout")
+        }
         for (i, layer) in model.layers.enumerated() {
-            x = try layer(x, rope: rope, mask: mask, cache: cache, layer: i)
+            if recompute {
+                x = try checkpoint([x]) { inputs in try layer(inputs[0], rope: rope, mask: mask, cache: nil, layer: i) }
+            } else {
+                x = try layer(x, rope: rope, mask: mask, cache: cache, layer: i)
+            }
         }
         cache?.commit(length: t)
         return try model.norm(x)
