@@ -58,6 +58,20 @@ func bestSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
         print("bench step parts (ms): mlp \(s1 * 1e3), q_proj \(s2 * 1e3), rmsnorm \(s3 * 1e3), lm_head \(s4 * 1e3), cache concat \(s5 * 1e3), rope tables \(s6 * 1e3)")
     }
 
+    @Test func decoderStepBreakdown() throws {
+        let m = try benchModel(vocab: 512)
+        let ids = try IndexTensor(shape: [1, 1024], values: (0..<1024).map { ($0 * 13) % 512 })
+        let docs = try IndexTensor(shape: [1, 1024], values: (0..<1024).map { $0 / 128 })
+        let fwd = try bestSeconds(2) { _ = try noGrad { try m.hiddenStates(DecoderInput(tokens: ids, documentIds: docs)) } }
+        let x = Tensor.normal([1, 1024, 8, 32], generator: &benchGen).requiringGradient()
+        let (c, sn) = try m.model.rotary.tables(positions: positionIds(documentIds: docs))
+        let rope = try bestSeconds(3) { _ = try gradient(of: { try RotaryEmbedding.apply($0[0], cos: c, sin: sn).sum() }, at: [x]) }
+        let w = Tensor.normal([256, 256], generator: &benchGen)
+        let h = Tensor.normal([1024, 256], generator: &benchGen)
+        let proj = try bestSeconds(3) { _ = try gradient(of: { try linear($0[0], weight: $0[1]).sum() }, at: [h, w]) }
+        print("bench decoder T=1024: forward \(String(format: "%.1f", fwd * 1e3)) ms; rope fwd+bwd on q \(String(format: "%.2f", rope * 1e3)) ms; one 256x256 projection fwd+bwd \(String(format: "%.2f", proj * 1e3)) ms")
+    }
+
     @Test func generationTokensPerSecond() throws {
         let m = try benchModel()
         let prompt = (0..<32).map { ($0 * 37) % 4096 }
