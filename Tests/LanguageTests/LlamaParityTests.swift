@@ -166,6 +166,30 @@ import Testing
         }
     }
 
+    @Test func loadsShardedDirectories() throws {
+        let src = languageFixtures.appendingPathComponent("llama_tiny")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-shards-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: src.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        let all = try Safetensors32.read(src.appendingPathComponent("model.safetensors")).sorted { $0.key < $1.key }
+        let half = all.count / 2
+        var map: [String: String] = [:]
+        for (i, part) in [Array(all[..<half]), Array(all[half...])].enumerated() {
+            let name = "model-0000\(i + 1)-of-00002.safetensors"
+            try Safetensors32.write(part.map { ($0.key, $0.value) }, to: dir.appendingPathComponent(name))
+            for (k, _) in part { map[k] = name }
+        }
+        try JSONSerialization.data(withJSONObject: ["metadata": [String: String](), "weight_map": map]).write(to: dir.appendingPathComponent("model.safetensors.index.json"))
+        let (sharded, report) = try LlamaForCausalLM.load(directory: dir, readSafetensors: Safetensors32.read)
+        #expect(report.loaded == 21 && report.missing.isEmpty && report.unexpected.isEmpty)
+        let ids = try IndexTensor(shape: [1, 4], values: [1, 2, 3, 4])
+        #expect(try sharded(ids).scalars == loadFixtureModel("llama_tiny")(ids).scalars)
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("model-00002-of-00002.safetensors"))
+        #expect(throws: TensorError.self) { try LlamaForCausalLM.load(directory: dir, readSafetensors: Safetensors32.read) }
+    }
+
     @Test func badInputsThrow() throws {
         let model = try loadFixtureModel("llama_tied")
         #expect(throws: TensorError.self) { try model.hiddenStates(DecoderInput()) }

@@ -89,3 +89,40 @@ extension LlamaForCausalLM {
         return out.sorted { (order[$0.0] ?? 0) < (order[$1.0] ?? 0) }
     }
 }
+
+extension LlamaForCausalLM {
+    /// Loads a HF Llama directory: `config.json` plus `model.safetensors`, or the shards listed by
+    /// `model.safetensors.index.json` (`weight_map`). Reading one safetensors file is the caller's
+    /// (Checkpoint's `Safetensors` target), so this package stays free of file formats.
+    /// - Parameter readSafetensors: every tensor of one file, by name.
+    /// - Throws: `TensorError("load_pretrained", ...)` when no weights are found or a shard is missing,
+    ///   and the errors of `load(config:tensors:)`.
+    public static func load(
+        directory: URL, readSafetensors: (URL) throws -> [String: Tensor]
+    ) throws -> (LlamaForCausalLM, WeightLoadReport) {
+        let fm = FileManager.default
+        let config = try LlamaConfig.load(contentsOf: directory.appendingPathComponent("config.json"))
+        let single = directory.appendingPathComponent("model.safetensors")
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        var tensors: [String: Tensor] = [:]
+        if fm.fileExists(atPath: single.path) {
+            tensors = try readSafetensors(single)
+        } else if fm.fileExists(atPath: index.path) {
+            guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: index)) as? [String: Any],
+                let map = root["weight_map"] as? [String: String]
+            else { throw TensorError("load_pretrained", "\(index.path) has no weight_map") }
+            for file in Set(map.values).sorted() {
+                let url = directory.appendingPathComponent(file)
+                guard fm.fileExists(atPath: url.path) else {
+                    throw TensorError("load_pretrained", "shard \(file) listed in \(index.lastPathComponent) is missing")
+                }
+                for (k, v) in try readSafetensors(url) { tensors[k] = v }
+            }
+            let absent = map.keys.filter { tensors[$0] == nil }.sorted()
+            guard absent.isEmpty else { throw TensorError("load_pretrained", "tensors listed in the index but not in their shards: \(absent.prefix(8))") }
+        } else {
+            throw TensorError("load_pretrained", "\(directory.path) has neither model.safetensors nor model.safetensors.index.json")
+        }
+        return try load(config: config, tensors: tensors)
+    }
+}
