@@ -22,6 +22,10 @@ What it writes (all small; the Swift tests read only these files):
   here (Llama-3 style split regex + byte-level; GPT-2 style byte-level; Llama-2 style sentencepiece
   BPE with byte fallback); tokenizer_cases.json: texts and the ids HF `tokenizers` gives them.
 
+The tokenizers' training is not bit-reproducible from run to run (tie order inside `tokenizers`'
+trainer), and PEFT writes `target_modules` in set order: the tokenizer files and tokenizer_cases.json
+are always regenerated together, so they stay consistent with each other.
+
 References are computed in float64 (the model is cast with `.double()` after the float32 weights are
 drawn), so they carry no float32 accumulation noise.
 """
