@@ -21,7 +21,7 @@ func bestSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
     return best
 }
 
-@Suite(.enabled(if: benchEnabled)) struct LanguageBenchmarks {
+@Suite(.serialized, .enabled(if: benchEnabled)) struct LanguageBenchmarks {
     @Test(arguments: ["bytelevel", "gpt2", "bytefallback"])
     func tokenizerEncodingSpeed(name: String) throws {
         let tok = try fixtureTokenizer(name)
@@ -32,7 +32,14 @@ func bestSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
         let lines = text.split(separator: "\n").map(String.init)
         var count = 0
         let s = try bestSeconds(2) { count = lines.reduce(0) { $0 + tok.encode($1).count } }
-        print("bench tokenizer \(name): \(String(format: "%.2f", Double(text.utf8.count) / s / 1e6)) MB/s (\(count) tokens from \(text.utf8.count) bytes)")
+        if name == "bytelevel" {
+            let split = try bestSeconds(2) { _ = lines.reduce(0) { $0 + BuiltinSplitPattern.llama3.split($1).count } }
+            print("bench llama3 split scanner alone: \(String(format: "%.2f", Double(text.utf8.count) / split / 1e6)) MB/s")
+        }
+        tok.wordCacheCapacity = 0
+        let cold = try bestSeconds(1) { _ = lines.reduce(0) { $0 + tok.encode($1).count } }
+        print("bench tokenizer \(name): \(String(format: "%.2f", Double(text.utf8.count) / s / 1e6)) MB/s with the word cache (repetitive text), "
+            + "\(String(format: "%.2f", Double(text.utf8.count) / cold / 1e6)) MB/s without (\(count) tokens from \(text.utf8.count) bytes)")
     }
 
     func benchModel(vocab: Int = 4096) throws -> LlamaForCausalLM {

@@ -16,6 +16,8 @@ public struct BPEModel: Sendable {
     public let ignoreMerges: Bool
     /// Ids of `<0x00>` ... `<0xFF>` when byte fallback is on.
     let byteTokens: [Int]?
+    /// Ids of the single-scalar tokens, by scalar value (the starting symbols of every word).
+    let scalarTokens: [UInt32: Int]
 
     static func key(_ a: Int, _ b: Int) -> UInt64 { UInt64(UInt32(a)) << 32 | UInt64(UInt32(b)) }
 
@@ -41,6 +43,12 @@ public struct BPEModel: Sendable {
             if m[k] == nil { m[k] = (Int32(rank), Int32(merged)) }
         }
         self.merges = m
+        var singles: [UInt32: Int] = [:]
+        for (t, i) in vocabulary {
+            let u = t.unicodeScalars
+            if u.count == 1 { singles[u.first!.value] = i }
+        }
+        scalarTokens = singles
         self.unknownToken = unknownToken
         self.byteFallback = byteFallback
         self.fuseUnknown = fuseUnknown
@@ -66,7 +74,7 @@ public struct BPEModel: Sendable {
             pendingUnknown = false
         }
         for scalar in word.unicodeScalars {
-            if let id = vocabulary[String(scalar)] {
+            if let id = scalarTokens[scalar.value] {
                 flushUnknown()
                 symbols.append(id)
                 continue
@@ -198,10 +206,14 @@ public enum ByteLevelAlphabet {
         return d
     }()
 
+    /// UTF-8 of each byte's alphabet character.
+    static let byteToUTF8: [[UInt8]] = byteToScalar.map { Array(String($0).utf8) }
+
     /// The byte-level spelling of `text`'s UTF-8 bytes.
     public static func encode(_ text: Substring) -> String {
-        var s = String.UnicodeScalarView()
-        for b in text.utf8 { s.append(byteToScalar[Int(b)]) }
-        return String(s)
+        var buf: [UInt8] = []
+        buf.reserveCapacity(text.utf8.count * 2)
+        for b in text.utf8 { buf.append(contentsOf: byteToUTF8[Int(b)]) }
+        return String(decoding: buf, as: UTF8.self)
     }
 }

@@ -34,6 +34,11 @@ public final class Tokenizer: @unchecked Sendable {
     private var addedById: [Int: AddedToken] = [:]
     private var addedByContent: [String: Int] = [:]
     private var rawMatcher = AddedMatcher(tokens: [])
+    /// Word -> ids memo (HF's BPE keeps one too); emptied when it reaches `wordCacheCapacity`.
+    private var wordCache: [String: [Int]] = [:]
+    private let cacheLock = NSLock()
+    /// Entries the word cache may hold (0 disables it).
+    public var wordCacheCapacity = 20_000
     private var normalizedMatcher = AddedMatcher(tokens: [])
 
     /// Reads `tokenizer.json`.
@@ -156,13 +161,28 @@ public final class Tokenizer: @unchecked Sendable {
                     case .token(let id): ids.append(id)
                     case .text(let t):
                         let words = preTokenizer?.apply([String(t)], first: first) ?? [String(t)]
-                        for w in words { model.encode(word: Substring(w), into: &ids) }
+                        for w in words { encodeWord(w, into: &ids) }
                     }
                 }
             }
             first = false
         }
         return addSpecialTokens ? postProcessor.apply(ids) : ids
+    }
+
+    private func encodeWord(_ w: String, into ids: inout [Int]) {
+        guard wordCacheCapacity > 0 else { model.encode(word: Substring(w), into: &ids); return }
+        cacheLock.lock()
+        let hit = wordCache[w]
+        cacheLock.unlock()
+        if let hit { ids.append(contentsOf: hit); return }
+        var fresh: [Int] = []
+        model.encode(word: Substring(w), into: &fresh)
+        ids.append(contentsOf: fresh)
+        cacheLock.lock()
+        if wordCache.count >= wordCacheCapacity { wordCache.removeAll(keepingCapacity: true) }
+        wordCache[w] = fresh
+        cacheLock.unlock()
     }
 
     /// Token strings of `text` (no special tokens added).
@@ -185,11 +205,18 @@ public final class Tokenizer: @unchecked Sendable {
 struct AddedMatcher {
     enum Piece { case text(Substring), token(Int) }
     let byFirst: [Unicode.Scalar: [Tokenizer.AddedToken]]
+    /// Whether an ASCII scalar starts some token (skips the dictionary for most characters).
+    let asciiStarts: [Bool]
+    let hasNonASCIIStart: Bool
 
     init(tokens: [Tokenizer.AddedToken]) {
         var d: [Unicode.Scalar: [Tokenizer.AddedToken]] = [:]
         for t in tokens where !t.content.isEmpty { d[t.content.unicodeScalars.first!, default: []].append(t) }
         byFirst = d.mapValues { $0.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count } }
+        var a = [Bool](repeating: false, count: 128)
+        for k in d.keys where k.value < 128 { a[Int(k.value)] = true }
+        asciiStarts = a
+        hasNonASCIIStart = d.keys.contains { $0.value >= 128 }
     }
 
     func split(_ s: Substring) -> [Piece] {
@@ -200,7 +227,9 @@ struct AddedMatcher {
         var i = u.startIndex
         while i < u.endIndex {
             var matched: (Tokenizer.AddedToken, Range<String.Index>)? = nil
-            if let cands = byFirst[u[i]] {
+            let c = u[i]
+            let maybe = c.value < 128 ? asciiStarts[Int(c.value)] : hasNonASCIIStart
+            if maybe, let cands = byFirst[c] {
                 for t in cands where u[i...].starts(with: t.content.unicodeScalars) {
                     let end = u.index(i, offsetBy: t.content.unicodeScalars.count)
                     if t.singleWord {
