@@ -53,7 +53,7 @@ let package = Package(
             path: "Tests/CheckpointTests"),
         .testTarget(
             name: "VisionTests", dependencies: [lib("Vision"), lib("Tensor"), "SightlineTestSupport",
-                lib("Safetensors", "Checkpoint")],
+                lib("Safetensors", "Checkpoint"), lib("ImagePipeline", "Vision")],
             path: "Tests/VisionTests"),
         .testTarget(
             name: "BridgesTests", dependencies: [lib("Bridges"), lib("Tensor"), "SightlineTestSupport"],

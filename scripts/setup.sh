@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Sightline needs on Debian 12 and is missing: the system libraries (OpenBLAS, HDF5)
+# Installs what Sightline needs on Debian 12 and is missing: the system libraries (OpenBLAS, HDF5,
+# libjpeg-turbo and libpng for the image pipeline)
 # and, for the tests that check files with the Python readers, h5py, numpy and safetensors. Idempotent.
 set -euo pipefail
 
-apt_packages=(libopenblas-dev libhdf5-dev pkg-config)
+apt_packages=(libopenblas-dev libhdf5-dev pkg-config libjpeg-dev libpng-dev)
 pip_packages=(h5py numpy safetensors)
 
 missing=()

@@ -1,15 +1,28 @@
 // swift-tools-version:6.1
-// Vision: CLIP ViT, positional-embedding interpolation, sub-image decomposition, image pipeline.
+// Vision: CLIP ViT, positional-embedding interpolation, sub-image decomposition (target Vision, no
+// codec), and the image pipeline (target ImagePipeline: PNG/JPEG through libpng and libjpeg-turbo,
+// Pillow-exact resizing, CLIP preprocessing).
 import PackageDescription
 
 let package = Package(
     name: "Vision",
-    products: [.library(name: "Vision", targets: ["Vision"])],
+    products: [
+        .library(name: "Vision", targets: ["Vision"]),
+        .library(name: "ImagePipeline", targets: ["ImagePipeline"]),
+    ],
     dependencies: [.package(path: "../Tensor")],
     targets: [
         .target(
             name: "Vision",
-            dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")])
+            dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")]),
+        // System libraries (Debian libjpeg62-turbo-dev via libjpeg-dev, libpng-dev).
+        .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        // The codecs' setjmp-based error handling, in C.
+        .target(name: "CImageCodecs", dependencies: ["CLibJPEG", "CLibPNG"]),
+        .target(
+            name: "ImagePipeline",
+            dependencies: ["Vision", "CImageCodecs", .product(name: "Tensor", package: "Tensor")]),
     ],
     swiftLanguageModes: [.v5]
 )
