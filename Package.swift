@@ -68,7 +68,11 @@ let package = Package(
             name: "DatasetsTests", dependencies: [lib("Datasets"), lib("Tensor"), "SightlineTestSupport"],
             path: "Tests/DatasetsTests"),
         .testTarget(
-            name: "TrainingTests", dependencies: [lib("Training"), lib("Tensor"), "SightlineTestSupport"],
+            name: "TrainingTests",
+            dependencies: [
+                lib("Training"), lib("Tensor"), lib("Layers", "Tensor"), lib("Optim"), lib("Checkpoint"),
+                lib("Safetensors", "Checkpoint"), "SightlineTestSupport",
+            ],
             path: "Tests/TrainingTests"),
     ],
     swiftLanguageModes: [.v5]

@@ -19,6 +19,7 @@ let package = Package(
                 .product(name: "Vision", package: "Vision"), .product(name: "Bridges", package: "Bridges"),
                 .product(name: "Language", package: "Language"), .product(name: "Optim", package: "Optim"),
                 .product(name: "Checkpoint", package: "Checkpoint"),
+                .product(name: "Safetensors", package: "Checkpoint"),
                 .product(name: "Datasets", package: "Datasets"),
                 .product(name: "Logging", package: "swift-log"),
             ])
