@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes the Vision package's reference fixtures under Tests/Fixtures/vision/.
 
-Run by hand (CI has no torch); the outputs are committed. Pinned versions (written to the JSON files):
+Run by hand (CI has no torch); the outputs are committed. `--check-export DIR` instead loads a model
+directory written by Sightline (`CLIPVisionModel.savePretrained`) with transformers and checks it
+(run by the Vision tests when a Python with torch and transformers is available). Pinned versions (written to the JSON files):
 transformers 5.23.0, torch 2.13.0+cpu, safetensors 0.8.0, Pillow 13.0.0. Deterministic (fixed seeds).
 
 Files:
@@ -299,7 +301,35 @@ def preprocess_cases():
         "ints": {}, "tensors": {}, "notes": {}})
 
 
+def check_export(directory):
+    """Loads a directory written by Sightline's `CLIPVisionModel.savePretrained` with HF transformers and
+    compares its outputs with the committed references. Exit status 0 when it loads with no missing or
+    unexpected keys and every hidden state is within 1e-4 relative."""
+    from safetensors.torch import load_file
+    from transformers import CLIPVisionModel
+
+    model, info = CLIPVisionModel.from_pretrained(directory, output_loading_info=True)
+    problems = {k: sorted(v) for k, v in info.items() if v}
+    if problems:
+        print("loading problems:", problems)
+        return 1
+    ref = load_file(os.path.join(OUT, "clip_tiny_reference.safetensors"))
+    with torch.no_grad():
+        out = model.eval()(pixel_values=ref["native.pixel_values"], output_hidden_states=True)
+    worst = 0.0
+    for i, hs in enumerate(out.hidden_states):
+        worst = max(worst, rel_err(hs, ref[f"native.hidden_states.{i}"]))
+    worst = max(worst, rel_err(out.pooler_output, ref["native.pooler_output"]))
+    print(f"transformers {transformers.__version__} loaded {directory}: no missing or unexpected keys, "
+          f"max relative error {worst:.3g}")
+    return 0 if worst <= 1e-4 else 1
+
+
 def main():
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-export":
+        sys.exit(check_export(sys.argv[2]))
     check_versions()
     os.makedirs(OUT, exist_ok=True)
     model = clip_cases()

@@ -10,11 +10,15 @@ let package = Package(
         .library(name: "Vision", targets: ["Vision"]),
         .library(name: "ImagePipeline", targets: ["ImagePipeline"]),
     ],
-    dependencies: [.package(path: "../Tensor")],
+    dependencies: [.package(path: "../Tensor"), .package(path: "../Checkpoint")],
     targets: [
         .target(
             name: "Vision",
-            dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")]),
+            dependencies: [
+                .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
+                // safetensors reading for fromPretrained (no HDF5).
+                .product(name: "Safetensors", package: "Checkpoint"),
+            ]),
         // System libraries (Debian libjpeg62-turbo-dev via libjpeg-dev, libpng-dev).
         .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),

@@ -1,0 +1,90 @@
+import Foundation
+import Safetensors
+import SightlineTestSupport
+import Tensor
+import Testing
+import Vision
+
+@Suite struct PretrainedTests {
+    func temporaryDirectory() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vision-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func fromPretrainedLoadsAnHFDirectory() throws {
+        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
+        #expect(model.config.hiddenSize == 32 && model.layerCount == 3 && model.config.gridSize == 8)
+        let ref = try VisionFixtures.safetensors("clip_tiny_reference.safetensors")
+        let out = try model(try ref.readTensor("native.pixel_values"))
+        #expect(relError(out.pooled!, try ref.readTensor("native.pooler_output")) <= 1e-4)
+        // Errors name the directory.
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            _ = try CLIPVisionModel.fromPretrained(directory: dir)
+            Issue.record("an empty directory loaded")
+        } catch let e as VisionError {
+            #expect(e.source == dir && e.message.contains("config.json"))
+        }
+        try FileManager.default.copyItem(atPath: VisionFixtures.clipDirectory + "/config.json", toPath: dir + "/config.json")
+        #expect(throws: VisionError.self) { try CLIPVisionModel.fromPretrained(directory: dir) }
+    }
+
+    @Test func exportedFilesHaveHFNamesShapesAndValues() throws {
+        let fixture = try loadFixtureCase("clip_tiny", group: "vision")
+        guard case .object(let saved) = try fixture.param("saved_keys") else { throw FixtureError("saved_keys") }
+        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
+        let original = try SafetensorsFile(path: VisionFixtures.clipDirectory + "/model.safetensors")
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for prefixed in [false, true] {
+            let out = dir + (prefixed ? "/prefixed" : "/bare")
+            try model.savePretrained(directory: out, prefixed: prefixed)
+            let file = try SafetensorsFile(path: out + "/model.safetensors")
+            let prefix = prefixed ? "vision_model." : ""
+            #expect(Set(file.tensorInfos.map(\.name)) == Set(saved.keys.map { prefix + $0 }))
+            for info in file.tensorInfos {
+                let bare = String(info.name.dropFirst(prefix.count))
+                guard case .array(let dims)? = saved[bare] else { continue }
+                #expect(info.shape == dims.compactMap(\.intValue), "\(info.name)")
+                #expect(info.dtype == .float32)
+                #expect(try file.readTensor(info.name).scalars == original.readTensor(bare).scalars, "\(info.name)")
+            }
+            #expect(file.metadata["format"] == "pt")
+            let config = try CLIPVisionConfig.load(contentsOf: out + "/config.json")
+            #expect(config == model.config)
+            // And it loads back.
+            let again = try CLIPVisionModel.fromPretrained(directory: out)
+            #expect(again.stateDict().map(\.0) == model.stateDict().map(\.0))
+            try checkWithTransformers(out)
+        }
+    }
+
+    /// Loads the exported directory with HF transformers when a Python with torch and transformers is
+    /// available (`SIGHTLINE_PYTHON`, default `python3`); prints why it is skipped otherwise.
+    func checkWithTransformers(_ directory: String) throws {
+        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "python3"
+        func run(_ args: [String]) -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [python] + args
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = pipe
+            do { try p.run() } catch { return (-1, "\(error)") }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let (probe, _) = run(["-c", "import torch, transformers, safetensors"])
+        guard probe == 0 else {
+            print("skipped: the HF transformers load check needs \(python) with torch, transformers and safetensors (set SIGHTLINE_PYTHON)")
+            return
+        }
+        let script = VisionFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/make_vision_fixtures.py").path
+        let (status, output) = run([script, "--check-export", directory])
+        #expect(status == 0, "transformers check failed: \(output)")
+    }
+}
