@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(
             name: "Weights",
             dependencies: [
-                lib("Checkpoint"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("Checkpoint"), lib("Vision"), lib("Language"), lib("Layers", "Tensor"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
                 lib("Safetensors", "Checkpoint"),
             ],
