@@ -215,26 +215,9 @@ public enum AttentionKernels {
 
     // MARK: Vector helpers
 
-    /// e^x for x <= 0 (0 below -87, including -inf), vectorisable: Cody-Waite reduction by ln 2 with
-    /// round-to-nearest through the 1.5 * 2^23 trick, degree-6 polynomial, scale through the exponent.
+    /// e^x for x <= 0 (0 below -87, including -inf): `FastMath.expNonPositive`.
     @inline(__always)
-    static func expNonPositive(_ x: Float) -> Float {
-        let c = x < -87 ? -87 : x
-        let t = c * 1.44269504088896341 + 12_582_912
-        let k = t - 12_582_912
-        let r = c - k * 0.693359375 + k * 2.12194440e-4
-        var p: Float = 1.9875691500e-4
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let y = p * r * r + r + 1
-        // t's low mantissa bits hold k (|k| < 2^22): 2^k = bits (k + 127) << 23.
-        let bits = (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23
-        let out = y * Float(bitPattern: bits)
-        return x < -87 ? 0 : out
-    }
+    static func expNonPositive(_ x: Float) -> Float { FastMath.expNonPositive(x) }
 
     /// p[j] = exp(p[j] - shift) for j < n (shift >= every p[j]).
     @inline(__always)

@@ -40,4 +40,43 @@ public enum FastMath {
         large = x < 0 ? -large : large
         return a < 0.625 ? small : large
     }
+
+    /// e^x for x <= 0 (the softmax, attention and cross-entropy kernels only exponentiate values minus
+    /// their row max or log-sum-exp): the polynomial of `exp` without the upper clamp and NaN select,
+    /// exact 0 below -87 so that -inf contributes nothing.
+    @inline(__always)
+    public static func expNonPositive(_ x: Float) -> Float {
+        let c = x < -87 ? -87 : x
+        let t = c * 1.44269504088896341 + 12_582_912
+        let k = t - 12_582_912
+        let r = c - k * 0.693359375 + k * 2.12194440e-4
+        var p: Float = 1.9875691500e-4
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        let y = p * r * r + r + 1
+        let out = y * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+        return x < -87 ? 0 : out
+    }
+
+    /// `expNonPositive` on 16 lanes.
+    @inline(__always)
+    public static func expNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let c = x.replacing(with: -87.0, where: x .< -87.0)
+        let t = c * 1.44269504088896341 + 12582912.0
+        let k = t - 12582912.0
+        let r = c - k * 0.693359375 + k * 2.12194440e-4
+        var p = SIMD16<Float>(repeating: 1.9875691500e-4)
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        let y = p * r * r + r + 1
+        let ki = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        let scale = unsafeBitCast((ki &+ 127) &<< 23, to: SIMD16<Float>.self)
+        return (y * scale).replacing(with: 0, where: x .< -87.0)
+    }
 }

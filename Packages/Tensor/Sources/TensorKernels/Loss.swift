@@ -11,46 +11,13 @@ public enum CrossEntropyKernels {
     /// every row is streamed from memory once.
     static let block = 2048
 
-    /// e^x for x <= 0 (the kernels only exponentiate logits minus their row max or log-sum-exp);
-    /// exact 0 below -87, so that -inf logits contribute nothing. Same polynomial as
-    /// `FastMath.exp`, with the rounding done by the 1.5 * 2^23 trick so that it vectorises on any
-    /// x86-64 level (there is no upper clamp: it is not needed for x <= 0 and costs ~15%).
+    /// e^x for x <= 0 on 16 lanes (`FastMath.expNonPositive`): logits minus their row max or lse.
     @inline(__always)
-    static func exp(_ x: V) -> V {
-        let c = x.replacing(with: -87.0, where: x .< -87.0)
-        let t = c * 1.44269504088896341 + 12582912.0
-        let k = t - 12582912.0
-        let r = c - k * 0.693359375 + k * 2.12194440e-4
-        var p = V(repeating: 1.9875691500e-4)
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let y = p * r * r + r + 1
-        let ki = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
-        let scale = unsafeBitCast((ki &+ 127) &<< 23, to: V.self)
-        return (y * scale).replacing(with: 0, where: x .< -87.0)
-    }
+    static func exp(_ x: V) -> V { FastMath.expNonPositive(x) }
 
-    /// Scalar twin of `exp(_: V)` for row tails.
+    /// Scalar twin for row tails.
     @inline(__always)
-    static func exp(_ x: Float) -> Float {
-        let c = Swift.min(Swift.max(x, -87.0), 88.0)
-        let t = c * 1.44269504088896341 + 12582912.0
-        let k = t - 12582912.0
-        let r = c - k * 0.693359375 + k * 2.12194440e-4
-        var p: Float = 1.9875691500e-4
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let y = p * r * r + r + 1
-        let ki = Int32(bitPattern: t.bitPattern) &- 0x4B40_0000
-        let scale = Float(bitPattern: UInt32(bitPattern: (ki &+ 127) &<< 23))
-        return x < -87.0 ? 0 : y * scale
-    }
+    static func exp(_ x: Float) -> Float { FastMath.expNonPositive(x) }
 
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>, _ i: Int) -> V {
