@@ -53,15 +53,22 @@ func compareWithFixture(
     }
     let inputGrads = try gradient(of: { xs in try (forward(xs) * r).sum() }, at: inputs)
     let outErr = relativeError(out.scalars, try f.tensor("out").scalars)
-    var worst = 0.0, worstName = ""
+    // Relative error per gradient tensor, max|ours - ref| / max|ref|. A gradient that is zero in exact
+    // arithmetic (a key-projection bias, which softmax cancels) is measured against 1% of the largest
+    // gradient instead, since its float rounding noise has no scale of its own.
+    var pairs: [(String, [Float], [Float])] = []
     for (name, _) in params {
         let g = try #require(grads[name], "no gradient for \(name)")
-        let e = relativeError(g.scalars, try f.tensor("grad." + name).scalars)
-        if e > worst { (worst, worstName) = (e, name) }
+        pairs.append((name, g.scalars, try f.tensor("grad." + name).scalars))
     }
-    for (i, g) in inputGrads.enumerated() {
-        let e = relativeError(g.scalars, try f.tensor("grad_x\(i)").scalars)
-        if e > worst { (worst, worstName) = (e, "x\(i)") }
+    for (i, g) in inputGrads.enumerated() { pairs.append(("x\(i)", g.scalars, try f.tensor("grad_x\(i)").scalars)) }
+    let scale = pairs.map { $0.2.map { abs(Double($0)) }.max() ?? 0 }.max() ?? 0
+    var worst = 0.0, worstName = ""
+    for (name, a, b) in pairs {
+        let num = zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
+        let den = max(b.map { abs(Double($0)) }.max() ?? 0, 0.01 * scale)
+        let e = den > 0 ? num / den : num
+        if e > worst { (worst, worstName) = (e, name) }
     }
     return (outErr, worst, worstName)
 }

@@ -20,11 +20,15 @@ public enum ConnectorConfiguration: Codable, Equatable, Sendable {
     /// Chain-of-Sight (one scale with a global window is the single-scale resampler baseline).
     case chainOfSight(ChainOfSightConfig)
 
-    /// The single-scale resampler baseline: one global window over `grid` with `queries` queries.
+    /// The single-scale resampler baseline (the paper's "resampler", e.g. 336 tokens throughout): one
+    /// global window over `grid` with `queries` queries, Chain-of-Sight's block and names.
+    /// - Throws: `TensorError` when the grid is not square (one square window must cover it).
     public static func resampler(
         visionDim: Int, llmDim: Int, grid: Grid, queries: Int, featureLevels: [Int] = [23], headDim: Int = 64
-    ) -> ConnectorConfiguration {
-        precondition(grid.height == grid.width, "a single global window needs a square grid")
+    ) throws -> ConnectorConfiguration {
+        guard grid.height == grid.width else {
+            throw TensorError("resampler", "one global window needs a square grid, got \(grid)")
+        }
         return .chainOfSight(
             ChainOfSightConfig(
                 visionDim: visionDim, llmDim: llmDim, headDim: headDim, grid: grid,
