@@ -1,5 +1,10 @@
 import Foundation
 
+/// A path relative to `dir`, or absolute.
+func resolve(_ path: String, _ dir: URL) -> URL {
+    path.hasPrefix("/") ? URL(fileURLWithPath: path) : dir.appendingPathComponent(path)
+}
+
 /// The on-disk formats a source reads.
 public enum SourceFormat: String, Codable, Sendable, CaseIterable {
     /// JSONL, one `{"image": path, "caption": text}` per line, paths relative to the manifest.
@@ -188,9 +193,9 @@ public final class DataSource: @unchecked Sendable {
             guard let img = o["image"] as? String, let cap = o["caption"] as? String else {
                 throw DatasetError("json", "\(loc): needs string fields \"image\" and \"caption\"")
             }
-            return Sample(name: loc, parts: [.image(.file(dir.appendingPathComponent(img))), .text(cap, supervised: true)])
+            return Sample(name: loc, parts: [.image(.file(resolve(img, dir))), .text(cap, supervised: true)])
         case .interleavedJSONL:
-            return try interleaved(o, loc: loc) { .file(dir.appendingPathComponent($0)) }
+            return try interleaved(o, loc: loc) { .file(resolve($0, dir)) }
         case .textJSONL:
             guard let t = o["text"] as? String else { throw DatasetError("json", "\(loc): needs a string field \"text\"") }
             return Sample(name: loc, parts: [.text(t, supervised: true)])
@@ -224,8 +229,8 @@ public final class DataSource: @unchecked Sendable {
             throw DatasetError("llava", "\(loc): needs a \"conversations\" list")
         }
         var refs: [ImageReference] = []
-        if let s = o["image"] as? String { refs = [.file(root.appendingPathComponent(s))] }
-        if let l = o["image"] as? [String] { refs = l.map { .file(root.appendingPathComponent($0)) } }
+        if let s = o["image"] as? String { refs = [.file(resolve(s, root))] }
+        if let l = o["image"] as? [String] { refs = l.map { .file(resolve($0, root)) } }
         var left = refs[...]
         var parts: [Sample.Part] = []
         for t in turns {
