@@ -52,7 +52,7 @@ let package = Package(
                 lib("Safetensors", "Checkpoint"), lib("Layers", "Tensor")],
             path: "Tests/CheckpointTests"),
         .testTarget(
-            name: "VisionTests", dependencies: [lib("Vision"), lib("Tensor"), "SightlineTestSupport",
+            name: "VisionTests", dependencies: [lib("Vision"), lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
                 lib("Safetensors", "Checkpoint"), lib("ImagePipeline", "Vision")],
             path: "Tests/VisionTests"),
         .testTarget(

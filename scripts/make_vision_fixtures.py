@@ -325,11 +325,49 @@ def check_export(directory):
     return 0 if worst <= 1e-4 else 1
 
 
+def check_weights_file(path):
+    """Loads a Sightline HDF5 weights file (written from the imported clip_tiny) into HF's
+    `CLIPVisionModel` the documented way (h5py -> state_dict -> load_state_dict(strict=True)), checks
+    that its names and shapes are exactly the keys `save_pretrained` wrote (clip_tiny/model.safetensors),
+    and compares outputs with the references. Exit status 0 on success."""
+    import h5py
+    from safetensors import safe_open
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    directory = os.path.join(OUT, "clip_tiny")
+    with safe_open(os.path.join(directory, "model.safetensors"), "pt") as f:
+        hf = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "sightline-weights", f.attrs["format"]
+        state = {k: torch.from_numpy(f[k][()]) for k in f.keys()}
+    ours = {k: tuple(v.shape) for k, v in state.items()}
+    # transformers 5 writes CLIPVisionModel keys without the `vision_model.` prefix; ours carry it
+    # (what transformers 4 writes; both load it).
+    canon = {(k if k.startswith("vision_model.") else "vision_model." + k): v for k, v in hf.items()}
+    if ours != canon:
+        print("names/shapes differ:", sorted(set(ours.items()) ^ set(canon.items()))[:10])
+        return 1
+    model = CLIPVisionModel(CLIPVisionConfig.from_pretrained(directory)).eval()
+    target = model.state_dict()
+    if not all(k in target for k in state):
+        state = {k[len("vision_model."):]: v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)  # raises on any missing or unexpected key
+    from safetensors.torch import load_file
+    ref = load_file(os.path.join(OUT, "clip_tiny_reference.safetensors"))
+    with torch.no_grad():
+        out = model(pixel_values=ref["native.pixel_values"], output_hidden_states=True)
+    worst = max(rel_err(hs, ref[f"native.hidden_states.{i}"]) for i, hs in enumerate(out.hidden_states))
+    print(f"{path}: {len(state)} tensors, names and shapes as save_pretrained, strict load, max relative error {worst:.3g}")
+    return 0 if worst <= 1e-4 else 1
+
+
 def main():
     import sys
 
     if len(sys.argv) == 3 and sys.argv[1] == "--check-export":
         sys.exit(check_export(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-weights-file":
+        sys.exit(check_weights_file(sys.argv[2]))
     check_versions()
     os.makedirs(OUT, exist_ok=True)
     model = clip_cases()

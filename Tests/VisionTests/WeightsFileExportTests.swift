@@ -1,0 +1,45 @@
+import Checkpoint
+import Foundation
+import Testing
+import Vision
+
+/// An HF CLIP directory imported through the real module and exported as a Sightline HDF5 weights
+/// file loads into HF transformers' `CLIPVisionModel` with `load_state_dict(strict=True)`, with exactly
+/// the names and shapes `save_pretrained` wrote, and reproduces the reference outputs. Runs where
+/// `SIGHTLINE_PYTHON` (default python3) has torch, transformers and h5py; prints why it skips elsewhere.
+@Suite struct WeightsFileExport {
+    @Test func exportedWeightsFileLoadsIntoTransformers() throws {
+        let directory = VisionFixtures.directory.appendingPathComponent("clip_tiny").path
+        let model = try CLIPVisionModel.fromPretrained(directory: directory)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("clip-\(UUID().uuidString).h5").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try WeightsFile.save(module: model, to: out, config: String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self))
+        // Our side: the file reads back bit-exactly into a fresh module.
+        let again = try CLIPVisionModel(config: model.config)
+        try WeightsFile.load(into: again, from: out)
+        for ((name, a), (_, b)) in zip(model.namedParameters(), again.namedParameters()) {
+            #expect(a.data.scalars == b.data.scalars, "\(name)")
+        }
+        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "python3"
+        func run(_ args: [String]) -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [python] + args
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = pipe
+            do { try p.run() } catch { return (-1, "\(error)") }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        guard run(["-c", "import torch, transformers, h5py, safetensors"]).0 == 0 else {
+            print("skipped: loading the weights file into transformers needs \(python) with torch, transformers, h5py and safetensors (set SIGHTLINE_PYTHON)")
+            return
+        }
+        let script = VisionFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/make_vision_fixtures.py").path
+        let (status, output) = run([script, "--check-weights-file", out])
+        #expect(status == 0, "transformers load of the weights file failed: \(output)")
+    }
+}
