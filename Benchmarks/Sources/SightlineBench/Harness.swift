@@ -40,7 +40,7 @@ final class Report {
         rows.append(row)
         let ratio = row.ratio.map { String(format: "  %.2fx of %@", $0, row.baseline!) } ?? ""
         let label = suite.padding(toLength: 12, withPad: " ", startingAt: 0)
-            + name.padding(toLength: 44, withPad: " ", startingAt: 0)
+            + name.padding(toLength: 60, withPad: " ", startingAt: 0)
         print(label + String(format: " best %9.2f ", r.best) + unit + String(format: "  median %9.2f", r.median) + ratio)
         fflush(stdout)
         return row
