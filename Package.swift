@@ -33,7 +33,8 @@ let package = Package(
         .executableTarget(
             name: "Weights",
             dependencies: [
-                lib("Checkpoint"), lib("Vision"), lib("Language"), lib("Layers", "Tensor"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("Checkpoint"), lib("Vision"), lib("Language"), lib("Layers", "Tensor"), lib("Tensor"),
+                lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
                 lib("Safetensors", "Checkpoint"),
             ],
@@ -45,15 +46,22 @@ let package = Package(
             name: "TensorTests", dependencies: [lib("Tensor"), "SightlineTestSupport"],
             path: "Tests/TensorTests"),
         .testTarget(
-            name: "LayersTests", dependencies: [lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
+            name: "LayersTests",
+            dependencies: [lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
             path: "Tests/LayersTests"),
         .testTarget(
-            name: "CheckpointTests", dependencies: [lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
-                lib("Safetensors", "Checkpoint"), lib("Layers", "Tensor")],
+            name: "CheckpointTests",
+            dependencies: [
+                lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
+                lib("Safetensors", "Checkpoint"), lib("Layers", "Tensor"),
+            ],
             path: "Tests/CheckpointTests"),
         .testTarget(
-            name: "VisionTests", dependencies: [lib("Vision"), lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
-                lib("Safetensors", "Checkpoint"), lib("ImagePipeline", "Vision")],
+            name: "VisionTests",
+            dependencies: [
+                lib("Vision"), lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
+                lib("Safetensors", "Checkpoint"), lib("ImagePipeline", "Vision"),
+            ],
             path: "Tests/VisionTests"),
         .testTarget(
             name: "BridgesTests", dependencies: [lib("Bridges"), lib("Tensor"), "SightlineTestSupport"],

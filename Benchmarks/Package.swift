@@ -6,7 +6,10 @@ import PackageDescription
 let package = Package(
     name: "SightlineBenchmarks",
     products: [.executable(name: "sightline-bench", targets: ["SightlineBench"])],
-    dependencies: [.package(path: "../Packages/Tensor"), .package(path: "../Packages/Optim"), .package(path: "../Packages/Bridges")],
+    dependencies: [
+        .package(path: "../Packages/Tensor"), .package(path: "../Packages/Optim"),
+        .package(path: "../Packages/Bridges"),
+    ],
     targets: [
         // Counts malloc/calloc/realloc calls of the whole process (interposes the libc allocator).
         .target(name: "CMallocCounter"),
@@ -14,7 +17,8 @@ let package = Package(
             name: "SightlineBench",
             dependencies: [
                 "CMallocCounter", .product(name: "Tensor", package: "Tensor"),
-                .product(name: "Layers", package: "Tensor"), .product(name: "Optim", package: "Optim"), .product(name: "Bridges", package: "Bridges"),
+                .product(name: "Layers", package: "Tensor"), .product(name: "Optim", package: "Optim"),
+                .product(name: "Bridges", package: "Bridges"),
             ]),
     ],
     swiftLanguageModes: [.v5]

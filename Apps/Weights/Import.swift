@@ -16,7 +16,8 @@ struct Import: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Import an HF model directory (config.json + safetensors) into a Sightline HDF5 weights file.",
+        abstract:
+            "Import an HF model directory (config.json + safetensors) into a Sightline HDF5 weights file.",
         discussion: """
             --arch clip-vision: a CLIP vision tower (CLIPVisionModel, or the vision half of a full CLIP
             checkpoint; keys with or without the vision_model. prefix). --arch llama: LlamaForCausalLM
@@ -64,6 +65,8 @@ struct Import: ParsableCommand {
         try WeightsFile.save(
             module: module, to: output, dtype: dtype, config: String(decoding: config, as: UTF8.self),
             attributes: ["source_directory": directory, "architecture": arch.rawValue])
-        print("wrote \(output): \(module.stateDict().count) tensors, \(module.parameterCount()) parameters (\(arch.rawValue))")
+        print(
+            "wrote \(output): \(module.stateDict().count) tensors, \(module.parameterCount()) parameters (\(arch.rawValue))"
+        )
     }
 }

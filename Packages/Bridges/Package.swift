@@ -6,6 +6,12 @@ let package = Package(
     name: "Bridges",
     products: [.library(name: "Bridges", targets: ["Bridges"])],
     dependencies: [.package(path: "../Tensor")],
-    targets: [.target(name: "Bridges", dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")])],
+    targets: [
+        .target(
+            name: "Bridges",
+            dependencies: [
+                .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
+            ])
+    ],
     swiftLanguageModes: [.v5]
 )

@@ -6,6 +6,12 @@ let package = Package(
     name: "Language",
     products: [.library(name: "Language", targets: ["Language"])],
     dependencies: [.package(path: "../Tensor")],
-    targets: [.target(name: "Language", dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")])],
+    targets: [
+        .target(
+            name: "Language",
+            dependencies: [
+                .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
+            ])
+    ],
     swiftLanguageModes: [.v5]
 )

@@ -7,7 +7,9 @@ import PackageDescription
 // Tensor's kernels (SIGHTLINE_BASELINE_X86=1 opts out).
 var releaseFlags = ["-Ounchecked"]
 #if arch(x86_64)
-if ProcessInfo.processInfo.environment["SIGHTLINE_BASELINE_X86"] == nil { releaseFlags += ["-target-cpu", "haswell"] }
+    if ProcessInfo.processInfo.environment["SIGHTLINE_BASELINE_X86"] == nil {
+        releaseFlags += ["-target-cpu", "haswell"]
+    }
 #endif
 
 let package = Package(
@@ -17,7 +19,9 @@ let package = Package(
     targets: [
         .target(
             name: "Optim",
-            dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")],
+            dependencies: [
+                .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
+            ],
             swiftSettings: [.unsafeFlags(releaseFlags, .when(configuration: .release))])
     ],
     swiftLanguageModes: [.v5]

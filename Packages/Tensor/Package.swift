@@ -1,16 +1,16 @@
-// swift-tools-version:6.1
-// Tensor: n-d Float32 tensors, reverse-mode autodiff, kernels, and the Layers module tree.
-import PackageDescription
-
 // Kernels are bounds-checked in debug and run unchecked in release. On x86-64 they are compiled for
 // Haswell (AVX2 + FMA, x86 server CPUs since 2013) so that their loops vectorise 8 wide;
 // set SIGHTLINE_BASELINE_X86=1 when building for an older CPU.
 import Foundation
+// swift-tools-version:6.1
+// Tensor: n-d Float32 tensors, reverse-mode autodiff, kernels, and the Layers module tree.
+import PackageDescription
+
 var releaseKernelFlags = ["-Ounchecked", "-wmo"]
 #if arch(x86_64)
-if ProcessInfo.processInfo.environment["SIGHTLINE_BASELINE_X86"] == nil {
-    releaseKernelFlags += ["-target-cpu", "haswell"]
-}
+    if ProcessInfo.processInfo.environment["SIGHTLINE_BASELINE_X86"] == nil {
+        releaseKernelFlags += ["-target-cpu", "haswell"]
+    }
 #endif
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(releaseKernelFlags, .when(configuration: .release))]
 

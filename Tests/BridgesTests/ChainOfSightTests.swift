@@ -19,7 +19,9 @@ import Testing
             let config = ChainOfSightConfig.preset(preset)
             #expect(config.grid == .square(want.grid), "\(preset)")
             #expect(try config.tokenCount(grid: .square(want.grid)) == want.tokens, "\(preset)")
-            #expect(try ConnectorConfiguration.chainOfSight(config).tokenCount(grid: .square(want.grid)) == want.tokens)
+            #expect(
+                try ConnectorConfiguration.chainOfSight(config).tokenCount(grid: .square(want.grid))
+                    == want.tokens)
             #expect(try config.layouts().map(\.queriesPerWindow) == want.perWindow, "\(preset)")
         }
         #expect(ChainOfSightConfig.preset(.v1Baseline).featureLevels == [23])
@@ -29,7 +31,8 @@ import Testing
     }
 
     @Test func outputShapeIsBatchByTokensByLLMWidth() throws {
-        let config = ChainOfSightConfig.preset(.pt32, visionDim: 16, llmDim: 12, headDim: 8, featureLevels: [2, 4])
+        let config = ChainOfSightConfig.preset(
+            .pt32, visionDim: 16, llmDim: 12, headDim: 8, featureLevels: [2, 4])
         let m = try ChainOfSight(config, seed: 3)
         let x = features(3, .square(16), 16, seed: 1)
         let y = try m([FeatureLevel(x, grid: .square(16)), FeatureLevel(x, grid: .square(16))])
@@ -44,7 +47,10 @@ import Testing
         #expect(shapes.count == 62)
         #expect(shapes.reduce(0) { $0 + $1.1.reduce(1, *) } == 54_663_168)
         let names = shapes.map(\.0)
-        #expect(Array(names.prefix(3)) == ["cls_token_w16_q16", "cls_token_w4_q64", "attn_0_w16_l15_q16.to_q.weight"])
+        #expect(
+            Array(names.prefix(3)) == [
+                "cls_token_w16_q16", "cls_token_w4_q64", "attn_0_w16_l15_q16.to_q.weight",
+            ])
         #expect(names.contains("attn_0_w4_l22_q64.to_kv.weight"))
         #expect(names.contains("mlp_0_w16_l22_q16.fc2.bias"))
         #expect(names.contains("ln_0_w4_l15_q64.weight"))
@@ -52,10 +58,12 @@ import Testing
         #expect(shapes.first { $0.0 == "attn_0_w16_l15_q16.to_kv.weight" }?.1 == [2048, 1024])
         // Registration order: level-major, scales within a level, attn/mlp/ln per block.
         let blockOrder = names.filter { $0.hasSuffix("to_q.weight") }
-        #expect(blockOrder == [
-            "attn_0_w16_l15_q16.to_q.weight", "attn_0_w4_l15_q64.to_q.weight", "attn_0_w16_l22_q16.to_q.weight",
-            "attn_0_w4_l22_q64.to_q.weight",
-        ])
+        #expect(
+            blockOrder == [
+                "attn_0_w16_l15_q16.to_q.weight", "attn_0_w4_l15_q64.to_q.weight",
+                "attn_0_w16_l22_q16.to_q.weight",
+                "attn_0_w4_l22_q64.to_q.weight",
+            ])
     }
 
     @Test func builtModuleNamesEqualTheStaticList() throws {
@@ -84,7 +92,8 @@ import Testing
     @Test func badConfigurationsFailWithTheScaleAndNumbers() throws {
         func message(_ scales: [(Int, Int)], grid: Int = 16) -> String {
             let c = ChainOfSightConfig(
-                visionDim: 8, llmDim: 8, headDim: 4, grid: .square(grid), scales: scales.map { WindowScale(windowSize: $0.0, queries: $0.1) })
+                visionDim: 8, llmDim: 8, headDim: 4, grid: .square(grid),
+                scales: scales.map { WindowScale(windowSize: $0.0, queries: $0.1) })
             do {
                 _ = try ChainOfSight(c)
                 return ""
@@ -93,18 +102,30 @@ import Testing
             }
         }
         let tiling = message([(16, 16), (5, 16)])
-        #expect(tiling.contains("scale 1") && tiling.contains("window size 5") && tiling.contains("16x16"), "\(tiling)")
+        #expect(
+            tiling.contains("scale 1") && tiling.contains("window size 5") && tiling.contains("16x16"),
+            "\(tiling)")
         let fewer = message([(16, 16), (4, 8)])
-        #expect(fewer.contains("scale 1") && fewer.contains("8 queries") && fewer.contains("16 windows"), "\(fewer)")
+        #expect(
+            fewer.contains("scale 1") && fewer.contains("8 queries") && fewer.contains("16 windows"),
+            "\(fewer)")
         let uneven = message([(4, 24)])
-        #expect(uneven.contains("scale 0") && uneven.contains("24 queries") && uneven.contains("16 windows"), "\(uneven)")
+        #expect(
+            uneven.contains("scale 0") && uneven.contains("24 queries") && uneven.contains("16 windows"),
+            "\(uneven)")
         let collide = message([(4, 16), (4, 16)])
         #expect(collide.contains("collide"), "\(collide)")
         #expect(throws: TensorError.self) {
-            try ChainOfSight(ChainOfSightConfig(visionDim: 8, llmDim: 8, headDim: 3, grid: .square(4), scales: [WindowScale(windowSize: 4, queries: 1)]))
+            try ChainOfSight(
+                ChainOfSightConfig(
+                    visionDim: 8, llmDim: 8, headDim: 3, grid: .square(4),
+                    scales: [WindowScale(windowSize: 4, queries: 1)]))
         }
         #expect(throws: TensorError.self) {
-            try ChainOfSight(ChainOfSightConfig(visionDim: 8, llmDim: 8, headDim: 4, grid: .square(4), scales: [WindowScale(windowSize: 4, queries: 1)], featureLevels: [0]))
+            try ChainOfSight(
+                ChainOfSightConfig(
+                    visionDim: 8, llmDim: 8, headDim: 4, grid: .square(4),
+                    scales: [WindowScale(windowSize: 4, queries: 1)], featureLevels: [0]))
         }
     }
 
@@ -120,9 +141,13 @@ import Testing
         }
         #expect(throws: TensorError.self) { try m.tokenCount(grid: .square(6)) }
         // Tokens that do not fill the grid they claim.
-        #expect(throws: TensorError.self) { try m([FeatureLevel(x, grid: .square(8)), FeatureLevel(x, grid: .square(8))]) }
+        #expect(throws: TensorError.self) {
+            try m([FeatureLevel(x, grid: .square(8)), FeatureLevel(x, grid: .square(8))])
+        }
         // Wrong number of levels.
-        #expect(throws: TensorError.self) { try m([FeatureLevel(features(1, .square(8), 12, seed: 1), grid: .square(8))]) }
+        #expect(throws: TensorError.self) {
+            try m([FeatureLevel(features(1, .square(8), 12, seed: 1), grid: .square(8))])
+        }
     }
 
     // MARK: Window partition, locality and order (reviewer tests 3-6)
@@ -141,7 +166,9 @@ import Testing
 
     /// Tokens that differ (not bit-identical) between two `[1, T, D]` outputs.
     func changedTokens(_ a: Tensor, _ b: Tensor) -> Set<Int> {
-        Set(zip(tokenRows(a), tokenRows(b)).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset))
+        Set(
+            zip(tokenRows(a), tokenRows(b)).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
+        )
     }
 
     @Test func perturbingOneWindowChangesOnlyItsTokensAndTheGlobalOnes() throws {
@@ -157,8 +184,12 @@ import Testing
         // window grid): windows (2,2), (2,3), (3,2), (3,3) = 10, 11, 14, 15, at 12 + index.
         let allowed: Set<Int> = [0, 1, 2, 3, 10, 11, 22, 23, 26, 27]
         let changed = changedTokens(y0, y1)
-        #expect(changed.isSubset(of: allowed), "unexpected tokens changed: \(changed.subtracting(allowed).sorted())")
-        #expect(changed == allowed, "tokens of the perturbed window did not change: \(allowed.subtracting(changed).sorted())")
+        #expect(
+            changed.isSubset(of: allowed),
+            "unexpected tokens changed: \(changed.subtracting(allowed).sorted())")
+        #expect(
+            changed == allowed,
+            "tokens of the perturbed window did not change: \(allowed.subtracting(changed).sorted())")
     }
 
     @Test func topLeftPatchReachesTheFirstWindowOfEveryLocalScale() throws {
@@ -193,7 +224,10 @@ import Testing
     @Test func zeroingOneScaleLeavesTheOthersUntouched() throws {
         let m = try smallChainOfSight()
         let grid = Grid.square(8)
-        let levels = [FeatureLevel(features(2, grid, 12, seed: 8), grid: grid), FeatureLevel(features(2, grid, 12, seed: 9), grid: grid)]
+        let levels = [
+            FeatureLevel(features(2, grid, 12, seed: 8), grid: grid),
+            FeatureLevel(features(2, grid, 12, seed: 9), grid: grid),
+        ]
         let before = try m.scaleTokens(levels)
         let out0 = try m(levels)
         m.queries[1].data = Tensor.zeros(m.queries[1].shape)
@@ -203,9 +237,11 @@ import Testing
         #expect(before[2].scalars == after[2].scalars)
         #expect(before[1].scalars != after[1].scalars)
         // After ln_out and out_proj (per token) the other scales' tokens are unchanged too.
-        let t0 = try out0.narrow(axis: 1, start: 0, length: 4), t1 = try out1.narrow(axis: 1, start: 0, length: 4)
+        let t0 = try out0.narrow(axis: 1, start: 0, length: 4),
+            t1 = try out1.narrow(axis: 1, start: 0, length: 4)
         #expect(t0.scalars == t1.scalars)
-        let u0 = try out0.narrow(axis: 1, start: 12, length: 16), u1 = try out1.narrow(axis: 1, start: 12, length: 16)
+        let u0 = try out0.narrow(axis: 1, start: 12, length: 16),
+            u1 = try out1.narrow(axis: 1, start: 12, length: 16)
         #expect(u0.scalars == u1.scalars)
     }
 
@@ -222,9 +258,12 @@ import Testing
 
     @Test func matchesPyTorchReference() throws {
         let f = try loadFixtureCase("cos_forward", group: "bridges")
-        let scales = try numberLists(f, "scales").map { WindowScale(windowSize: Int($0[0]), queries: Int($0[1])) }
+        let scales = try numberLists(f, "scales").map {
+            WindowScale(windowSize: Int($0[0]), queries: Int($0[1]))
+        }
         let config = ChainOfSightConfig(
-            visionDim: try f.int("visionDim"), dim: try f.int("dim"), llmDim: try f.int("llmDim"), headDim: try f.int("headDim"),
+            visionDim: try f.int("visionDim"), dim: try f.int("dim"), llmDim: try f.int("llmDim"),
+            headDim: try f.int("headDim"),
             mlpRatio: try f.int("mlpRatio"), grid: .square(try f.int("side")), scales: scales,
             featureLevels: try f.intArray("featureLevels"))
         let m = try ChainOfSight(config)
@@ -234,6 +273,7 @@ import Testing
             try m([FeatureLevel(xs[0], grid: grid), FeatureLevel(xs[1], grid: grid)])
         }
         #expect(result.output < 1e-4, "output relative error \(result.output)")
-        #expect(result.gradient < 1e-3, "gradient relative error \(result.gradient) at \(result.worstGradient)")
+        #expect(
+            result.gradient < 1e-3, "gradient relative error \(result.gradient) at \(result.worstGradient)")
     }
 }

@@ -9,11 +9,14 @@ import Testing
         .projection(ProjectionConfig(visionDim: 8, llmDim: 6, depth: 2)),
         .averagePooling(AveragePoolingConfig(visionDim: 8, llmDim: 6, outputGrid: .square(3))),
         .attentionPooling(AttentionPoolingConfig(visionDim: 8, llmDim: 6, queries: 5, heads: 2)),
-        .cAbstractor(CAbstractorConfig(visionDim: 8, hiddenSize: 8, llmDim: 6, depth: 1, numQueries: 4, inputGrid: .square(4))),
+        .cAbstractor(
+            CAbstractorConfig(
+                visionDim: 8, hiddenSize: 8, llmDim: 6, depth: 1, numQueries: 4, inputGrid: .square(4))),
         .chainOfSight(
             ChainOfSightConfig(
                 visionDim: 8, llmDim: 6, headDim: 4, grid: .square(4),
-                scales: [WindowScale(windowSize: 4, queries: 2), WindowScale(windowSize: 2, queries: 4)], featureLevels: [1, 2])),
+                scales: [WindowScale(windowSize: 4, queries: 2), WindowScale(windowSize: 2, queries: 4)],
+                featureLevels: [1, 2])),
     ]
 
     // MARK: Protocol, configs, factory
@@ -50,15 +53,28 @@ import Testing
 
     @Test func tokenCountsOfTheOtherConnectors() throws {
         let g16 = Grid.square(16), g24 = Grid.square(24)
-        #expect(try ConnectorConfiguration.projection(ProjectionConfig(visionDim: 1024, llmDim: 4096)).tokenCount(grid: g24) == 576)
-        #expect(try ConnectorConfiguration.averagePooling(AveragePoolingConfig(visionDim: 1024, llmDim: 4096, outputGrid: .square(12))).tokenCount(grid: g24) == 144)
-        #expect(try ConnectorConfiguration.attentionPooling(AttentionPoolingConfig(visionDim: 1024, llmDim: 4096, queries: 64)).tokenCount(grid: g16) == 64)
-        let cabs = ConnectorConfiguration.cAbstractor(CAbstractorConfig(visionDim: 1024, llmDim: 4096, numQueries: 144, inputGrid: g24))
+        #expect(
+            try ConnectorConfiguration.projection(ProjectionConfig(visionDim: 1024, llmDim: 4096)).tokenCount(
+                grid: g24) == 576)
+        #expect(
+            try ConnectorConfiguration.averagePooling(
+                AveragePoolingConfig(visionDim: 1024, llmDim: 4096, outputGrid: .square(12))
+            ).tokenCount(grid: g24) == 144)
+        #expect(
+            try ConnectorConfiguration.attentionPooling(
+                AttentionPoolingConfig(visionDim: 1024, llmDim: 4096, queries: 64)
+            ).tokenCount(grid: g16) == 64)
+        let cabs = ConnectorConfiguration.cAbstractor(
+            CAbstractorConfig(visionDim: 1024, llmDim: 4096, numQueries: 144, inputGrid: g24))
         #expect(try cabs.tokenCount(grid: g24) == 144)
         #expect(throws: TensorError.self) { try cabs.tokenCount(grid: g16) }
-        let resampler = try ConnectorConfiguration.resampler(visionDim: 1024, llmDim: 4096, grid: g16, queries: 336)
+        let resampler = try ConnectorConfiguration.resampler(
+            visionDim: 1024, llmDim: 4096, grid: g16, queries: 336)
         #expect(try resampler.tokenCount(grid: g16) == 336)
-        #expect(throws: TensorError.self) { try ConnectorConfiguration.resampler(visionDim: 8, llmDim: 8, grid: Grid(height: 4, width: 8), queries: 4) }
+        #expect(throws: TensorError.self) {
+            try ConnectorConfiguration.resampler(
+                visionDim: 8, llmDim: 8, grid: Grid(height: 4, width: 8), queries: 4)
+        }
     }
 
     // MARK: Projection (LLaVA-1.5 full-token baseline)
@@ -67,15 +83,23 @@ import Testing
         let linear = try ProjectionConnector(ProjectionConfig(visionDim: 4, llmDim: 5, depth: 1))
         #expect(linear.namedParameters().map(\.0) == ["weight", "bias"])
         let mlp = try ProjectionConnector(ProjectionConfig(visionDim: 4, llmDim: 5, depth: 3))
-        #expect(mlp.namedParameters().map(\.0) == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"])
-        #expect(throws: TensorError.self) { try ProjectionConnector(ProjectionConfig(visionDim: 4, llmDim: 5, depth: 0)) }
+        #expect(
+            mlp.namedParameters().map(\.0) == [
+                "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias",
+            ])
+        #expect(throws: TensorError.self) {
+            try ProjectionConnector(ProjectionConfig(visionDim: 4, llmDim: 5, depth: 0))
+        }
     }
 
     @Test func projectionMatchesPyTorch() throws {
         let f = try loadFixtureCase("projection_mlp2", group: "bridges")
-        let m = try ProjectionConnector(ProjectionConfig(visionDim: try f.int("visionDim"), llmDim: try f.int("llmDim"), depth: try f.int("depth")))
+        let m = try ProjectionConnector(
+            ProjectionConfig(
+                visionDim: try f.int("visionDim"), llmDim: try f.int("llmDim"), depth: try f.int("depth")))
         try loadWeights(m, from: f)
-        let r = try compareWithFixture(m, f, inputs: [f.tensor("x0")]) { xs in try m(xs[0], grid: .square(3)) }
+        let r = try compareWithFixture(m, f, inputs: [f.tensor("x0")]) { xs in try m(xs[0], grid: .square(3))
+        }
         #expect(r.output < 1e-4 && r.gradient < 1e-3, "\(r)")
     }
 
@@ -88,12 +112,18 @@ import Testing
         var y: [Float] = []
         for n in 0..<b {
             for i in 0..<out.height {
-                let r0 = (i * grid.height) / out.height, r1 = ((i + 1) * grid.height + out.height - 1) / out.height
+                let r0 = (i * grid.height) / out.height,
+                    r1 = ((i + 1) * grid.height + out.height - 1) / out.height
                 for j in 0..<out.width {
-                    let c0 = (j * grid.width) / out.width, c1 = ((j + 1) * grid.width + out.width - 1) / out.width
+                    let c0 = (j * grid.width) / out.width,
+                        c1 = ((j + 1) * grid.width + out.width - 1) / out.width
                     for ch in 0..<c {
                         var sum = 0.0
-                        for r in r0..<r1 { for q in c0..<c1 { sum += Double(s[(n * grid.count + r * grid.width + q) * c + ch]) } }
+                        for r in r0..<r1 {
+                            for q in c0..<c1 {
+                                sum += Double(s[(n * grid.count + r * grid.width + q) * c + ch])
+                            }
+                        }
                         y.append(Float(sum / Double((r1 - r0) * (c1 - c0))))
                     }
                 }
@@ -104,7 +134,8 @@ import Testing
 
     @Test(arguments: [(16, 8), (16, 12), (27, 12), (24, 12)])
     func averagePoolingBins(input: Int, output: Int) throws {
-        let m = try AveragePoolingConnector(AveragePoolingConfig(visionDim: 3, llmDim: 4, outputGrid: .square(output)))
+        let m = try AveragePoolingConnector(
+            AveragePoolingConfig(visionDim: 3, llmDim: 4, outputGrid: .square(output)))
         let grid = Grid.square(input)
         let x = features(2, grid, 3, seed: UInt64(input * 100 + output))
         let pooled = try m.pool(FeatureLevel(x, grid: grid))
@@ -120,9 +151,11 @@ import Testing
 
     @Test func averagePoolingMatchesPyTorch() throws {
         let f = try loadFixtureCase("average_pooling", group: "bridges")
-        let m = try AveragePoolingConnector(AveragePoolingConfig(visionDim: 2, llmDim: 3, outputGrid: .square(12)))
+        let m = try AveragePoolingConnector(
+            AveragePoolingConfig(visionDim: 2, llmDim: 3, outputGrid: .square(12)))
         try loadWeights(m, from: f)
-        let r = try compareWithFixture(m, f, inputs: [f.tensor("x0")]) { xs in try m(xs[0], grid: .square(27)) }
+        let r = try compareWithFixture(m, f, inputs: [f.tensor("x0")]) { xs in try m(xs[0], grid: .square(27))
+        }
         #expect(r.output < 1e-4 && r.gradient < 1e-3, "\(r)")
     }
 
@@ -132,25 +165,32 @@ import Testing
         let m = try AttentionPoolingConnector(AttentionPoolingConfig(visionDim: 128, llmDim: 16, queries: 64))
         #expect(m.attn.numHeads == 2)  // C / 64
         #expect(m.query.shape == [1, 64, 128])
-        #expect(m.namedParameters().map(\.0).prefix(4) == ["query", "ln_q.weight", "ln_q.bias", "ln_kv.weight"])
-        #expect(throws: TensorError.self) { try AttentionPoolingConnector(AttentionPoolingConfig(visionDim: 8, llmDim: 4, queries: 2, heads: 3)) }
+        #expect(
+            m.namedParameters().map(\.0).prefix(4) == ["query", "ln_q.weight", "ln_q.bias", "ln_kv.weight"])
+        #expect(throws: TensorError.self) {
+            try AttentionPoolingConnector(
+                AttentionPoolingConfig(visionDim: 8, llmDim: 4, queries: 2, heads: 3))
+        }
     }
 
     @Test func attentionPoolingMatchesPyTorch() throws {
         let f = try loadFixtureCase("attention_pooling", group: "bridges")
         let m = try AttentionPoolingConnector(
             AttentionPoolingConfig(
-                visionDim: try f.int("visionDim"), llmDim: try f.int("llmDim"), queries: try f.int("queries"), heads: try f.int("heads"),
+                visionDim: try f.int("visionDim"), llmDim: try f.int("llmDim"), queries: try f.int("queries"),
+                heads: try f.int("heads"),
                 mlpRatio: try f.int("mlpRatio")))
         try loadWeights(m, from: f)
-        let r = try compareWithFixture(m, f, inputs: [f.tensor("x0")]) { xs in try m(xs[0], grid: .square(3)) }
+        let r = try compareWithFixture(m, f, inputs: [f.tensor("x0")]) { xs in try m(xs[0], grid: .square(3))
+        }
         #expect(r.output < 1e-4 && r.gradient < 1e-3, "\(r)")
     }
 
     // MARK: Single-scale resampler baseline
 
     @Test func singleScaleResamplerKeepsAllQueriesInOneGlobalWindow() throws {
-        let config = try ConnectorConfiguration.resampler(visionDim: 8, llmDim: 6, grid: .square(4), queries: 12, featureLevels: [23], headDim: 4)
+        let config = try ConnectorConfiguration.resampler(
+            visionDim: 8, llmDim: 6, grid: .square(4), queries: 12, featureLevels: [23], headDim: 4)
         let m = try #require(try makeConnector(config) as? ChainOfSight)
         #expect(m.layouts.map(\.windows) == [1])
         #expect(m.namedParameters().map(\.0).contains("attn_0_w4_l22_q12.to_q.weight"))
@@ -158,7 +198,8 @@ import Testing
         #expect(y.shape == [2, 12, 6])
         // Every token sees every patch: the last patch changes every token.
         let x = features(1, .square(4), 8, seed: 2)
-        let a = tokenRows(try m(x, grid: .square(4))), b = tokenRows(try m(perturbPatch(x, grid: .square(4), row: 3, col: 3), grid: .square(4)))
+        let a = tokenRows(try m(x, grid: .square(4))),
+            b = tokenRows(try m(perturbPatch(x, grid: .square(4), row: 3, col: 3), grid: .square(4)))
         #expect(zip(a, b).allSatisfy { $0 != $1 })
     }
 }

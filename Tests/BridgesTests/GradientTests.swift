@@ -6,13 +6,29 @@ import Testing
 @Suite struct GradientTests {
     static let cases: [(String, ConnectorConfiguration)] = [
         ("projection", .projection(ProjectionConfig(visionDim: 4, llmDim: 3, depth: 2))),
-        ("average_pooling", .averagePooling(AveragePoolingConfig(visionDim: 4, llmDim: 3, outputGrid: .square(2)))),
-        ("attention_pooling", .attentionPooling(AttentionPoolingConfig(visionDim: 4, llmDim: 3, queries: 2, heads: 2, mlpRatio: 2))),
-        ("c_abstractor", .cAbstractor(CAbstractorConfig(visionDim: 4, hiddenSize: 4, llmDim: 3, depth: 1, numQueries: 4, inputGrid: .square(3)))),
-        ("chain_of_sight", .chainOfSight(
-            ChainOfSightConfig(
-                visionDim: 4, llmDim: 3, headDim: 2, mlpRatio: 2, grid: .square(4),
-                scales: [WindowScale(windowSize: 4, queries: 2), WindowScale(windowSize: 2, queries: 4)], featureLevels: [1, 2]))),
+        (
+            "average_pooling",
+            .averagePooling(AveragePoolingConfig(visionDim: 4, llmDim: 3, outputGrid: .square(2)))
+        ),
+        (
+            "attention_pooling",
+            .attentionPooling(
+                AttentionPoolingConfig(visionDim: 4, llmDim: 3, queries: 2, heads: 2, mlpRatio: 2))
+        ),
+        (
+            "c_abstractor",
+            .cAbstractor(
+                CAbstractorConfig(
+                    visionDim: 4, hiddenSize: 4, llmDim: 3, depth: 1, numQueries: 4, inputGrid: .square(3)))
+        ),
+        (
+            "chain_of_sight",
+            .chainOfSight(
+                ChainOfSightConfig(
+                    visionDim: 4, llmDim: 3, headDim: 2, mlpRatio: 2, grid: .square(4),
+                    scales: [WindowScale(windowSize: 4, queries: 2), WindowScale(windowSize: 2, queries: 4)],
+                    featureLevels: [1, 2]))
+        ),
     ]
 
     func grid(_ c: ConnectorConfiguration) -> Grid {
@@ -38,7 +54,9 @@ import Testing
         // nearly agree, so its central differences need a smaller step (they converge to the analytic
         // value as eps shrinks: 4.58, 5.18, 5.24, 5.25 at eps 1e-2 ... 3e-4 for the worst element).
         let eps: Float = name == "c_abstractor" ? 1e-3 : 1e-2
-        let p = try parameterGradCheck(m.trainableParameters(), eps: eps, atol: name == "c_abstractor" ? 5e-3 : 2e-3) {
+        let p = try parameterGradCheck(
+            m.trainableParameters(), eps: eps, atol: name == "c_abstractor" ? 5e-3 : 2e-3
+        ) {
             try (m(Array(repeating: FeatureLevel(x, grid: g), count: levels)) * r).sum()
         }
         #expect(p.ratio <= 1, "\(name) parameters: \(p.at) (ratio \(p.ratio))")

@@ -5,7 +5,8 @@ import Testing
 @Suite struct InflationTests {
     /// A trained `v1` layout (16x16 grid, windows [16, 4], queries [16, 64]) at tiny widths.
     func trainedV1(seed: UInt64 = 21) throws -> ChainOfSight {
-        let m = try ChainOfSight(.preset(.v1, visionDim: 8, llmDim: 6, headDim: 4, featureLevels: [2, 3]), seed: seed)
+        let m = try ChainOfSight(
+            .preset(.v1, visionDim: 8, llmDim: 6, headDim: 4, featureLevels: [2, 3]), seed: seed)
         randomizeParameters(m, seed: seed)
         return m
     }
@@ -40,7 +41,9 @@ import Testing
 
     @Test func mismatchedExtensionsFailWithTheNumbers() throws {
         let v1 = ChainOfSightConfig.preset(.v1)
-        func message(_ spec: ChainOfSightExtension, trained: ChainOfSightConfig = v1, grid: Int = 32) -> String {
+        func message(_ spec: ChainOfSightExtension, trained: ChainOfSightConfig = v1, grid: Int = 32)
+            -> String
+        {
             do {
                 _ = try ChainOfSight.inflatedConfig(trained, with: spec, grid: .square(grid))
                 return ""
@@ -65,7 +68,10 @@ import Testing
 
     @Test func queryIndexMaps() throws {
         // m = 2: consecutive duplication.
-        #expect(try inflatedQueryIndices(windowRows: 1, windowColumns: 2, queriesPerWindow: 2, repeat: 2) == [0, 0, 1, 1, 2, 2, 3, 3])
+        #expect(
+            try inflatedQueryIndices(windowRows: 1, windowColumns: 2, queriesPerWindow: 2, repeat: 2) == [
+                0, 0, 1, 1, 2, 2, 3, 3,
+            ])
         // m = 4 over a 2x2 window grid, 1 query each: nearest-neighbour on the window grid, not tiling.
         #expect(
             try inflatedQueryIndices(windowRows: 2, windowColumns: 2, queriesPerWindow: 1, repeat: 4)
@@ -79,7 +85,9 @@ import Testing
         let m4 = try inflatedQueryIndices(windowRows: 4, windowColumns: 4, queriesPerWindow: 4, repeat: 4)
         for w in [0, 1, 8] { #expect(Array(m4[(w * 4)..<(w * 4 + 4)]) == [0, 1, 2, 3], "window \(w)") }
         #expect(Array(m4[8..<12]) == [4, 5, 6, 7])
-        #expect(throws: TensorError.self) { try inflatedQueryIndices(windowRows: 1, windowColumns: 1, queriesPerWindow: 1, repeat: 8) }
+        #expect(throws: TensorError.self) {
+            try inflatedQueryIndices(windowRows: 1, windowColumns: 1, queriesPerWindow: 1, repeat: 8)
+        }
     }
 
     // MARK: Inflation is duplication (reviewer test 7)
@@ -89,7 +97,8 @@ import Testing
         let before = trained.namedParameters().map { ($0.0, $0.1.data.scalars) }
         let big = try ChainOfSight.inflate(trained, with: .res224to448_80to1296, grid: .square(32))
         // The trained connector is not modified.
-        #expect(trained.namedParameters().map { ($0.0, $0.1.data.scalars) }.elementsEqual(before) { $0 == $1 })
+        #expect(
+            trained.namedParameters().map { ($0.0, $0.1.data.scalars) }.elementsEqual(before) { $0 == $1 })
         #expect(big.config.scales.map(\.queries) == [16, 256, 1024])
         let sources = [0, 0, 1]
         for (i, c) in sources.enumerated() {
@@ -127,7 +136,10 @@ import Testing
         let trained = try trainedV1()
         let same = try ChainOfSight.inflate(trained, with: .identity(scales: 2), grid: .square(16))
         let grid = Grid.square(16)
-        let levels = [FeatureLevel(features(2, grid, 8, seed: 3), grid: grid), FeatureLevel(features(2, grid, 8, seed: 4), grid: grid)]
+        let levels = [
+            FeatureLevel(features(2, grid, 8, seed: 3), grid: grid),
+            FeatureLevel(features(2, grid, 8, seed: 4), grid: grid),
+        ]
         #expect(try same(levels).scalars == trained(levels).scalars)
         #expect(same.namedParameters().map(\.0) == trained.namedParameters().map(\.0))
     }
@@ -145,7 +157,10 @@ import Testing
         let grid = Grid.square(16), grid2 = Grid.square(32)
         let a = features(1, grid, 8, seed: 5), b = features(1, grid, 8, seed: 6)
         let y = try trained([FeatureLevel(a, grid: grid), FeatureLevel(b, grid: grid)])
-        let y2 = try big([FeatureLevel(upsample2x(a, grid: grid), grid: grid2), FeatureLevel(upsample2x(b, grid: grid), grid: grid2)])
+        let y2 = try big([
+            FeatureLevel(upsample2x(a, grid: grid), grid: grid2),
+            FeatureLevel(upsample2x(b, grid: grid), grid: grid2),
+        ])
         #expect(y2.shape == y.shape)
         let err = relativeError(y2.scalars, y.scalars)
         #expect(err < 1e-5, "relative error \(err)")
@@ -155,8 +170,14 @@ import Testing
         let trained = try trainedV1()
         let big = try ChainOfSight.inflate(trained, with: .res224to448_80to1296, grid: .square(32))
         let v = randomTensor([1, 1, 8], seed: 7)
-        let small = try trained.scaleTokens([FeatureLevel(v.expand([1, 256, 8]), grid: .square(16)), FeatureLevel(v.expand([1, 256, 8]) * 2, grid: .square(16))])
-        let large = try big.scaleTokens([FeatureLevel(v.expand([1, 1024, 8]), grid: .square(32)), FeatureLevel(v.expand([1, 1024, 8]) * 2, grid: .square(32))])
+        let small = try trained.scaleTokens([
+            FeatureLevel(v.expand([1, 256, 8]), grid: .square(16)),
+            FeatureLevel(v.expand([1, 256, 8]) * 2, grid: .square(16)),
+        ])
+        let large = try big.scaleTokens([
+            FeatureLevel(v.expand([1, 1024, 8]), grid: .square(32)),
+            FeatureLevel(v.expand([1, 1024, 8]) * 2, grid: .square(32)),
+        ])
         let g = tokenRows(small[0]), l = tokenRows(small[1])
         var worst = 0.0
         func check(_ a: [Float], _ b: [Float]) { worst = max(worst, relativeError(a, b)) }
@@ -171,16 +192,21 @@ import Testing
 
     @Test func matchesPyTorchInflation() throws {
         let f = try loadFixtureCase("cos_inflate", group: "bridges")
-        let scales = try numberLists(f, "scales").map { WindowScale(windowSize: Int($0[0]), queries: Int($0[1])) }
+        let scales = try numberLists(f, "scales").map {
+            WindowScale(windowSize: Int($0[0]), queries: Int($0[1]))
+        }
         let config = ChainOfSightConfig(
-            visionDim: try f.int("visionDim"), dim: try f.int("dim"), llmDim: try f.int("llmDim"), headDim: try f.int("headDim"),
+            visionDim: try f.int("visionDim"), dim: try f.int("dim"), llmDim: try f.int("llmDim"),
+            headDim: try f.int("headDim"),
             mlpRatio: try f.int("mlpRatio"), grid: .square(try f.int("side")), scales: scales,
             featureLevels: try f.intArray("featureLevels"))
         let trained = try ChainOfSight(config)
         try loadWeights(trained, from: f)
         let spec = ChainOfSightExtension(
             name: "fixture",
-            newScales: try numberLists(f, "extension").map { ScaleExtension(source: Int($0[0]), windowRatio: $0[1], queryRepeat: Int($0[2])) })
+            newScales: try numberLists(f, "extension").map {
+                ScaleExtension(source: Int($0[0]), windowRatio: $0[1], queryRepeat: Int($0[2]))
+            })
         let grid = Grid.square(try f.int("newSide"))
         let big = try ChainOfSight.inflate(trained, with: spec, grid: grid)
         #expect(big.namedParameters().map(\.0) == (try stringList(f, "inflatedStateDict")))

@@ -6,7 +6,9 @@ import Testing
 
 /// A fixture parameter as a list of strings.
 func stringList(_ f: Fixture, _ key: String) throws -> [String] {
-    guard case .array(let a) = try f.param(key) else { throw FixtureError("\(f.name).\(key) is not an array") }
+    guard case .array(let a) = try f.param(key) else {
+        throw FixtureError("\(f.name).\(key) is not an array")
+    }
     return try a.map {
         guard case .string(let s) = $0 else { throw FixtureError("\(f.name).\(key) holds a non-string") }
         return s
@@ -15,7 +17,9 @@ func stringList(_ f: Fixture, _ key: String) throws -> [String] {
 
 /// A fixture parameter as a list of number lists.
 func numberLists(_ f: Fixture, _ key: String) throws -> [[Double]] {
-    guard case .array(let a) = try f.param(key) else { throw FixtureError("\(f.name).\(key) is not an array") }
+    guard case .array(let a) = try f.param(key) else {
+        throw FixtureError("\(f.name).\(key) is not an array")
+    }
     return try a.map {
         guard case .array(let inner) = $0 else { throw FixtureError("\(f.name).\(key) holds a non-array") }
         return try inner.map {
@@ -61,7 +65,9 @@ func compareWithFixture(
         let g = try #require(grads[name], "no gradient for \(name)")
         pairs.append((name, g.scalars, try f.tensor("grad." + name).scalars))
     }
-    for (i, g) in inputGrads.enumerated() { pairs.append(("x\(i)", g.scalars, try f.tensor("grad_x\(i)").scalars)) }
+    for (i, g) in inputGrads.enumerated() {
+        pairs.append(("x\(i)", g.scalars, try f.tensor("grad_x\(i)").scalars))
+    }
     let scale = pairs.map { $0.2.map { abs(Double($0)) }.max() ?? 0 }.max() ?? 0
     var worst = 0.0, worstName = ""
     for (name, a, b) in pairs {
@@ -76,7 +82,8 @@ func compareWithFixture(
 /// Finite-difference check of d loss / d parameter on a few elements of every parameter.
 /// - Returns: the worst |analytic - numeric| / (atol + rtol max(|a|, |n|)) (<= 1 passes) and where.
 func parameterGradCheck(
-    _ params: [(String, Parameter)], eps: Float = 1e-2, atol: Double = 2e-3, rtol: Double = 2e-2, perParameter: Int = 4,
+    _ params: [(String, Parameter)], eps: Float = 1e-2, atol: Double = 2e-3, rtol: Double = 2e-2,
+    perParameter: Int = 4,
     _ loss: () throws -> Tensor
 ) throws -> (ratio: Double, at: String) {
     let (_, grads) = try valueAndGradient(at: params, loss)
@@ -97,7 +104,9 @@ func parameterGradCheck(
             let numeric = (try lossAt(eps) - lossAt(-eps)) / (2 * Double(eps))
             let analytic = Double(g.scalars[i])
             let ratio = abs(analytic - numeric) / (atol + rtol * max(abs(analytic), abs(numeric)))
-            if ratio > worst { (worst, at) = (ratio, "\(name)[\(i)]: analytic \(analytic) numeric \(numeric)") }
+            if ratio > worst {
+                (worst, at) = (ratio, "\(name)[\(i)]: analytic \(analytic) numeric \(numeric)")
+            }
         }
     }
     return (worst, at)
@@ -108,7 +117,10 @@ func parameterGradCheck(
 func smallChainOfSight(seed: UInt64 = 1) throws -> ChainOfSight {
     let config = ChainOfSightConfig(
         visionDim: 12, dim: 8, llmDim: 10, headDim: 4, mlpRatio: 2, grid: .square(8),
-        scales: [WindowScale(windowSize: 8, queries: 4), WindowScale(windowSize: 4, queries: 8), WindowScale(windowSize: 2, queries: 16)],
+        scales: [
+            WindowScale(windowSize: 8, queries: 4), WindowScale(windowSize: 4, queries: 8),
+            WindowScale(windowSize: 2, queries: 16),
+        ],
         featureLevels: [3, 5])
     let m = try ChainOfSight(config, seed: seed)
     randomizeParameters(m, seed: seed)
@@ -144,7 +156,9 @@ func perturbPatch(_ x: Tensor, grid: Grid, row: Int, col: Int, delta: Float = 0.
     var y = x
     let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
     y.withUnsafeMutableBufferPointer { p in
-        for i in 0..<b { for j in 0..<c { p[(i * n + row * grid.width + col) * c + j] += delta * Float(j % 3 + 1) } }
+        for i in 0..<b {
+            for j in 0..<c { p[(i * n + row * grid.width + col) * c + j] += delta * Float(j % 3 + 1) }
+        }
     }
     return y
 }

@@ -5,32 +5,51 @@ import Testing
 
 /// Writes three small sources (interleaved, image-caption, text-only) to a temporary directory.
 func writeMixtureSources(_ tag: String) throws -> [(SourceFormat, URL)] {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("datasets-loader-\(tag)-\(getpid())")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "datasets-loader-\(tag)-\(getpid())")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let img = fixtures.appendingPathComponent("images/red.ppm").path
     var rng = SplitMix64(seed: 5)
-    func words() -> String { (0..<(3 + rng.next(below: 40))).map { _ in ["red", "blue", "circle", "square", "left", "of"][rng.next(below: 6)] }.joined(separator: " ") }
+    func words() -> String {
+        (0..<(3 + rng.next(below: 40))).map { _ in
+            ["red", "blue", "circle", "square", "left", "of"][rng.next(below: 6)]
+        }.joined(separator: " ")
+    }
     func jsonl(_ name: String, _ rows: [[String: Any]]) throws -> URL {
         let u = dir.appendingPathComponent(name)
-        try rows.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }.joined(separator: "\n").write(to: u, atomically: true, encoding: .utf8)
+        try rows.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+            .joined(separator: "\n").write(to: u, atomically: true, encoding: .utf8)
         return u
     }
-    let inter = try jsonl("inter.jsonl", (0..<60).map { _ in ["texts": [words(), NSNull(), words()], "images": [NSNull(), img, NSNull()]] })
+    let inter = try jsonl(
+        "inter.jsonl",
+        (0..<60).map { _ in ["texts": [words(), NSNull(), words()], "images": [NSNull(), img, NSNull()]] })
     let caps = try jsonl("caps.jsonl", (0..<60).map { _ in ["image": img, "caption": words()] })
     let text = try jsonl("text.jsonl", (0..<30).map { _ in ["text": words()] })
     return [(.interleavedJSONL, inter), (.imageCaptionJSONL, caps), (.textJSONL, text)]
 }
 
-func makeLoader(_ files: [(SourceFormat, URL)], workers: Int, rank: Int = 0, world: Int = 1, cursor: LoaderCursor? = nil) throws -> Loader {
-    let sources = try files.enumerated().map { i, f in try DataSource(name: "s\(i)", format: f.0, files: [f.1], rank: rank, worldSize: world) }
-    let builder = DocumentBuilder(encode: { $0.split(separator: " ").map { 10 + $0.count } }, bos: 1, eos: 2, preprocessor: BuiltinImageCodec.preprocessor(size: 4))
-    let packing = PackingConfig(sequenceLength: 96, maxImages: 3, imageTokenId: 3, padTokenId: 0) { img in 9 * img.cropCount }
-    return try Loader(sources: sources, mixture: try Mixture(MixtureWeights(), seed: 17), builder: builder, packing: packing,
-                      batchSize: 2, workers: workers, prefetch: 8, cursor: cursor)
+func makeLoader(
+    _ files: [(SourceFormat, URL)], workers: Int, rank: Int = 0, world: Int = 1, cursor: LoaderCursor? = nil
+) throws -> Loader {
+    let sources = try files.enumerated().map { i, f in
+        try DataSource(name: "s\(i)", format: f.0, files: [f.1], rank: rank, worldSize: world)
+    }
+    let builder = DocumentBuilder(
+        encode: { $0.split(separator: " ").map { 10 + $0.count } }, bos: 1, eos: 2,
+        preprocessor: BuiltinImageCodec.preprocessor(size: 4))
+    let packing = PackingConfig(sequenceLength: 96, maxImages: 3, imageTokenId: 3, padTokenId: 0) { img in
+        9 * img.cropCount
+    }
+    return try Loader(
+        sources: sources, mixture: try Mixture(MixtureWeights(), seed: 17), builder: builder,
+        packing: packing,
+        batchSize: 2, workers: workers, prefetch: 8, cursor: cursor)
 }
 
 func same(_ a: PackedBatch, _ b: PackedBatch) -> Bool {
-    a.tokens == b.tokens && a.labels == b.labels && a.documentIds == b.documentIds && a.positionIds == b.positionIds
+    a.tokens == b.tokens && a.labels == b.labels && a.documentIds == b.documentIds
+        && a.positionIds == b.positionIds
         && a.placeholders == b.placeholders && a.documents == b.documents
 }
 
@@ -72,7 +91,9 @@ func same(_ a: PackedBatch, _ b: PackedBatch) -> Bool {
 @Test func twoRanksSeeDisjointHalvesOfTheSingleRankData() throws {
     let files = try writeMixtureSources("ranks")
     func documents(_ rank: Int, _ world: Int) throws -> Set<String> {
-        let sources = try files.enumerated().map { i, f in try DataSource(name: "s\(i)", format: f.0, files: [f.1], rank: rank, worldSize: world) }
+        let sources = try files.enumerated().map { i, f in
+            try DataSource(name: "s\(i)", format: f.0, files: [f.1], rank: rank, worldSize: world)
+        }
         var names = Set<String>()
         for s in sources { while let x = try s.next() { names.insert(x.name) } }
         return names

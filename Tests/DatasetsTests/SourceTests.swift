@@ -6,25 +6,37 @@ import Testing
 let fixtures = fixtureDirectory("datasets")
 
 /// Reads one epoch of a fixture with a budget that never aborts; returns the samples and the problems.
-func readAll(_ format: SourceFormat, _ files: [String], rank: Int = 0, world: Int = 1) throws -> ([Sample], ProblemLog) {
+func readAll(_ format: SourceFormat, _ files: [String], rank: Int = 0, world: Int = 1) throws -> (
+    [Sample], ProblemLog
+) {
     let log = ProblemLog(maximumFraction: 1.01, minimumRecords: 0, sink: { _ in })
-    let src = try DataSource(name: "t", format: format, files: files.map { fixtures.appendingPathComponent($0) }, rank: rank, worldSize: world, problems: log)
+    let src = try DataSource(
+        name: "t", format: format, files: files.map { fixtures.appendingPathComponent($0) }, rank: rank,
+        worldSize: world, problems: log)
     var out: [Sample] = []
     while let s = try src.next() { out.append(s) }
     return (out, log)
 }
 
 /// Texts of a sample, for comparisons.
-func texts(_ s: Sample) -> [String] { s.parts.compactMap { if case .text(let t, _) = $0 { return t } else { return nil } } }
+func texts(_ s: Sample) -> [String] {
+    s.parts.compactMap { if case .text(let t, _) = $0 { return t } else { return nil } }
+}
 
 @Test func imageCaptionManifestReadsGoodLinesAndReportsBadOnes() throws {
     let (samples, log) = try readAll(.imageCaptionJSONL, ["captions.jsonl"])
     // Line 3 is malformed JSON and line 6 lacks a caption: skipped by the reader; images are checked later.
-    #expect(samples.map(\.name) == ["captions.jsonl:1", "captions.jsonl:2", "captions.jsonl:4", "captions.jsonl:5", "captions.jsonl:7"])
+    #expect(
+        samples.map(\.name) == [
+            "captions.jsonl:1", "captions.jsonl:2", "captions.jsonl:4", "captions.jsonl:5",
+            "captions.jsonl:7",
+        ])
     #expect(log.problems.map(\.location) == ["captions.jsonl:3", "captions.jsonl:6"])
     #expect(log.records == 7 && log.skipped == 2)
     // The builder decodes images: the missing (line 4) and corrupt (line 5) images are errors naming the line.
-    let b = DocumentBuilder(encode: { $0.split(separator: " ").map { _ in 5 } }, eos: 2, preprocessor: BuiltinImageCodec.preprocessor(size: 4))
+    let b = DocumentBuilder(
+        encode: { $0.split(separator: " ").map { _ in 5 } }, eos: 2,
+        preprocessor: BuiltinImageCodec.preprocessor(size: 4))
     let d = try b.build(samples[0])
     #expect(d.images.count == 1 && d.images[0].pixels.shape == [1, 3, 4, 4] && d.tokens == [-1, 5, 5, 5, 2])
     #expect(d.supervised == [false, true, true, true, true])
@@ -49,7 +61,9 @@ func texts(_ s: Sample) -> [String] { s.parts.compactMap { if case .text(let t, 
 
 @Test func textJSONLAndPlainText() throws {
     let (t, log) = try readAll(.textJSONL, ["text.jsonl"])
-    #expect(t.map(texts) == [["a text only document"], ["another one"]] && log.problems.map(\.location) == ["text.jsonl:2"])
+    #expect(
+        t.map(texts) == [["a text only document"], ["another one"]]
+            && log.problems.map(\.location) == ["text.jsonl:2"])
     let (p, _) = try readAll(.plainText, ["plain.txt"])
     #expect(p.map(texts) == [["first paragraph\nstill first"], ["second paragraph"], ["third"]])
     #expect(p.map(\.name) == ["plain.txt:1", "plain.txt:5", "plain.txt:7"])
@@ -61,13 +75,19 @@ func texts(_ s: Sample) -> [String] { s.parts.compactMap { if case .text(let t, 
     #expect(log.problems[0].message.contains("1 images but 0 <image> placeholders"))
     #expect(samples.count == 3)
     for s in samples {
-        for case .text(let t, let sup) in s.parts where sup { #expect(!t.hasPrefix("USER") && !t.contains("?"), "\(t)") }
+        for case .text(let t, let sup) in s.parts where sup {
+            #expect(!t.hasPrefix("USER") && !t.contains("?"), "\(t)")
+        }
     }
     // Sample [3] has no assistant turn: the builder rejects it, naming it.
-    let b = DocumentBuilder(encode: { Array($0.utf8).map(Int.init) }, eos: 2, preprocessor: BuiltinImageCodec.preprocessor(size: 2))
+    let b = DocumentBuilder(
+        encode: { Array($0.utf8).map(Int.init) }, eos: 2,
+        preprocessor: BuiltinImageCodec.preprocessor(size: 2))
     let first = try b.build(samples[0])
     #expect(first.images.count == 1 && first.tokens.filter { $0 == -1 }.count == 1)
-    let supervisedText = String(decoding: zip(first.tokens, first.supervised).filter { $0.1 && $0.0 > 2 }.map { UInt8($0.0) }, as: UTF8.self)
+    let supervisedText = String(
+        decoding: zip(first.tokens, first.supervised).filter { $0.1 && $0.0 > 2 }.map { UInt8($0.0) },
+        as: UTF8.self)
     #expect(supervisedText == "Red.\n")
     do { _ = try b.build(samples[2]); Issue.record("expected an error") } catch let e as DatasetError {
         #expect(e.message == "llava.json[3]: no supervised token")
@@ -76,11 +96,13 @@ func texts(_ s: Sample) -> [String] { s.parts.compactMap { if case .text(let t, 
 
 @Test func webDatasetTarShards() throws {
     let (samples, log) = try readAll(.webDataset, ["shard-000.tar", "shard-001-corrupt.tar"])
-    #expect(samples.map(\.name) == ["shard-000.tar:a", "shard-000.tar:b", "shard-000.tar:d", "shard-000.tar:e"])
+    #expect(
+        samples.map(\.name) == ["shard-000.tar:a", "shard-000.tar:b", "shard-000.tar:d", "shard-000.tar:e"])
     #expect(samples.map(texts) == [["caption a"], ["caption b"], ["doc d"], ["corrupt image e"]])
     #expect(samples[2].imageCount == 1)
     // c has no image; the second shard's second header is corrupt (reported with the member before it).
-    #expect(log.problems.map(\.location) == ["shard-000.tar:c", "shard-001-corrupt.tar:f.ppm"], "\(log.problems)")
+    #expect(
+        log.problems.map(\.location) == ["shard-000.tar:c", "shard-001-corrupt.tar:f.ppm"], "\(log.problems)")
     #expect(log.problems[1].message.contains("bad header checksum"))
     let b = DocumentBuilder(encode: { _ in [7] }, preprocessor: BuiltinImageCodec.preprocessor(size: 2))
     #expect(try b.build(samples[0]).images.count == 1)
@@ -110,12 +132,15 @@ func texts(_ s: Sample) -> [String] { s.parts.compactMap { if case .text(let t, 
 
 @Test func skipBudgetAbortsClearly() throws {
     let log = ProblemLog(maximumFraction: 0.2, minimumRecords: 3, sink: { _ in })
-    let src = try DataSource(name: "t", format: .textJSONL, files: [fixtures.appendingPathComponent("text.jsonl")], problems: log)
+    let src = try DataSource(
+        name: "t", format: .textJSONL, files: [fixtures.appendingPathComponent("text.jsonl")], problems: log)
     _ = try src.next()
     // Record 2 of 2 bad: 50% > 20%, but fewer than 3 records seen: no abort yet.
     #expect(throws: Never.self) { _ = try src.next() }
     let strict = ProblemLog(maximumFraction: 0, sink: { _ in })
-    let s2 = try DataSource(name: "t", format: .textJSONL, files: [fixtures.appendingPathComponent("text.jsonl")], problems: strict)
+    let s2 = try DataSource(
+        name: "t", format: .textJSONL, files: [fixtures.appendingPathComponent("text.jsonl")],
+        problems: strict)
     _ = try s2.next()
     do { _ = try s2.next(); Issue.record("expected an abort") } catch let e as DatasetError {
         #expect(e.message.contains("over the budget") && e.message.contains("text.jsonl:2"))
@@ -123,7 +148,11 @@ func texts(_ s: Sample) -> [String] { s.parts.compactMap { if case .text(let t, 
 }
 
 @Test func validateCountsRecordsImagesAndEveryProblem() throws {
-    let r = try validate(format: .imageCaptionJSONL, files: [fixtures.appendingPathComponent("captions.jsonl")])
+    let r = try validate(
+        format: .imageCaptionJSONL, files: [fixtures.appendingPathComponent("captions.jsonl")])
     #expect(r.records == 7 && r.goodRecords == 3 && r.images == 3)
-    #expect(r.problems.map(\.location) == ["captions.jsonl:3", "captions.jsonl:4", "captions.jsonl:5", "captions.jsonl:6"], "problems in line order")
+    #expect(
+        r.problems.map(\.location) == [
+            "captions.jsonl:3", "captions.jsonl:4", "captions.jsonl:5", "captions.jsonl:6",
+        ], "problems in line order")
 }

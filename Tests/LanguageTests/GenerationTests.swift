@@ -11,7 +11,9 @@ import Testing
         var out: [Int] = []
         for _ in 0..<steps {
             let logits = try model(IndexTensor(shape: [1, seq.count], values: seq))
-            let last = try logits.narrow(axis: 1, start: seq.count - 1, length: 1).reshaped([model.config.vocabSize])
+            let last = try logits.narrow(axis: 1, start: seq.count - 1, length: 1).reshaped([
+                model.config.vocabSize
+            ])
             let next = try last.argmax(axis: 0).values[0]
             out.append(next)
             seq.append(next)
@@ -32,10 +34,12 @@ import Testing
         let seq = [9, 8, 7, 6, 5, 4, 3, 30, 60, 90]
         let full = try model(IndexTensor(shape: [1, 10], values: seq)).reshaped([10, 96])
         let cache = KVCache(layers: 2)
-        var h = try model.hiddenStates(DecoderInput(tokens: IndexTensor(shape: [1, 4], values: Array(seq[0..<4]))), cache: cache)
+        var h = try model.hiddenStates(
+            DecoderInput(tokens: IndexTensor(shape: [1, 4], values: Array(seq[0..<4]))), cache: cache)
         var rows = [try model.logits(hidden: h).reshaped([4, 96])]
         for i in 4..<10 {
-            h = try model.hiddenStates(DecoderInput(tokens: IndexTensor(shape: [1, 1], values: [seq[i]])), cache: cache)
+            h = try model.hiddenStates(
+                DecoderInput(tokens: IndexTensor(shape: [1, 1], values: [seq[i]])), cache: cache)
             rows.append(try model.logits(hidden: h).reshaped([1, 96]))
         }
         #expect(cache.length == 10)
@@ -47,7 +51,9 @@ import Testing
         let prompts = [[5, 17, 33], [40, 41, 42, 43, 44, 45, 46], [90]]
         let batch = try model.generate(prompts: prompts, options: .greedy(maxNewTokens: 6))
         for (i, p) in prompts.enumerated() {
-            #expect(batch[i] == (try model.generate(prompts: [p], options: .greedy(maxNewTokens: 6))[0]), "row \(i)")
+            #expect(
+                batch[i] == (try model.generate(prompts: [p], options: .greedy(maxNewTokens: 6))[0]),
+                "row \(i)")
         }
     }
 
@@ -62,9 +68,12 @@ import Testing
         #expect(a != (try model.generate(prompts: prompt, options: other)))
         var k1 = opts
         k1.topK = 1
-        #expect(try model.generate(prompts: prompt, options: k1) == model.generate(prompts: prompt, options: .greedy(maxNewTokens: 10)))
+        #expect(
+            try model.generate(prompts: prompt, options: k1)
+                == model.generate(prompts: prompt, options: .greedy(maxNewTokens: 10)))
         let greedy = try model.generate(prompts: prompt, options: .greedy(maxNewTokens: 10))[0]
-        let stopped = try model.generate(prompts: prompt, options: .greedy(maxNewTokens: 10, stopTokens: [greedy[2]]))[0]
+        let stopped = try model.generate(
+            prompts: prompt, options: .greedy(maxNewTokens: 10, stopTokens: [greedy[2]]))[0]
         #expect(stopped == Array(greedy.prefix(through: greedy.firstIndex(of: greedy[2])!)))
     }
 
@@ -72,7 +81,11 @@ import Testing
         var g = RandomGenerator(seed: 1)
         let logits: [Float] = [5, 4.9, 0, -1, -2]  // p ~ [0.52, 0.47, 0.004, ...]
         var seen = Set<Int>()
-        for _ in 0..<200 { seen.insert(sampleToken(logits: logits, options: GenerationOptions(temperature: 1, topP: 0.9), generator: &g)) }
+        for _ in 0..<200 {
+            seen.insert(
+                sampleToken(
+                    logits: logits, options: GenerationOptions(temperature: 1, topP: 0.9), generator: &g))
+        }
         #expect(seen == [0, 1])
     }
 
@@ -80,18 +93,24 @@ import Testing
         let model = try loadFixtureModel("llama_tiny")
         let ids = [5, 17, 33, 2, 71]
         let emb = try embedding(IndexTensor(ids), weight: model.model.embedTokens.weight.data)
-        #expect(try model.generate(promptEmbeddings: [emb], options: .greedy(maxNewTokens: 5)) == model.generate(prompts: [ids], options: .greedy(maxNewTokens: 5)))
+        #expect(
+            try model.generate(promptEmbeddings: [emb], options: .greedy(maxNewTokens: 5))
+                == model.generate(prompts: [ids], options: .greedy(maxNewTokens: 5)))
         // Two "image" rows among the text embeddings: cached generation equals recomputing from embeddings.
         let image = randomTensor([2, 32], seed: 3)
-        let mixed = try Tensor.concatenate([emb.narrow(axis: 0, start: 0, length: 2), image, emb.narrow(axis: 0, start: 2, length: 3)], axis: 0)
+        let mixed = try Tensor.concatenate(
+            [emb.narrow(axis: 0, start: 0, length: 2), image, emb.narrow(axis: 0, start: 2, length: 3)],
+            axis: 0)
         let got = try model.generate(promptEmbeddings: [mixed], options: .greedy(maxNewTokens: 4))[0]
         var seq = mixed
         var expected: [Int] = []
         for _ in 0..<4 {
             let h = try model.hiddenStates(DecoderInput(embeddings: seq.unsqueezed(0)))
-            let next = try model.logits(hidden: h, at: IndexTensor([seq.shape[0] - 1])).argmax(axis: 1).values[0]
+            let next = try model.logits(hidden: h, at: IndexTensor([seq.shape[0] - 1])).argmax(axis: 1)
+                .values[0]
             expected.append(next)
-            seq = try Tensor.concatenate([seq, embedding(IndexTensor([next]), weight: model.model.embedTokens.weight.data)], axis: 0)
+            seq = try Tensor.concatenate(
+                [seq, embedding(IndexTensor([next]), weight: model.model.embedTokens.weight.data)], axis: 0)
         }
         #expect(got == expected)
     }
@@ -101,28 +120,40 @@ import Testing
     @Test func vicunaMarksOnlyAnswers() throws {
         let tok = try fixtureTokenizer("bytelevel")
         tok.addSpecialTokens(["<image>", "</s>"])
-        let turns = [ConversationTurn(.user, "<image>\nWhat is shown?"), ConversationTurn(.assistant, "A red cube."),
-                     ConversationTurn(.user, "Which color?"), ConversationTurn(.assistant, "Red.")]
+        let turns = [
+            ConversationTurn(.user, "<image>\nWhat is shown?"), ConversationTurn(.assistant, "A red cube."),
+            ConversationTurn(.user, "Which color?"), ConversationTurn(.assistant, "Red."),
+        ]
         let f = try tok.format(turns, template: .vicunaV1())
         #expect(f.ids.count == f.labels.count)
-        #expect(f.text == "<|begin_of_text|>" + ConversationTemplate.vicunaSystem + " USER: <image>\nWhat is shown? ASSISTANT: A red cube.</s>USER: Which color? ASSISTANT: Red.</s>")
+        #expect(
+            f.text == "<|begin_of_text|>" + ConversationTemplate.vicunaSystem
+                + " USER: <image>\nWhat is shown? ASSISTANT: A red cube.</s>USER: Which color? ASSISTANT: Red.</s>"
+        )
         #expect(f.assistantSpans.count == 2)
         #expect(f.assistantSpans.map { tok.decode(Array(f.ids[$0])) } == [" A red cube.</s>", " Red.</s>"])
         let supervised = f.labels.indices.filter { f.labels[$0] != -100 }
         #expect(supervised == f.assistantSpans.flatMap { Array($0) })
         // For a byte-level tokenizer the pieces split at pre-token boundaries: same ids as the whole text.
-        #expect(f.ids == tok.encode(String(f.text.dropFirst("<|begin_of_text|>".count)), addSpecialTokens: true))
-        #expect(throws: TokenizerError.self) { try tok.format([ConversationTurn(.assistant, "hi")], template: .plain) }
+        #expect(
+            f.ids == tok.encode(String(f.text.dropFirst("<|begin_of_text|>".count)), addSpecialTokens: true))
+        #expect(throws: TokenizerError.self) {
+            try tok.format([ConversationTurn(.assistant, "hi")], template: .plain)
+        }
     }
 
     @Test func sentencepieceAnswersStartWithTheSpaceMarker() throws {
         let tok = try fixtureTokenizer("bytefallback")
-        let f = try tok.format([ConversationTurn(.user, "Hi"), ConversationTurn(.assistant, "Hello there")], template: .vicunaV1())
+        let f = try tok.format(
+            [ConversationTurn(.user, "Hi"), ConversationTurn(.assistant, "Hello there")],
+            template: .vicunaV1())
         #expect(f.ids.first == 1)  // <s>
         let answer = Array(f.ids[f.assistantSpans[0]])
         #expect(tok.token(of: answer[0])!.hasPrefix("\u{2581}"))
         #expect(answer.last == 2)  // </s>
-        let plain = try tok.format([ConversationTurn(.user, "<s>"), ConversationTurn(.assistant, "a caption")], template: .plain, addBOS: false)
+        let plain = try tok.format(
+            [ConversationTurn(.user, "<s>"), ConversationTurn(.assistant, "a caption")], template: .plain,
+            addBOS: false)
         #expect(plain.labels.first == -100 && plain.labels.last != -100)
     }
 }

@@ -14,7 +14,10 @@ enum Safetensors32 {
         let data = try Data(contentsOf: url)
         guard data.count >= 8 else { throw Failure(description: "\(url.path): too short") }
         let n = data.prefix(8).enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
-        guard let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as? [String: Any] else {
+        guard
+            let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n)))
+                as? [String: Any]
+        else {
             throw Failure(description: "\(url.path): bad header")
         }
         var out: [String: Tensor] = [:]
@@ -30,11 +33,15 @@ enum Safetensors32 {
     }
 
     /// Writes tensors as F32 in the given order.
-    static func write(_ tensors: [(String, Tensor)], to url: URL, metadata: [String: String] = ["format": "pt"]) throws {
+    static func write(
+        _ tensors: [(String, Tensor)], to url: URL, metadata: [String: String] = ["format": "pt"]
+    ) throws {
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
         for (name, t) in tensors {
-            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]]
+            header[name] = [
+                "dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count],
+            ]
             offset += 4 * t.count
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])

@@ -3,7 +3,8 @@ import Language
 import Testing
 
 @Test func decodesGroupedQueryConfig() throws {
-    let json = #"{"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,"#
+    let json =
+        #"{"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,"#
         + #" "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8}"#
     let c = try JSONDecoder().decode(LlamaConfig.self, from: Data(json.utf8))
     #expect(c.headDim == 128)

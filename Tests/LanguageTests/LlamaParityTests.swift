@@ -10,20 +10,25 @@ import Testing
 
 @Suite struct LlamaParityTests {
     @Test func configReadsTransformers5RopeParameters() throws {
-        let c = try LlamaConfig.load(contentsOf: languageFixtures.appendingPathComponent("llama_tiny/config.json"))
+        let c = try LlamaConfig.load(
+            contentsOf: languageFixtures.appendingPathComponent("llama_tiny/config.json"))
         #expect(c.numKeyValueHeads == 2 && c.headDim == 8 && c.rmsNormEps == 1e-5)
-        #expect(c.ropeScaling == .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64))
+        #expect(
+            c.ropeScaling
+                == .llama3(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64))
         // Round trip through our (transformers 4) form.
         let back = try JSONDecoder().decode(LlamaConfig.self, from: c.jsonData())
         #expect(back == c)
-        let v4 = #"{"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,"#
+        let v4 =
+            #"{"vocab_size": 8, "hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,"#
             + #" "rope_theta": 500000.0, "rope_scaling": {"type": "linear", "factor": 2.0}, "eos_token_id": [7, 9]}"#
         let old = try JSONDecoder().decode(LlamaConfig.self, from: Data(v4.utf8))
         #expect(old.ropeTheta == 500000 && old.ropeScaling == .linear(factor: 2) && old.eosTokenId == 7)
     }
 
     @Test func llama3RopeScalingTouchesEveryBand() throws {
-        let c = try LlamaConfig.load(contentsOf: languageFixtures.appendingPathComponent("llama_tiny/config.json"))
+        let c = try LlamaConfig.load(
+            contentsOf: languageFixtures.appendingPathComponent("llama_tiny/config.json"))
         var plain = c
         plain.ropeScaling = nil
         let scaled = RotaryEmbedding(config: c).inverseFrequencies
@@ -54,7 +59,8 @@ import Testing
         let model = try loadFixtureModel("llama_tiny")
         let f = try loadFixtureCase("llama_tiny_causal", group: "language")
         let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
-        let ref = try Safetensors32.read(languageFixtures.appendingPathComponent("llama_tiny_grads.safetensors"))
+        let ref = try Safetensors32.read(
+            languageFixtures.appendingPathComponent("llama_tiny_grads.safetensors"))
         let params = model.namedParameters()
         let (_, grads) = try valueAndGradient(at: params) {
             let h = try model.hiddenStates(DecoderInput(tokens: ids))
@@ -76,7 +82,8 @@ import Testing
         let model = try loadFixtureModel("llama_tiny")
         let f = try loadFixtureCase("llama_tiny_packed", group: "language")
         let ids = try f.indexTensor("input_ids"), docs = try f.indexTensor("document_ids")
-        let ref = try Safetensors32.read(languageFixtures.appendingPathComponent("llama_tiny_packed_grads.safetensors"))
+        let ref = try Safetensors32.read(
+            languageFixtures.appendingPathComponent("llama_tiny_packed_grads.safetensors"))
         let params = model.namedParameters()
         var perToken: [Float?] = []
         var logits = Tensor(0)
@@ -98,7 +105,9 @@ import Testing
             worst = max(worst, err)
             #expect(err < 1e-3, "\(name): packed gradient rel err \(err)")
         }
-        print("llama parity: packed vs separate documents: logits \(logitErr), token losses \(tokenErr), worst gradient \(worst)")
+        print(
+            "llama parity: packed vs separate documents: logits \(logitErr), token losses \(tokenErr), worst gradient \(worst)"
+        )
     }
 
     @Test func packedRowEqualsSeparateRowsInSwift() throws {
@@ -107,10 +116,13 @@ import Testing
         let f = try loadFixtureCase("llama_tiny_packed", group: "language")
         let ids = try f.indexTensor("input_ids"), docs = try f.indexTensor("document_ids")
         let causal = try model(ids).reshaped([16, 96])
-        let packed = try model.logits(hidden: model.hiddenStates(DecoderInput(tokens: ids, documentIds: docs))).reshaped([16, 96])
+        let packed = try model.logits(
+            hidden: model.hiddenStates(DecoderInput(tokens: ids, documentIds: docs))
+        ).reshaped([16, 96])
         var start = 0
         for n in [5, 7, 4] {
-            let sep = try model(IndexTensor(shape: [1, n], values: Array(ids.values[start..<(start + n)]))).reshaped([n, 96])
+            let sep = try model(IndexTensor(shape: [1, n], values: Array(ids.values[start..<(start + n)])))
+                .reshaped([n, 96])
             let err = relErr(try packed.narrow(axis: 0, start: start, length: n), sep)
             #expect(err < 1e-5, "document at \(start): packed vs separate rel err \(err)")
             if start > 0 {
@@ -127,7 +139,10 @@ import Testing
         let ids = try f.indexTensor("input_ids"), docs = try f.indexTensor("document_ids")
         func run() throws -> Gradients {
             try valueAndGradient(at: model.namedParameters()) {
-                try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: ids, documentIds: docs)), labels: ids, documentIds: docs).meanLoss
+                try model.nextTokenLoss(
+                    hidden: model.hiddenStates(DecoderInput(tokens: ids, documentIds: docs)), labels: ids,
+                    documentIds: docs
+                ).meanLoss
             }.gradients
         }
         let plain = try run()
@@ -159,28 +174,39 @@ import Testing
         #expect(relErr(some, try all.indexSelect(axis: 0, indices: IndexTensor([3, 17, 23]))) < 1e-6)
         // Embeddings in place of tokens give the same result.
         let e = try embedding(f.indexTensor("input_ids"), weight: model.model.embedTokens.weight.data)
-        let viaEmb = try model.logits(hidden: model.hiddenStates(DecoderInput(embeddings: e))).reshaped([24, 96])
+        let viaEmb = try model.logits(hidden: model.hiddenStates(DecoderInput(embeddings: e))).reshaped([
+            24, 96,
+        ])
         #expect(relErr(viaEmb, all) < 1e-6)
     }
 
     @Test func exportHasHFNamesAndShapes() throws {
-        let names = try JSONSerialization.jsonObject(with: Data(contentsOf: languageFixtures.appendingPathComponent("peft_names.json"))) as! [String: Any]
+        let names =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: languageFixtures.appendingPathComponent("peft_names.json")))
+            as! [String: Any]
         for sub in ["llama_tiny", "llama_tied"] {
             let hf = names[sub] as! [String: [Int]]
             let model = try loadFixtureModel(sub)
             let ours = try model.huggingFaceStateDict()
-            #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.0, $0.1.shape) }) == hf, "\(sub): exported names/shapes differ from HF's")
+            #expect(
+                Dictionary(uniqueKeysWithValues: ours.map { ($0.0, $0.1.shape) }) == hf,
+                "\(sub): exported names/shapes differ from HF's")
         }
     }
 
     @Test func loadsShardedDirectories() throws {
         let src = languageFixtures.appendingPathComponent("llama_tiny")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-shards-\(getpid())")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "sightline-shards-\(getpid())")
         try? FileManager.default.removeItem(at: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(at: src.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
-        let all = try Safetensors32.read(src.appendingPathComponent("model.safetensors")).sorted { $0.key < $1.key }
+        try FileManager.default.copyItem(
+            at: src.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        let all = try Safetensors32.read(src.appendingPathComponent("model.safetensors")).sorted {
+            $0.key < $1.key
+        }
         let half = all.count / 2
         var map: [String: String] = [:]
         for (i, part) in [Array(all[..<half]), Array(all[half...])].enumerated() {
@@ -188,13 +214,16 @@ import Testing
             try Safetensors32.write(part.map { ($0.key, $0.value) }, to: dir.appendingPathComponent(name))
             for (k, _) in part { map[k] = name }
         }
-        try JSONSerialization.data(withJSONObject: ["metadata": [String: String](), "weight_map": map]).write(to: dir.appendingPathComponent("model.safetensors.index.json"))
+        try JSONSerialization.data(withJSONObject: ["metadata": [String: String](), "weight_map": map]).write(
+            to: dir.appendingPathComponent("model.safetensors.index.json"))
         let (sharded, report) = try LlamaForCausalLM.load(directory: dir, readSafetensors: Safetensors32.read)
         #expect(report.loaded == 21 && report.missing.isEmpty && report.unexpected.isEmpty)
         let ids = try IndexTensor(shape: [1, 4], values: [1, 2, 3, 4])
         #expect(try sharded(ids).scalars == loadFixtureModel("llama_tiny")(ids).scalars)
         try FileManager.default.removeItem(at: dir.appendingPathComponent("model-00002-of-00002.safetensors"))
-        #expect(throws: TensorError.self) { try LlamaForCausalLM.load(directory: dir, readSafetensors: Safetensors32.read) }
+        #expect(throws: TensorError.self) {
+            try LlamaForCausalLM.load(directory: dir, readSafetensors: Safetensors32.read)
+        }
     }
 
     @Test func badInputsThrow() throws {
@@ -202,7 +231,9 @@ import Testing
         #expect(throws: TensorError.self) { try model.hiddenStates(DecoderInput()) }
         #expect(throws: TensorError.self) { try model(IndexTensor(shape: [1, 2], values: [1, 64])) }
         #expect(throws: TensorError.self) {
-            try model.hiddenStates(DecoderInput(tokens: IndexTensor(shape: [1, 2], values: [1, 2]), documentIds: IndexTensor([0, 0, 1])))
+            try model.hiddenStates(
+                DecoderInput(
+                    tokens: IndexTensor(shape: [1, 2], values: [1, 2]), documentIds: IndexTensor([0, 0, 1])))
         }
         var bad = model.config
         bad.numKeyValueHeads = 3
@@ -223,29 +254,36 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         // Imported HF model, changed (LoRA merged in on export), written as HF writes checkpoints.
         let model = try loadFixtureModel("llama_tiny")
-        try model.attachLoRA(LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ["q_proj", "down_proj"]))
+        try model.attachLoRA(
+            LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ["q_proj", "down_proj"]))
         var g = RandomGenerator(seed: 4)
-        for (_, l) in model.loraModules { l.lora!.b.data = Tensor.normal(l.lora!.b.shape, std: 0.3, generator: &g) }
+        for (_, l) in model.loraModules {
+            l.lora!.b.data = Tensor.normal(l.lora!.b.shape, std: 0.3, generator: &g)
+        }
         let ids = try IndexTensor(shape: [1, 7], values: [4, 8, 15, 16, 23, 42, 5])
-        #expect(Set(try model.huggingFaceStateDict().map(\.0)) == Set(try loadFixtureModel("llama_tiny").huggingFaceStateDict().map(\.0)))
-        try Safetensors32.write(model.huggingFaceStateDict(), to: dir.appendingPathComponent("model.safetensors"))
+        #expect(
+            Set(try model.huggingFaceStateDict().map(\.0))
+                == Set(try loadFixtureModel("llama_tiny").huggingFaceStateDict().map(\.0)))
+        try Safetensors32.write(
+            model.huggingFaceStateDict(), to: dir.appendingPathComponent("model.safetensors"))
         try model.config.jsonData().write(to: dir.appendingPathComponent("config.json"))
-        try Safetensors32.write([("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
+        try Safetensors32.write(
+            [("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
         let script = """
-        import sys
-        try:
-            import torch, transformers
-        except ImportError as e:
-            print("SKIP", e); sys.exit(0)
-        from safetensors.torch import load_file
-        from transformers import LlamaForCausalLM
-        m, info = LlamaForCausalLM.from_pretrained(sys.argv[1], output_loading_info=True)
-        print("MISSING", len(info["missing_keys"]), "UNEXPECTED", len(info["unexpected_keys"]), "MISMATCHED", len(info["mismatched_keys"]))
-        with torch.no_grad():
-            got = m.eval()(input_ids=torch.tensor([[4, 8, 15, 16, 23, 42, 5]])).logits
-        ref = load_file(sys.argv[1] + "/expected.safetensors")["logits"]
-        print("REL", ((got - ref).abs().max() / ref.abs().max()).item())
-        """
+            import sys
+            try:
+                import torch, transformers
+            except ImportError as e:
+                print("SKIP", e); sys.exit(0)
+            from safetensors.torch import load_file
+            from transformers import LlamaForCausalLM
+            m, info = LlamaForCausalLM.from_pretrained(sys.argv[1], output_loading_info=True)
+            print("MISSING", len(info["missing_keys"]), "UNEXPECTED", len(info["unexpected_keys"]), "MISMATCHED", len(info["mismatched_keys"]))
+            with torch.no_grad():
+                got = m.eval()(input_ids=torch.tensor([[4, 8, 15, 16, 23, 42, 5]])).logits
+            ref = load_file(sys.argv[1] + "/expected.safetensors")["logits"]
+            print("REL", ((got - ref).abs().max() / ref.abs().max()).item())
+            """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = ["-c", script, dir.path]
@@ -257,7 +295,10 @@ import Testing
         p.waitUntilExit()
         if out.contains("SKIP") { print("skipped transformersLoadsOurExport: \(out)"); return }
         #expect(out.contains("MISSING 0 UNEXPECTED 0 MISMATCHED 0"), "transformers said: \(out)")
-        let rel = try #require(out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap { Double($0.split(separator: " ")[1]) }, "python said: \(out)")
+        let rel = try #require(
+            out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap {
+                Double($0.split(separator: " ")[1])
+            }, "python said: \(out)")
         print("transformers loaded our export: logits rel err \(rel)")
         #expect(rel < 1e-4)
     }

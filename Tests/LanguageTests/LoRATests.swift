@@ -10,7 +10,10 @@ import Testing
 
 @Suite struct LoRATests {
     func peftConfig() throws -> LoRAConfig {
-        try JSONDecoder().decode(LoRAConfig.self, from: Data(contentsOf: languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_config.json")))
+        try JSONDecoder().decode(
+            LoRAConfig.self,
+            from: Data(
+                contentsOf: languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_config.json")))
     }
 
     @Test func readsPeftAdapterConfig() throws {
@@ -19,7 +22,8 @@ import Testing
         #expect(Set(c.targetModules) == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"])
         #expect(c.targets("model.layers.1.mlp.gate_proj") && !c.targets("model.layers.1.mlp.up_proj"))
         let re = LoRAConfig(targetPattern: #"model\.layers\.1\..*(q|v)_proj"#)
-        #expect(re.targets("model.layers.1.self_attn.v_proj") && !re.targets("model.layers.0.self_attn.v_proj"))
+        #expect(
+            re.targets("model.layers.1.self_attn.v_proj") && !re.targets("model.layers.0.self_attn.v_proj"))
     }
 
     @Test func peftAdapterGivesPeftLogitsAndGradients() throws {
@@ -27,7 +31,8 @@ import Testing
         let config = try peftConfig()
         let adapted = try model.attachLoRA(config)
         #expect(adapted.count == 2 * 5)
-        let file = try Safetensors32.read(languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_model.safetensors"))
+        let file = try Safetensors32.read(
+            languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_model.safetensors"))
         #expect(try model.loadLoRAStateDict(file, config: config) == 20)
         let f = try loadFixtureCase("lora_tiny", group: "language")
         let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
@@ -73,14 +78,18 @@ import Testing
 
     @Test func trainingStepsMoveOnlyAdapters() throws {
         let model = try loadFixtureModel("llama_tiny")
-        try model.attachLoRA(LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0.1, targetModules: ["q_proj", "v_proj", "down_proj"]))
+        try model.attachLoRA(
+            LoRAConfig(
+                r: 2, loraAlpha: 4, loraDropout: 0.1, targetModules: ["q_proj", "v_proj", "down_proj"]))
         model.train()
-        let before = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.0, $0.1.data.scalars) })
+        let before = Dictionary(
+            uniqueKeysWithValues: model.namedParameters().map { ($0.0, $0.1.data.scalars) })
         let ids = try IndexTensor(shape: [1, 8], values: [3, 1, 4, 1, 5, 9, 2, 6])
         for _ in 0..<3 {
             let params = model.trainableParameters()
             let (_, grads) = try valueAndGradient(at: params) {
-                try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: ids)), labels: ids).meanLoss
+                try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: ids)), labels: ids)
+                    .meanLoss
             }
             for (name, p) in params { try p.update { try $0.add(grads[name]!, scaledBy: -0.5) } }
         }
@@ -91,18 +100,26 @@ import Testing
     }
 
     @Test func exportedAdapterHasPeftNamesShapesAndConfig() throws {
-        let names = try JSONSerialization.jsonObject(with: Data(contentsOf: languageFixtures.appendingPathComponent("peft_names.json"))) as! [String: Any]
+        let names =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: languageFixtures.appendingPathComponent("peft_names.json")))
+            as! [String: Any]
         let peftTensors = names["peft_modules_to_save"] as! [String: [Int]]
         let peftConfig = names["peft_adapter_config"] as! [String: Any]
         let model = try loadFixtureModel("llama_tiny")
-        let config = LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0.1, targetModules: ["q_proj", "v_proj"], modulesToSave: ["lm_head"])
+        let config = LoRAConfig(
+            r: 2, loraAlpha: 4, loraDropout: 0.1, targetModules: ["q_proj", "v_proj"],
+            modulesToSave: ["lm_head"])
         try model.attachLoRA(config)
         #expect(model.lmHead!.weight.isTrainable)
         let ours = model.loraStateDict(config)
         #expect(Dictionary(uniqueKeysWithValues: ours.map { ($0.0, $0.1.shape) }) == peftTensors)
         let json = try JSONSerialization.jsonObject(with: config.jsonData()) as! [String: Any]
-        for key in ["r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "peft_type", "task_type", "bias",
-                    "use_rslora", "use_dora", "fan_in_fan_out", "init_lora_weights", "inference_mode"] {
+        for key in [
+            "r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "peft_type", "task_type",
+            "bias",
+            "use_rslora", "use_dora", "fan_in_fan_out", "init_lora_weights", "inference_mode",
+        ] {
             let a = try #require(json[key], "we do not write \(key)")
             let b = try #require(peftConfig[key], "PEFT does not write \(key)")
             if key == "target_modules" {  // PEFT keeps a set: order is arbitrary
@@ -114,7 +131,8 @@ import Testing
         // Round trip through our loader.
         let other = try loadFixtureModel("llama_tiny")
         try other.attachLoRA(config)
-        #expect(try other.loadLoRAStateDict(Dictionary(uniqueKeysWithValues: ours), config: config) == ours.count)
+        #expect(
+            try other.loadLoRAStateDict(Dictionary(uniqueKeysWithValues: ours), config: config) == ours.count)
     }
 
     @Test func pythonPeftLoadsOurAdapter() throws {
@@ -128,31 +146,36 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = try loadFixtureModel("llama_tiny")
-        let config = LoRAConfig(r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ["q_proj", "v_proj", "up_proj"])
+        let config = LoRAConfig(
+            r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ["q_proj", "v_proj", "up_proj"])
         try model.attachLoRA(config, seed: 5)
-        for (_, l) in model.loraModules { l.lora!.b.data = Tensor.normal(l.lora!.b.shape, std: 0.3, generator: &gen) }
-        try Safetensors32.write(model.loraStateDict(config), to: dir.appendingPathComponent("adapter_model.safetensors"))
+        for (_, l) in model.loraModules {
+            l.lora!.b.data = Tensor.normal(l.lora!.b.shape, std: 0.3, generator: &gen)
+        }
+        try Safetensors32.write(
+            model.loraStateDict(config), to: dir.appendingPathComponent("adapter_model.safetensors"))
         try config.jsonData().write(to: dir.appendingPathComponent("adapter_config.json"))
         let ids = try IndexTensor(shape: [1, 7], values: [4, 8, 15, 16, 23, 42, 5])
-        try Safetensors32.write([("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
+        try Safetensors32.write(
+            [("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
         let script = """
-        import sys
-        try:
-            import torch, peft, transformers
-        except ImportError as e:
-            print("SKIP", e); sys.exit(0)
-        from peft import PeftModel
-        from safetensors.torch import load_file
-        from transformers import LlamaForCausalLM
-        base = LlamaForCausalLM.from_pretrained(sys.argv[1]).eval()
-        m = PeftModel.from_pretrained(base, sys.argv[2]).eval()
-        ids = torch.tensor([[4, 8, 15, 16, 23, 42, 5]])
-        with torch.no_grad():
-            got = m(input_ids=ids).logits
-        ref = load_file(sys.argv[2] + "/expected.safetensors")["logits"]
-        err = ((got - ref).abs().max() / ref.abs().max()).item()
-        print("REL", err)
-        """
+            import sys
+            try:
+                import torch, peft, transformers
+            except ImportError as e:
+                print("SKIP", e); sys.exit(0)
+            from peft import PeftModel
+            from safetensors.torch import load_file
+            from transformers import LlamaForCausalLM
+            base = LlamaForCausalLM.from_pretrained(sys.argv[1]).eval()
+            m = PeftModel.from_pretrained(base, sys.argv[2]).eval()
+            ids = torch.tensor([[4, 8, 15, 16, 23, 42, 5]])
+            with torch.no_grad():
+                got = m(input_ids=ids).logits
+            ref = load_file(sys.argv[2] + "/expected.safetensors")["logits"]
+            err = ((got - ref).abs().max() / ref.abs().max()).item()
+            print("REL", err)
+            """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = ["-c", script, languageFixtures.appendingPathComponent("llama_tiny").path, dir.path]
@@ -163,7 +186,10 @@ import Testing
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         if out.contains("SKIP") { print("skipped pythonPeftLoadsOurAdapter: \(out)"); return }
-        let rel = try #require(out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap { Double($0.split(separator: " ")[1]) }, "python said: \(out)")
+        let rel = try #require(
+            out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap {
+                Double($0.split(separator: " ")[1])
+            }, "python said: \(out)")
         print("PEFT loaded our adapter: logits rel err \(rel)")
         #expect(rel < 1e-4, "PEFT logits from our adapter differ: \(rel)")
     }

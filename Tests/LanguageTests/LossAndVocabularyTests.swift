@@ -17,17 +17,22 @@ import Testing
         let model = try loadFixtureModel("llama_tiny")
         let f = try loadFixtureCase("llama_tiny_causal", group: "language")
         let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
-        let full = try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: ids)), labels: labels)
+        let full = try model.nextTokenLoss(
+            hidden: model.hiddenStates(DecoderInput(tokens: ids)), labels: labels)
         var sum: Float = 0, count = 0
         for r in 0..<2 {
             let row = try IndexTensor(shape: [1, 12], values: Array(ids.values[(r * 12)..<((r + 1) * 12)]))
-            let lab = try IndexTensor(shape: [1, 12], values: Array(labels.values[(r * 12)..<((r + 1) * 12)]))
-            let part = try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: row)), labels: lab)
+            let lab = try IndexTensor(
+                shape: [1, 12], values: Array(labels.values[(r * 12)..<((r + 1) * 12)]))
+            let part = try model.nextTokenLoss(
+                hidden: model.hiddenStates(DecoderInput(tokens: row)), labels: lab)
             sum += try part.lossSum.item()
             count += part.count
         }
         #expect(count == full.count)
-        let err = abs(Double(sum / Float(count)) - Double(try full.meanLoss.item())) / Double(try full.meanLoss.item())
+        let err =
+            abs(Double(sum / Float(count)) - Double(try full.meanLoss.item()))
+            / Double(try full.meanLoss.item())
         #expect(err < 1e-6, "micro-batch average differs by \(err)")
         #expect(abs(try full.total(over: count).item() - sum / Float(count)) < 1e-5)
     }
@@ -39,14 +44,17 @@ import Testing
         let params = model.namedParameters()
         var count = -1
         let (value, grads) = try valueAndGradient(at: params) {
-            let l = try model.nextTokenLoss(hidden: model.hiddenStates(DecoderInput(tokens: ids)), labels: none, zLossCoefficient: 1e-4)
+            let l = try model.nextTokenLoss(
+                hidden: model.hiddenStates(DecoderInput(tokens: ids)), labels: none, zLossCoefficient: 1e-4)
             count = l.count
             return try l.meanLoss + l.meanZLoss
         }
         #expect(count == 0)
         #expect(try value.item() == 0)
         for (name, _) in params {
-            if let g = grads[name] { #expect(g.scalars.allSatisfy { $0 == 0 }, "\(name) got a nonzero gradient") }
+            if let g = grads[name] {
+                #expect(g.scalars.allSatisfy { $0 == 0 }, "\(name) got a nonzero gradient")
+            }
         }
     }
 
@@ -59,7 +67,9 @@ import Testing
         let targets = try nextTokenTargets(labels: labels)
         let lse = try model.logits(hidden: h).logSumExp(axes: [2]).scalars
         var expected = 0.0
-        for (i, t) in targets.values.enumerated() where t != -100 { expected += 1e-3 * Double(lse[i]) * Double(lse[i]) }
+        for (i, t) in targets.values.enumerated() where t != -100 {
+            expected += 1e-3 * Double(lse[i]) * Double(lse[i])
+        }
         let got = Double(try l.zLossSum.item())
         #expect(abs(got - expected) / expected < 1e-5, "z-loss \(got) vs \(expected)")
         // The cross-entropy part is unchanged by the coefficient.
@@ -90,6 +100,8 @@ import Testing
         try model.resizeVocabulary(to: 70)
         #expect(model.lmHead == nil && model.outputWeight === model.model.embedTokens.weight)
         #expect(try model(IndexTensor(shape: [1, 3], values: [1, 65, 69])).shape == [1, 3, 70])
-        #expect(model.namedParameters().filter { $0.0.contains("embed") || $0.0.contains("lm_head") }.map(\.0) == ["model.embed_tokens.weight"])
+        #expect(
+            model.namedParameters().filter { $0.0.contains("embed") || $0.0.contains("lm_head") }.map(\.0)
+                == ["model.embed_tokens.weight"])
     }
 }

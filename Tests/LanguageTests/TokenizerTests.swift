@@ -19,7 +19,9 @@ struct TokenizerCases: Decodable {
     var tokenizers: [String: Entry]
 
     static func load() throws -> TokenizerCases {
-        try JSONDecoder().decode(TokenizerCases.self, from: Data(contentsOf: languageFixtures.appendingPathComponent("tokenizer_cases.json")))
+        try JSONDecoder().decode(
+            TokenizerCases.self,
+            from: Data(contentsOf: languageFixtures.appendingPathComponent("tokenizer_cases.json")))
     }
 }
 
@@ -35,9 +37,17 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
         let tok = try fixtureTokenizer(name)
         for (i, text) in cases.texts.enumerated() {
             let ids = tok.encode(text)
-            #expect(ids == entry.ids[i], "\(name) text \(i) \(text.debugDescription): ours \(tok.tokenize(text)) vs HF \(entry.tokens[i])")
-            #expect(tok.encode(text, addSpecialTokens: true) == entry.ids_special[i], "\(name) text \(i) with special tokens")
-            #expect(tok.decode(entry.ids[i]) == entry.decoded[i], "\(name) decode \(i): \(tok.decode(entry.ids[i]).debugDescription) vs \(entry.decoded[i].debugDescription)")
+            #expect(
+                ids == entry.ids[i],
+                "\(name) text \(i) \(text.debugDescription): ours \(tok.tokenize(text)) vs HF \(entry.tokens[i])"
+            )
+            #expect(
+                tok.encode(text, addSpecialTokens: true) == entry.ids_special[i],
+                "\(name) text \(i) with special tokens")
+            #expect(
+                tok.decode(entry.ids[i]) == entry.decoded[i],
+                "\(name) decode \(i): \(tok.decode(entry.ids[i]).debugDescription) vs \(entry.decoded[i].debugDescription)"
+            )
         }
     }
 
@@ -86,12 +96,18 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
     func scannerGivesTheRegexPieces(pattern: BuiltinSplitPattern) throws {
         var texts = try TokenizerCases.load().texts
         // Random strings over a pool that stresses the alternatives' edges.
-        let pool: [String] = ["a", "Z", "é", "ß", "中", "文", "😀", "👍🏽", "1", "22", "٣", "½", " ", "  ", "\t", "\n", "\r\n", "\u{3000}",
-                              "'", "'s", "'S", "'ll", "'Re", "'x", ".", ",", "!?", "-", "_", "(", "\u{200D}", "ü"]
+        let pool: [String] = [
+            "a", "Z", "é", "ß", "中", "文", "😀", "👍🏽", "1", "22", "٣", "½", " ", "  ", "\t", "\n", "\r\n",
+            "\u{3000}",
+            "'", "'s", "'S", "'ll", "'Re", "'x", ".", ",", "!?", "-", "_", "(", "\u{200D}", "ü",
+        ]
         var g = RandomGenerator(seed: 11)
         for _ in 0..<300 {
             let draws = Tensor.uniform([24], generator: &g).scalars
-            texts.append(draws.prefix(Int(draws[0] * 24) + 1).map { pool[min(Int($0 * Float(pool.count)), pool.count - 1)] }.joined())
+            texts.append(
+                draws.prefix(Int(draws[0] * 24) + 1).map {
+                    pool[min(Int($0 * Float(pool.count)), pool.count - 1)]
+                }.joined())
         }
         for text in texts {
             let fast = pattern.split(text), slow = pattern.regexSplit(text)

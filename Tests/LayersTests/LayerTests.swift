@@ -5,15 +5,25 @@ import Testing
 @Suite struct LayerNamesAndShapes {
     @Test func attentionNamesFollowEachArchitecture() throws {
         let clip = MultiHeadAttention(embedDim: 8, numHeads: 2, names: .clip)
-        #expect(clip.namedParameters(prefix: "self_attn.").map(\.0) == [
-            "self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias",
-            "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias",
-        ])
-        let llama = MultiHeadAttention(embedDim: 8, numHeads: 4, numKeyValueHeads: 2, bias: false, names: .llama)
-        #expect(llama.namedParameters().map(\.0) == ["q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"])
+        #expect(
+            clip.namedParameters(prefix: "self_attn.").map(\.0) == [
+                "self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight",
+                "self_attn.k_proj.bias",
+                "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.out_proj.weight",
+                "self_attn.out_proj.bias",
+            ])
+        let llama = MultiHeadAttention(
+            embedDim: 8, numHeads: 4, numKeyValueHeads: 2, bias: false, names: .llama)
+        #expect(
+            llama.namedParameters().map(\.0) == [
+                "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
+            ])
         #expect(llama.key!.weight.shape == [4, 8])  // 2 kv heads x head dim 2
         let cos = MultiHeadAttention(embedDim: 8, numHeads: 2, contextDim: 6, names: .chainOfSight)
-        #expect(cos.namedParameters().map(\.0) == ["to_q.weight", "to_q.bias", "to_kv.weight", "to_kv.bias", "proj.weight", "proj.bias"])
+        #expect(
+            cos.namedParameters().map(\.0) == [
+                "to_q.weight", "to_q.bias", "to_kv.weight", "to_kv.bias", "proj.weight", "proj.bias",
+            ])
         #expect(cos.keyValue!.weight.shape == [16, 6])
     }
 
@@ -43,7 +53,8 @@ import Testing
         let y = try attn(x, mask: .causal)
         let q = try attn.query(x), k = try attn.key!(x), v = try attn.value!(x)
         let scores = try Tensor.matmul(q, k, transposeB: true) / 2  // sqrt(head dim 4)
-        let masked = try scores.maskedFill(Tensor.triangle(rows: 3, cols: 3, diagonal: 1, lower: false), -.infinity)
+        let masked = try scores.maskedFill(
+            Tensor.triangle(rows: 3, cols: 3, diagonal: 1, lower: false), -.infinity)
         let manual = try attn.output(Tensor.matmul(masked.softmax(axis: -1), v))
         #expect(relativeError(y.scalars, manual.scalars) < 1e-6)
         let r = try gradCheck([x]) { try attn($0[0], mask: .causal) }
@@ -71,7 +82,10 @@ import Testing
 
     @Test func batchNormTracksRunningStatsInTrainingOnly() throws {
         let bn = BatchNorm2d(3)
-        #expect(bn.stateDict().map(\.0) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"])
+        #expect(
+            bn.stateDict().map(\.0) == [
+                "weight", "bias", "running_mean", "running_var", "num_batches_tracked",
+            ])
         let x = randomTensor([4, 3, 2, 2], seed: 2, low: 1, high: 3)
         _ = try bn(x)
         #expect(try bn.numBatchesTracked.value.item() == 1)
@@ -82,7 +96,9 @@ import Testing
         let y = try bn(x)
         #expect(bn.runningMean.value.scalars == before)
         // Eval: (x - running_mean) / sqrt(running_var + eps).
-        let expected = try (x - bn.runningMean.value.reshaped([1, 3, 1, 1])) / (bn.runningVar.value.reshaped([1, 3, 1, 1]) + 1e-5).sqrt()
+        let expected =
+            try (x - bn.runningMean.value.reshaped([1, 3, 1, 1]))
+            / (bn.runningVar.value.reshaped([1, 3, 1, 1]) + 1e-5).sqrt()
         #expect(relativeError(y.scalars, expected.scalars) < 1e-5)
     }
 
@@ -91,8 +107,9 @@ import Testing
         let out = try e(IndexTensor(shape: [2, 3], values: [0, 1, 2, 9, 9, 3]))
         #expect(out.shape == [2, 3, 4])
         // out[1, 0, :] is row 9 of the table.
-        #expect(try out.narrow(axis: 0, start: 1, length: 1).narrow(axis: 1, start: 0, length: 1).scalars
-            == e.weight.data.narrow(axis: 0, start: 9, length: 1).scalars)
+        #expect(
+            try out.narrow(axis: 0, start: 1, length: 1).narrow(axis: 1, start: 0, length: 1).scalars
+                == e.weight.data.narrow(axis: 0, start: 9, length: 1).scalars)
         #expect(throws: TensorError.self) { try e(IndexTensor([10])) }
         let d = Dropout(0.5, seed: 3)
         let ones = Tensor.ones([1000])

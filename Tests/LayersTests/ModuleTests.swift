@@ -23,17 +23,21 @@ final class ToyEncoder: Module {
     @Test func dottedNamesInRegistrationOrder() {
         let m = ToyEncoder()
         let names = m.namedParameters(prefix: "encoder.").map(\.0)
-        #expect(names == [
-            "encoder.logit_scale",
-            "encoder.layers.0.mlp.fc1.weight", "encoder.layers.0.mlp.fc1.bias",
-            "encoder.layers.0.mlp.fc2.weight", "encoder.layers.0.mlp.fc2.bias",
-            "encoder.layers.0.layer_norm1.weight",
-            "encoder.layers.1.mlp.fc1.weight", "encoder.layers.1.mlp.fc1.bias",
-            "encoder.layers.1.mlp.fc2.weight", "encoder.layers.1.mlp.fc2.bias",
-            "encoder.layers.1.layer_norm1.weight",
-        ])
+        #expect(
+            names == [
+                "encoder.logit_scale",
+                "encoder.layers.0.mlp.fc1.weight", "encoder.layers.0.mlp.fc1.bias",
+                "encoder.layers.0.mlp.fc2.weight", "encoder.layers.0.mlp.fc2.bias",
+                "encoder.layers.0.layer_norm1.weight",
+                "encoder.layers.1.mlp.fc1.weight", "encoder.layers.1.mlp.fc1.bias",
+                "encoder.layers.1.mlp.fc2.weight", "encoder.layers.1.mlp.fc2.bias",
+                "encoder.layers.1.layer_norm1.weight",
+            ])
         // Non-persistent buffers are enumerated but not saved.
-        #expect(m.namedBuffers().map(\.0) == ["layers.0.stats", "layers.0.position_ids", "layers.1.stats", "layers.1.position_ids"])
+        #expect(
+            m.namedBuffers().map(\.0) == [
+                "layers.0.stats", "layers.0.position_ids", "layers.1.stats", "layers.1.position_ids",
+            ])
         let saved = m.stateDict().map(\.0)
         #expect(saved.contains("layers.1.stats") && !saved.contains("layers.1.position_ids"))
         #expect(m.namedModules().map(\.0).prefix(3) == ["", "layers", "layers.0"])

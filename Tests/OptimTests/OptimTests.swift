@@ -13,13 +13,17 @@ import Testing
         #expect(abs(oneDigit(mm1PeakLearningRate(parameterCount: 3_000_000_000)) - 6e-5) < 1e-12)
         #expect(abs(oneDigit(mm1PeakLearningRate(parameterCount: 7_000_000_000)) - 4e-5) < 1e-12)
         #expect(abs(oneDigit(mm1PeakLearningRate(parameterCount: 30_000_000_000)) - 2e-5) < 1e-12)
-        #expect(PeakLearningRate.auto.resolve(languageModelParameters: 7_000_000_000) == mm1PeakLearningRate(parameterCount: 7_000_000_000))
+        #expect(
+            PeakLearningRate.auto.resolve(languageModelParameters: 7_000_000_000)
+                == mm1PeakLearningRate(parameterCount: 7_000_000_000))
     }
 
     @Test func autoOrNumberInConfigs() throws {
         let auto = try JSONDecoder().decode([PeakLearningRate].self, from: Data(#"["auto", 0.0003]"#.utf8))
         #expect(auto == [.auto, .fixed(3e-4)])
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode([PeakLearningRate].self, from: Data(#"["fast"]"#.utf8)) }
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode([PeakLearningRate].self, from: Data(#"["fast"]"#.utf8))
+        }
     }
 
     @Test func mm1CosineScheduleClosedForm() {
@@ -40,7 +44,10 @@ import Testing
 
 @Suite struct AdamWBehaviour {
     func params(_ seed: UInt64) -> [(String, Parameter)] {
-        [("layer.weight", Parameter(randomTensor([4, 3], seed: seed))), ("layer.bias", Parameter(randomTensor([4], seed: seed + 1)))]
+        [
+            ("layer.weight", Parameter(randomTensor([4, 3], seed: seed))),
+            ("layer.bias", Parameter(randomTensor([4], seed: seed + 1))),
+        ]
     }
 
     @Test func decoupledDecayIgnoresPeakRateWithZeroGradients() throws {
@@ -65,15 +72,21 @@ import Testing
     }
 
     @Test func defaultGroupsExemptBiasesNormsEmbeddingsAndQueries() {
-        let groups = ParameterGroups(weightDecay: 0.1, learningRateMultipliers: ["vision_model.": 0.1, "connector.": 10])
+        let groups = ParameterGroups(
+            weightDecay: 0.1, learningRateMultipliers: ["vision_model.": 0.1, "connector.": 10])
         #expect(groups.settings(for: "model.layers.0.mlp.up_proj.weight", shape: [8, 4]).weightDecay == 0.1)
         #expect(groups.settings(for: "model.layers.0.mlp.up_proj.bias", shape: [8]).weightDecay == 0)
         #expect(groups.settings(for: "model.norm.weight", shape: [8]).weightDecay == 0)
-        #expect(groups.settings(for: "vision_model.embeddings.position_embedding.weight", shape: [50, 8]).weightDecay == 0)
+        #expect(
+            groups.settings(for: "vision_model.embeddings.position_embedding.weight", shape: [50, 8])
+                .weightDecay == 0)
         #expect(groups.settings(for: "vision_model.embeddings.class_embedding", shape: [8]).weightDecay == 0)
         #expect(groups.settings(for: "connector.cls_token_w16_q16", shape: [1, 16, 8]).weightDecay == 0)
-        #expect(groups.settings(for: "vision_model.encoder.layers.0.mlp.fc1.weight", shape: [8, 8]).learningRateMultiplier == 0.1)
-        #expect(groups.settings(for: "connector.out_proj.weight", shape: [8, 8]).learningRateMultiplier == 10)
+        #expect(
+            groups.settings(for: "vision_model.encoder.layers.0.mlp.fc1.weight", shape: [8, 8])
+                .learningRateMultiplier == 0.1)
+        #expect(
+            groups.settings(for: "connector.out_proj.weight", shape: [8, 8]).learningRateMultiplier == 10)
     }
 
     @Test func nonFiniteNormSkipsAndCounts() throws {
@@ -106,12 +119,16 @@ import Testing
         let ys = (0..<4).map { randomTensor([$0 + 2, 2], seed: 20 + UInt64($0)) }
         var acc = GradientAccumulator()
         for (x, y) in zip(xs, ys) {
-            let (_, g) = try valueAndGradient(at: [("w", w)]) { try (Tensor.matmul(x, w.value) - y).square().sum() }
+            let (_, g) = try valueAndGradient(at: [("w", w)]) {
+                try (Tensor.matmul(x, w.value) - y).square().sum()
+            }
             try acc.add(g, tokens: x.shape[0])
         }
         let micro = acc.finalize()
         let bigX = try Tensor.concatenate(xs), bigY = try Tensor.concatenate(ys)
-        let (_, big) = try valueAndGradient(at: [("w", w)]) { try (Tensor.matmul(bigX, w.value) - bigY).square().sum(axis: 1).mean() }
+        let (_, big) = try valueAndGradient(at: [("w", w)]) {
+            try (Tensor.matmul(bigX, w.value) - bigY).square().sum(axis: 1).mean()
+        }
         #expect(relativeError(micro["w"]!.scalars, big["w"]!.scalars) < 1e-6)
         #expect(acc.tokenCount == 0)  // finalize resets
     }
@@ -123,7 +140,10 @@ import Testing
                 var g = Gradients()
                 for (name, q) in p { g = try merged(g, name, Tensor.normal(q.shape, generator: &gen)) }
                 let norm = clipGradientNorm(&g, maxNorm: 1)
-                try opt.update(p, gradients: g, scheduleMultiplier: LearningRateSchedule.cosine(warmup: 3, total: 20, floor: 0.1).multiplier(at: step), gradientNorm: norm)
+                try opt.update(
+                    p, gradients: g,
+                    scheduleMultiplier: LearningRateSchedule.cosine(warmup: 3, total: 20, floor: 0.1)
+                        .multiplier(at: step), gradientNorm: norm)
             }
         }
         let config = AdamW.Config(learningRate: 1e-2, weightDecay: 0.05, semantics: .decoupled)
@@ -133,14 +153,18 @@ import Testing
         let first = AdamW(config)
         try trainingRun(0..<5, resumed, first)
         // "Save": copy parameters and state out; "restore" into fresh objects.
-        let savedState = Dictionary(uniqueKeysWithValues: first.stateTensors().map { ($0.0, Tensor($0.1.scalars).detached()) })
+        let savedState = Dictionary(
+            uniqueKeysWithValues: first.stateTensors().map { ($0.0, Tensor($0.1.scalars).detached()) })
         let reshaped = try savedState.mapValues { t -> Tensor in t }
         let restored = params(99)
-        for ((_, dst), (_, src)) in zip(restored, resumed) { dst.data = try Tensor(shape: src.shape, scalars: src.data.scalars) }
+        for ((_, dst), (_, src)) in zip(restored, resumed) {
+            dst.data = try Tensor(shape: src.shape, scalars: src.data.scalars)
+        }
         let second = AdamW(config)
         var shaped: [String: Tensor] = [:]
         for (k, v) in reshaped {
-            let name = k.replacingOccurrences(of: ".exp_avg_sq", with: "").replacingOccurrences(of: ".exp_avg", with: "")
+            let name = k.replacingOccurrences(of: ".exp_avg_sq", with: "").replacingOccurrences(
+                of: ".exp_avg", with: "")
             shaped[k] = try v.reshaped(restored.first { $0.0 == name }!.1.shape)
         }
         try second.loadState(shaped, step: first.step)
@@ -164,7 +188,8 @@ import Testing
         #expect(abs(p.data.scalars[0] - (0.8 - 0.38)) < 1e-6)
         // Nesterov and weight decay: g' = 2 + 0.5 * 1 = 2.5; buf = 2.5; d = 2.5 + 0.9 * 2.5.
         let q = Parameter(Tensor([1]))
-        try SGD(.init(learningRate: 0.1, momentum: 0.9, weightDecay: 0.5, nesterov: true)).update([("p", q)], gradients: g)
+        try SGD(.init(learningRate: 0.1, momentum: 0.9, weightDecay: 0.5, nesterov: true)).update(
+            [("p", q)], gradients: g)
         #expect(abs(q.data.scalars[0] - (1 - 0.1 * 4.75)) < 1e-6)
     }
 }
@@ -184,10 +209,13 @@ import Testing
             acc += lse * lse
         }
         #expect(abs(Double(try z.item()) - 1e-4 * acc / 4) < 1e-9)
-        let r = try gradCheck(eps: 1e-2, atol: 1e-6, [logits]) { try ZLoss(coefficient: 0.1)(logits: $0[0], targets: targets) }
+        let r = try gradCheck(eps: 1e-2, atol: 1e-6, [logits]) {
+            try ZLoss(coefficient: 0.1)(logits: $0[0], targets: targets)
+        }
         #expect(r.passed, "\(r)")
         // No supervised token: zero, not NaN.
-        #expect(try ZLoss()(logits: logits, targets: IndexTensor([Int](repeating: -100, count: 5))).item() == 0)
+        #expect(
+            try ZLoss()(logits: logits, targets: IndexTensor([Int](repeating: -100, count: 5))).item() == 0)
     }
 }
 
@@ -215,7 +243,9 @@ func zeroGrads(_ p: [(String, Parameter)]) throws -> Gradients {
         let z = ZLoss(coefficient: Float(try f.double("z_loss_coefficient")))
         let value = try z(logits: logits, targets: targets, ignoreIndex: try f.int("ignore_index"))
         let refValue = try f.tensor("z_loss")
-        #expect(relativeError(value.scalars, refValue.scalars) < 1e-5, "value \(value.scalars) vs \(refValue.scalars)")
+        #expect(
+            relativeError(value.scalars, refValue.scalars) < 1e-5,
+            "value \(value.scalars) vs \(refValue.scalars)")
         let g = try gradient(of: { try z(logits: $0[0], targets: targets) }, at: [logits])[0]
         let refGrad = try f.tensor("grad_logits_total") - f.tensor("grad_logits")
         let err = relativeError(g.scalars, refGrad.scalars)

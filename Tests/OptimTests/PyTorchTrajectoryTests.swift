@@ -7,10 +7,13 @@ import Testing
 /// Replays the 50-step trajectories of scripts/make_optim_fixtures.py (PyTorch float32, clipping at
 /// norm 1, cosine with warm-up) and compares the parameters after every step: within 1e-6 relative.
 @Suite struct PyTorchTrajectory {
-    func replay(_ name: String, makeOptimizer: (Fixture) throws -> any Optimizer) throws -> (worst: Double, worstNorm: Double) {
+    func replay(_ name: String, makeOptimizer: (Fixture) throws -> any Optimizer) throws -> (
+        worst: Double, worstNorm: Double
+    ) {
         let f = try loadFixtureCase(name, group: "optim")
         let steps = try f.int("steps")
-        let schedule = LearningRateSchedule.cosine(warmup: try f.int("warmup"), total: steps, floor: try f.double("floor"))
+        let schedule = LearningRateSchedule.cosine(
+            warmup: try f.int("warmup"), total: steps, floor: try f.double("floor"))
         let w = Parameter(try f.tensor("init_w")), b = Parameter(try f.tensor("init_b"))
         let params = [("w", w), ("b", b)]
         let gw = try f.tensor("grads_w"), gb = try f.tensor("grads_b")
@@ -24,10 +27,14 @@ import Testing
             var grads = try gradientsOf(["w": gwStep, "b": gbStep])
             let norm = clipGradientNorm(&grads, maxNorm: Float(try f.double("max_norm")))
             worstNorm = max(worstNorm, Double(abs(norm - norms[step]) / norms[step]))
-            try opt.update(params, gradients: grads, scheduleMultiplier: schedule.multiplier(at: step), gradientNorm: norm)
+            try opt.update(
+                params, gradients: grads, scheduleMultiplier: schedule.multiplier(at: step),
+                gradientNorm: norm)
             let refW = try tw.narrow(axis: 0, start: step, length: 1).reshaped([4, 3])
             let refB = try tb.narrow(axis: 0, start: step, length: 1).reshaped([4])
-            worst = max(worst, relativeError(w.data.scalars, refW.scalars), relativeError(b.data.scalars, refB.scalars))
+            worst = max(
+                worst, relativeError(w.data.scalars, refW.scalars),
+                relativeError(b.data.scalars, refB.scalars))
         }
         return (worst, worstNorm)
     }
@@ -35,10 +42,12 @@ import Testing
     @Test(arguments: ["adamw_pytorch", "adamw_decoupled"])
     func adamW(_ name: String) throws {
         let r = try replay(name) { f in
-            AdamW(.init(
-                learningRate: try f.double("lr"), beta1: try f.double("beta1"), beta2: try f.double("beta2"),
-                eps: try f.double("eps"), weightDecay: try f.double("weight_decay"),
-                semantics: AdamW.DecaySemantics(rawValue: try f.string("semantics"))!))
+            AdamW(
+                .init(
+                    learningRate: try f.double("lr"), beta1: try f.double("beta1"),
+                    beta2: try f.double("beta2"),
+                    eps: try f.double("eps"), weightDecay: try f.double("weight_decay"),
+                    semantics: AdamW.DecaySemantics(rawValue: try f.string("semantics"))!))
         }
         #expect(r.worst <= 1e-6, "\(name): worst relative parameter error over 50 steps \(r.worst)")
         #expect(r.worstNorm <= 1e-6, "\(name): worst relative pre-clip norm error \(r.worstNorm)")
@@ -46,7 +55,10 @@ import Testing
 
     @Test func sgdWithMomentum() throws {
         let r = try replay("sgd_momentum") { f in
-            SGD(.init(learningRate: try f.double("lr"), momentum: try f.double("momentum"), weightDecay: try f.double("weight_decay")))
+            SGD(
+                .init(
+                    learningRate: try f.double("lr"), momentum: try f.double("momentum"),
+                    weightDecay: try f.double("weight_decay")))
         }
         #expect(r.worst <= 1e-6, "sgd: worst relative parameter error over 50 steps \(r.worst)")
     }

@@ -13,14 +13,19 @@ private func composedAttention(
     let kx = try k.reshaped([b, hkv, 1, tk, d]).broadcast(to: [b, hkv, g, tk, d]).reshaped([b, hq, tk, d])
     let vx = try v.reshaped([b, hkv, 1, tk, dv]).broadcast(to: [b, hkv, g, tk, dv]).reshaped([b, hq, tk, dv])
     var hidden = [Float](repeating: 0, count: b * tq * tk)
-    for bi in 0..<b { for i in 0..<tq { for j in 0..<tk where !visible(bi, i, j) { hidden[(bi * tq + i) * tk + j] = 1 } } }
+    for bi in 0..<b {
+        for i in 0..<tq { for j in 0..<tk where !visible(bi, i, j) { hidden[(bi * tq + i) * tk + j] = 1 } }
+    }
     let s = scale ?? 1 / Float(d).squareRoot()
-    let scores = try (q.matmul(kx, transposeB: true) * s).maskedFill(Tensor(shape: [b, 1, tq, tk], scalars: hidden), -1e30)
+    let scores = try (q.matmul(kx, transposeB: true) * s).maskedFill(
+        Tensor(shape: [b, 1, tq, tk], scalars: hidden), -1e30)
     return try scores.softmax(axis: -1).matmul(vx)
 }
 
 /// Gradients of sum(f(inputs) * r) for fixed random weights r.
-private func weightedGradients(_ inputs: [Tensor], seed: UInt64 = 5, _ f: ([Tensor]) throws -> Tensor) throws -> [Tensor] {
+private func weightedGradients(_ inputs: [Tensor], seed: UInt64 = 5, _ f: ([Tensor]) throws -> Tensor) throws
+    -> [Tensor]
+{
     let shape = try noGrad { try f(inputs) }.shape
     let r = randomTensor(shape, seed: seed)
     return try gradient(of: { try (f($0) * r).sum() }, at: inputs)
@@ -36,11 +41,16 @@ struct AttentionCase: CustomStringConvertible, Sendable {
     var description: String { name }
 
     func inputs(seed: UInt64) -> [Tensor] {
-        [randomTensor([b, hq, tq, d], seed: seed, low: -2, high: 2), randomTensor([b, hkv, tk, d], seed: seed + 1, low: -2, high: 2),
-         randomTensor([b, hkv, tk, dv], seed: seed + 2)]
+        [
+            randomTensor([b, hq, tq, d], seed: seed, low: -2, high: 2),
+            randomTensor([b, hkv, tk, d], seed: seed + 1, low: -2, high: 2),
+            randomTensor([b, hkv, tk, dv], seed: seed + 2),
+        ]
     }
 
-    func run(_ t: [Tensor]) throws -> Tensor { try scaledDotProductAttention(q: t[0], k: t[1], v: t[2], mask: mask) }
+    func run(_ t: [Tensor]) throws -> Tensor {
+        try scaledDotProductAttention(q: t[0], k: t[1], v: t[2], mask: mask)
+    }
 }
 
 private let documentIds: [Int] = [0, 0, 0, 1, 1, 2, 2, 2, 2]
@@ -48,10 +58,14 @@ private let documentIds: [Int] = [0, 0, 0, 1, 1, 2, 2, 2, 2]
 private let attentionCases: [AttentionCase] = [
     AttentionCase(name: "no mask"),
     AttentionCase(name: "causal", mask: .causal, visible: { _, i, j in j <= i }),
-    AttentionCase(name: "causal, Tq < Tk (KV cache)", tq: 3, tk: 7, mask: .causal, visible: { _, i, j in j <= 4 + i }),
-    AttentionCase(name: "causal, explicit offset", tq: 3, tk: 7, mask: .causal(queryOffset: 2), visible: { _, i, j in j <= 2 + i }),
     AttentionCase(
-        name: "documents", tq: 9, tk: 9, mask: .documents(try! IndexTensor(shape: [1, 9], values: documentIds)),
+        name: "causal, Tq < Tk (KV cache)", tq: 3, tk: 7, mask: .causal, visible: { _, i, j in j <= 4 + i }),
+    AttentionCase(
+        name: "causal, explicit offset", tq: 3, tk: 7, mask: .causal(queryOffset: 2),
+        visible: { _, i, j in j <= 2 + i }),
+    AttentionCase(
+        name: "documents", tq: 9, tk: 9,
+        mask: .documents(try! IndexTensor(shape: [1, 9], values: documentIds)),
         visible: { _, i, j in documentIds[i] == documentIds[j] }),
     AttentionCase(
         name: "documents, causal", tq: 9, tk: 9,
@@ -59,7 +73,9 @@ private let attentionCases: [AttentionCase] = [
         visible: { _, i, j in documentIds[i] == documentIds[j] && j <= i }),
     AttentionCase(
         name: "key padding", b: 2, tq: 4, tk: 6,
-        mask: try! .keyPadding([[true, true, false, true, false, false], [true, true, true, true, true, false]]),
+        mask: try! .keyPadding([
+            [true, true, false, true, false, false], [true, true, true, true, true, false],
+        ]),
         visible: { b, _, j in b == 0 ? [0, 1, 3].contains(j) : j < 5 }),
     AttentionCase(name: "GQA", hq: 4, hkv: 2, tq: 4, tk: 4, mask: .causal, visible: { _, i, j in j <= i }),
     AttentionCase(name: "Dv != D", d: 4, dv: 3),
@@ -76,7 +92,9 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
     func matchesComposedOps(_ c: AttentionCase) throws {
         let x = c.inputs(seed: 100)
         let want = try composedAttention(x[0], x[1], x[2], visible: c.visible)
-        let wantGrads = try weightedGradients(x) { try composedAttention($0[0], $0[1], $0[2], visible: c.visible) }
+        let wantGrads = try weightedGradients(x) {
+            try composedAttention($0[0], $0[1], $0[2], visible: c.visible)
+        }
         for blocks in [AttentionKernels.blockSizes, smallBlocks] {
             try AttentionKernels.$blockSizes.withValue(blocks) {
                 let got = try c.run(x)
@@ -102,7 +120,9 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
     @Test(arguments: attentionCases)
     func cpuMatchesReferenceOnSmallBlocks(_ c: AttentionCase) throws {
         let x = c.inputs(seed: 300)
-        let d = try AttentionKernels.$blockSizes.withValue(smallBlocks) { try backendDisagreement(x) { try c.run($0) } }
+        let d = try AttentionKernels.$blockSizes.withValue(smallBlocks) {
+            try backendDisagreement(x) { try c.run($0) }
+        }
         #expect(d.output < 1e-5, "\(c): \(d)")
         #expect(d.gradient < 1e-4, "\(c): \(d)")
     }
@@ -123,14 +143,19 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
             ("causal, Tq < Tk", .causal, 70),
             ("documents, causal", .documents(docIds, causal: true), tq),
             ("documents", .documents(docIds), tq),
-            ("documents, causal, padding", try AttentionMask.documents(docIds, causal: true).and(.keyPadding(padding)), tq),
+            (
+                "documents, causal, padding",
+                try AttentionMask.documents(docIds, causal: true).and(.keyPadding(padding)), tq
+            ),
             ("documents, Tq < Tk", .documents(docIds, causal: true), 90),
         ]
         for (name, mask, queries) in masks {
             let q = randomTensor([b, 4, queries, 16], seed: 400, low: -2, high: 2)
             let k = randomTensor([b, 2, tk, 16], seed: 401, low: -2, high: 2)
             let v = randomTensor([b, 2, tk, 12], seed: 402)
-            let d = try backendDisagreement([q, k, v]) { try scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: mask) }
+            let d = try backendDisagreement([q, k, v]) {
+                try scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: mask)
+            }
             #expect(d.output < 1e-5, "\(name): \(d)")
             #expect(d.gradient < 1e-4, "\(name): \(d)")
         }
@@ -141,18 +166,26 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
     func documentMaskEqualsSeparateDocuments(_ blocks: AttentionKernels.BlockSizes) throws {
         let lengths = [7, 13, 1, 19, 30]
         let t = lengths.reduce(0, +)
-        let ids = try IndexTensor(shape: [1, t], values: lengths.enumerated().flatMap { Array(repeating: $0.offset, count: $0.element) })
-        let x = [randomTensor([1, 2, t, 8], seed: 500), randomTensor([1, 1, t, 8], seed: 501), randomTensor([1, 1, t, 8], seed: 502)]
+        let ids = try IndexTensor(
+            shape: [1, t],
+            values: lengths.enumerated().flatMap { Array(repeating: $0.offset, count: $0.element) })
+        let x = [
+            randomTensor([1, 2, t, 8], seed: 500), randomTensor([1, 1, t, 8], seed: 501),
+            randomTensor([1, 1, t, 8], seed: 502),
+        ]
         for causal in [true, false] {
             func packed(_ x: [Tensor]) throws -> Tensor {
-                try scaledDotProductAttention(q: x[0], k: x[1], v: x[2], mask: .documents(ids, causal: causal))
+                try scaledDotProductAttention(
+                    q: x[0], k: x[1], v: x[2], mask: .documents(ids, causal: causal))
             }
             func separate(_ x: [Tensor]) throws -> Tensor {
                 var start = 0
                 var outs: [Tensor] = []
                 for len in lengths {
                     let part = try x.map { try $0.narrow(axis: 2, start: start, length: len) }
-                    outs.append(try scaledDotProductAttention(q: part[0], k: part[1], v: part[2], mask: causal ? .causal : .none))
+                    outs.append(
+                        try scaledDotProductAttention(
+                            q: part[0], k: part[1], v: part[2], mask: causal ? .causal : .none))
                     start += len
                 }
                 return try Tensor.concatenate(outs, axis: 2)
@@ -161,7 +194,9 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
                 let a = try packed(x), b = try separate(x)
                 #expect(relativeError(a.scalars, b.scalars) < 1e-5, "causal \(causal)")
                 let ga = try weightedGradients(x, packed), gb = try weightedGradients(x, separate)
-                for (u, w) in zip(ga, gb) { #expect(relativeError(u.scalars, w.scalars) < 1e-4, "causal \(causal)") }
+                for (u, w) in zip(ga, gb) {
+                    #expect(relativeError(u.scalars, w.scalars) < 1e-4, "causal \(causal)")
+                }
             }
         }
     }
@@ -179,13 +214,21 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
                 #expect(y[0..<8].allSatisfy { $0 == 0 })  // batch 0, queries 0 and 1
                 #expect(y[8..<16].allSatisfy { $0 > 0 })  // queries 2, 3 see keys 0..0, 0..1
                 #expect(y[16..<32].allSatisfy { $0 == 0 })  // batch 1
-                let g = try weightedGradients([q, k, v]) { try scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: mask) }
+                let g = try weightedGradients([q, k, v]) {
+                    try scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: mask)
+                }
                 #expect(g.allSatisfy { $0.scalars.allSatisfy(\.isFinite) })
-                #expect(g[0].scalars[0..<8].allSatisfy { $0 == 0 } && g[0].scalars[16..<32].allSatisfy { $0 == 0 })
-                #expect(g[1].scalars[24..<48].allSatisfy { $0 == 0 } && g[2].scalars[24..<48].allSatisfy { $0 == 0 })
+                #expect(
+                    g[0].scalars[0..<8].allSatisfy { $0 == 0 } && g[0].scalars[16..<32].allSatisfy { $0 == 0 }
+                )
+                #expect(
+                    g[1].scalars[24..<48].allSatisfy { $0 == 0 }
+                        && g[2].scalars[24..<48].allSatisfy { $0 == 0 })
                 // Keys 2...5 of batch 0 are after every query's position: no gradient either.
                 #expect(g[1].scalars[8..<24].allSatisfy { $0 == 0 })
-                let d = try backendDisagreement([q, k, v]) { try scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: mask) }
+                let d = try backendDisagreement([q, k, v]) {
+                    try scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: mask)
+                }
                 #expect(d.output < 1e-5 && d.gradient < 1e-4, "\(d)")
             }
         }
@@ -203,10 +246,13 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
         let pad = try IndexTensor(shape: [1, 4], values: [1, 1, 1, 0])
         let combined = try AttentionMask.causal.and(.documents(ids)).and(.keyPadding(pad))
         #expect(combined == AttentionMask(causal: true, documentIds: ids, keyPadding: pad))
-        let twoPads = try AttentionMask.keyPadding(pad).and(.keyPadding(IndexTensor(shape: [1, 4], values: [0, 1, 1, 1])))
+        let twoPads = try AttentionMask.keyPadding(pad).and(
+            .keyPadding(IndexTensor(shape: [1, 4], values: [0, 1, 1, 1])))
         #expect(twoPads.keyPadding?.values == [0, 1, 1, 0])
         #expect(throws: TensorError.self) { try AttentionMask.documents(ids).and(.documents(ids)) }
-        #expect(throws: TensorError.self) { try AttentionMask.causal(queryOffset: 1).and(.causal(queryOffset: 2)) }
+        #expect(throws: TensorError.self) {
+            try AttentionMask.causal(queryOffset: 1).and(.causal(queryOffset: 2))
+        }
         #expect(throws: TensorError.self) { try AttentionMask.keyPadding([[true, false], [true]]) }
     }
 
@@ -222,15 +268,27 @@ private let smallBlocks = AttentionKernels.BlockSizes(query: 2, key: 3)
         #expect(throws: TensorError.self) { try attend(q, k, Tensor.zeros([1, 2, 4, 6])) }  // v length
         #expect(throws: TensorError.self) { try attend(q, k, Tensor.zeros([1, 1, 5, 6])) }  // v heads
         #expect(throws: TensorError.self) { try attend(Tensor.zeros([2, 4, 3, 8]), k, v) }  // batch
-        #expect(throws: TensorError.self) { try attend(q, Tensor.zeros([1, 0, 5, 8]), Tensor.zeros([1, 0, 5, 6])) }
+        #expect(throws: TensorError.self) {
+            try attend(q, Tensor.zeros([1, 0, 5, 8]), Tensor.zeros([1, 0, 5, 6]))
+        }
         let ids = try IndexTensor(shape: [1, 5], values: [0, 0, 1, 1, 1])
-        #expect(throws: TensorError.self) { try attend(q, k, v, .documents(IndexTensor(shape: [1, 4], values: [0, 0, 1, 1]))) }
-        #expect(throws: TensorError.self) { try attend(q, k, v, .keyPadding(IndexTensor(shape: [2, 5], values: Array(repeating: 1, count: 10)))) }
+        #expect(throws: TensorError.self) {
+            try attend(q, k, v, .documents(IndexTensor(shape: [1, 4], values: [0, 0, 1, 1])))
+        }
+        #expect(throws: TensorError.self) {
+            try attend(
+                q, k, v, .keyPadding(IndexTensor(shape: [2, 5], values: Array(repeating: 1, count: 10))))
+        }
         // Queries at positions 3..<6 have no document id among the 5 keys.
-        #expect(throws: TensorError.self) { try attend(q, k, v, AttentionMask(queryOffset: 3, documentIds: ids)) }
+        #expect(throws: TensorError.self) {
+            try attend(q, k, v, AttentionMask(queryOffset: 3, documentIds: ids))
+        }
         #expect(throws: TensorError.self) { try attend(q, k, v, AttentionMask(queryDocumentIds: ids)) }
         // With explicit query ids, cross attention works.
         let qids = try IndexTensor(shape: [1, 3], values: [1, 0, 1])
-        #expect(try attend(q, k, v, AttentionMask(documentIds: ids, queryDocumentIds: qids)).shape == [1, 4, 3, 6])
+        #expect(
+            try attend(q, k, v, AttentionMask(documentIds: ids, queryDocumentIds: qids)).shape == [
+                1, 4, 3, 6,
+            ])
     }
 }

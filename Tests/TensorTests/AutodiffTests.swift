@@ -1,7 +1,7 @@
+import Foundation
 import SightlineTestSupport
 import Tensor
 import Testing
-import Foundation
 
 @Suite struct Autodiff {
     @Test func valueAndGradientKeyedByName() throws {
@@ -58,7 +58,9 @@ import Foundation
         let w = Parameter(Tensor([1, 2]))
         var total = Gradients()
         for scale: Float in [1, 2, 3] {
-            let (_, g) = try valueAndGradient(at: [("w", w)], accumulate: true) { try (w.value * scale).sum() }
+            let (_, g) = try valueAndGradient(at: [("w", w)], accumulate: true) {
+                try (w.value * scale).sum()
+            }
             try total.accumulate(g)
         }
         #expect(total["w"]?.scalars == [6, 6])
@@ -70,10 +72,13 @@ import Foundation
         let w1 = Parameter(randomTensor([4, 4], seed: 1)), w2 = Parameter(randomTensor([4, 4], seed: 2))
         let x = randomTensor([3, 4], seed: 3)
         var order: [String] = []
-        let (_, grads) = try valueAndGradient(at: [("w1", w1), ("w2", w2)], onGradientReady: { name, g in
-            order.append(name)
-            #expect(g.shape == [4, 4])
-        }) {
+        let (_, grads) = try valueAndGradient(
+            at: [("w1", w1), ("w2", w2)],
+            onGradientReady: { name, g in
+                order.append(name)
+                #expect(g.shape == [4, 4])
+            }
+        ) {
             let h = try relu(Tensor.matmul(x, w1.value))
             return try Tensor.matmul(h, w2.value).square().sum()
         }
@@ -90,12 +95,16 @@ import Foundation
     @Test func checkpointMatchesPlainBackward() throws {
         let w1 = Parameter(randomTensor([4, 6], seed: 4)), w2 = Parameter(randomTensor([6, 4], seed: 5))
         let x = randomTensor([2, 4], seed: 6)
-        func block(_ t: [Tensor]) throws -> Tensor { try gelu(Tensor.matmul(Tensor.matmul(t[0], w1.value).tanh(), w2.value)) }
+        func block(_ t: [Tensor]) throws -> Tensor {
+            try gelu(Tensor.matmul(Tensor.matmul(t[0], w1.value).tanh(), w2.value))
+        }
         let params = [("w1", w1), ("w2", w2)]
         let (l1, g1) = try valueAndGradient(at: params) { try block([x]).square().sum() }
         var calls = 0
         let (l2, g2) = try valueAndGradient(at: params) {
-            try checkpoint([x]) { t in calls += 1; return try block(t) }.square().sum()
+            try checkpoint([x]) { t in
+                calls += 1; return try block(t)
+            }.square().sum()
         }
         #expect(try l1.item() == l2.item())
         #expect(calls == 2)  // forward once, recomputed once in backward

@@ -40,24 +40,44 @@ struct ConvCase: Sendable, CustomStringConvertible {
     }
 
     func apply(_ t: [Tensor]) throws -> Tensor {
-        try conv2d(t[0], weight: t[1], bias: bias ? t[2] : nil, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        try conv2d(
+            t[0], weight: t[1], bias: bias ? t[2] : nil, stride: stride, padding: padding, dilation: dilation,
+            groups: groups)
     }
 
     static let all: [ConvCase] = [
         ConvCase(name: "plain 3x3 with bias", n: 2, c: 3, h: 6, w: 5, o: 4),
         ConvCase(name: "plain 3x3 without bias", n: 1, c: 2, h: 5, w: 6, o: 3, bias: false),
-        ConvCase(name: "stride 2, padding 1, 3x2 kernel", n: 2, c: 2, h: 7, w: 6, o: 3, kh: 3, kw: 2, stride: (2, 2), padding: (1, 1)),
-        ConvCase(name: "stride (2, 1), padding (0, 2), no bias", n: 1, c: 3, h: 6, w: 4, o: 2, stride: (2, 1), padding: (0, 2), bias: false),
-        ConvCase(name: "dilation (2, 1), padding (2, 1)", n: 1, c: 2, h: 7, w: 7, o: 2, padding: (2, 1), dilation: (2, 1)),
-        ConvCase(name: "dilation 2, stride 2, no bias", n: 2, c: 1, h: 9, w: 8, o: 2, stride: (2, 2), padding: (1, 0), dilation: (2, 2), bias: false),
+        ConvCase(
+            name: "stride 2, padding 1, 3x2 kernel", n: 2, c: 2, h: 7, w: 6, o: 3, kh: 3, kw: 2,
+            stride: (2, 2), padding: (1, 1)),
+        ConvCase(
+            name: "stride (2, 1), padding (0, 2), no bias", n: 1, c: 3, h: 6, w: 4, o: 2, stride: (2, 1),
+            padding: (0, 2), bias: false),
+        ConvCase(
+            name: "dilation (2, 1), padding (2, 1)", n: 1, c: 2, h: 7, w: 7, o: 2, padding: (2, 1),
+            dilation: (2, 1)),
+        ConvCase(
+            name: "dilation 2, stride 2, no bias", n: 2, c: 1, h: 9, w: 8, o: 2, stride: (2, 2),
+            padding: (1, 0), dilation: (2, 2), bias: false),
         ConvCase(name: "groups 2", n: 2, c: 4, h: 5, w: 5, o: 6, padding: (1, 1), groups: 2),
-        ConvCase(name: "groups 2, stride 2, no bias", n: 1, c: 4, h: 6, w: 7, o: 4, stride: (2, 2), padding: (1, 1), groups: 2, bias: false),
+        ConvCase(
+            name: "groups 2, stride 2, no bias", n: 1, c: 4, h: 6, w: 7, o: 4, stride: (2, 2),
+            padding: (1, 1), groups: 2, bias: false),
         ConvCase(name: "depthwise", n: 2, c: 3, h: 6, w: 6, o: 3, padding: (1, 1), groups: 3),
-        ConvCase(name: "depthwise, multiplier 2, stride 2", n: 1, c: 2, h: 7, w: 7, o: 4, stride: (2, 2), padding: (1, 1), groups: 2, bias: false),
-        ConvCase(name: "depthwise 5x5, dilation 2", n: 1, c: 3, h: 8, w: 9, o: 3, kh: 5, kw: 5, padding: (4, 2), dilation: (2, 1), groups: 3),
+        ConvCase(
+            name: "depthwise, multiplier 2, stride 2", n: 1, c: 2, h: 7, w: 7, o: 4, stride: (2, 2),
+            padding: (1, 1), groups: 2, bias: false),
+        ConvCase(
+            name: "depthwise 5x5, dilation 2", n: 1, c: 3, h: 8, w: 9, o: 3, kh: 5, kw: 5, padding: (4, 2),
+            dilation: (2, 1), groups: 3),
         ConvCase(name: "pointwise 1x1", n: 2, c: 4, h: 3, w: 3, o: 5, kh: 1, kw: 1),
-        ConvCase(name: "pointwise 1x1, groups 2, no bias", n: 2, c: 4, h: 3, w: 2, o: 2, kh: 1, kw: 1, groups: 2, bias: false),
-        ConvCase(name: "patch embedding (kernel = stride)", n: 2, c: 3, h: 8, w: 8, o: 4, kh: 4, kw: 4, stride: (4, 4)),
+        ConvCase(
+            name: "pointwise 1x1, groups 2, no bias", n: 2, c: 4, h: 3, w: 2, o: 2, kh: 1, kw: 1, groups: 2,
+            bias: false),
+        ConvCase(
+            name: "patch embedding (kernel = stride)", n: 2, c: 3, h: 8, w: 8, o: 4, kh: 4, kw: 4,
+            stride: (4, 4)),
     ]
 }
 
@@ -79,7 +99,9 @@ struct ConvCase: Sendable, CustomStringConvertible {
         // 8 * 9 * 96 * 96 column floats per image: the 7 images need two chunks (one GEMM per image).
         ConvCase(name: "two chunks of large images", n: 7, c: 8, h: 96, w: 96, o: 3, padding: (1, 1)),
         // 64 * 9 * 15 * 15 per image: 33 small images need two chunks (one GEMM per chunk).
-        ConvCase(name: "two chunks of small images", n: 33, c: 64, h: 15, w: 15, o: 2, padding: (1, 1), bias: false),
+        ConvCase(
+            name: "two chunks of small images", n: 33, c: 64, h: 15, w: 15, o: 2, padding: (1, 1), bias: false
+        ),
     ])
     func batchesLargerThanOneColumnChunkMatchReference(_ c: ConvCase) throws {
         // The weight gradient accumulates across chunks.
@@ -111,7 +133,9 @@ struct ConvCase: Sendable, CustomStringConvertible {
             let xc = try x.narrow(axis: 1, start: ch, length: 1)
             let wc = try w.narrow(axis: 0, start: ch, length: 1)
             let yc = try conv2d(xc, weight: wc, stride: (2, 1), padding: (1, 1))
-            #expect(relativeError(try y.narrow(axis: 1, start: ch, length: 1).scalars, yc.scalars) < 1e-6, "channel \(ch)")
+            #expect(
+                relativeError(try y.narrow(axis: 1, start: ch, length: 1).scalars, yc.scalars) < 1e-6,
+                "channel \(ch)")
         }
     }
 
@@ -129,26 +153,43 @@ struct ConvCase: Sendable, CustomStringConvertible {
 
     @Test func errorsNameTheShapes() throws {
         let x = randomTensor([1, 3, 5, 5], seed: 1)
-        let wrongChannels = #expect(throws: TensorError.self) { try conv2d(x, weight: Tensor.zeros([4, 2, 3, 3])) }
+        let wrongChannels = #expect(throws: TensorError.self) {
+            try conv2d(x, weight: Tensor.zeros([4, 2, 3, 3]))
+        }
         #expect(wrongChannels?.op == "conv2d")
         #expect(wrongChannels?.message.contains("[1, 3, 5, 5]") == true)
         #expect(wrongChannels?.message.contains("[4, 2, 3, 3]") == true)
         // 6 output channels in 4 groups; 3 input channels in 2 groups.
         let x4 = randomTensor([1, 4, 5, 5], seed: 2)
-        let badOut = #expect(throws: TensorError.self) { try conv2d(x4, weight: Tensor.zeros([6, 1, 3, 3]), groups: 4) }
+        let badOut = #expect(throws: TensorError.self) {
+            try conv2d(x4, weight: Tensor.zeros([6, 1, 3, 3]), groups: 4)
+        }
         #expect(badOut?.message.contains("groups = 4") == true)
         #expect(throws: TensorError.self) { try conv2d(x, weight: Tensor.zeros([4, 1, 3, 3]), groups: 2) }
         // A kernel larger than the (padded) input.
         let small = randomTensor([1, 1, 2, 2], seed: 3)
-        let tooBig = #expect(throws: TensorError.self) { try conv2d(small, weight: Tensor.zeros([1, 1, 3, 3])) }
+        let tooBig = #expect(throws: TensorError.self) {
+            try conv2d(small, weight: Tensor.zeros([1, 1, 3, 3]))
+        }
         #expect(tooBig?.message.contains("[1, 1, 2, 2]") == true)
-        #expect(try conv2d(small, weight: Tensor.zeros([1, 1, 3, 3]), padding: (1, 1)).shape == [1, 1, 2, 2])
-        #expect(throws: TensorError.self) { try conv2d(small, weight: Tensor.zeros([1, 1, 2, 2]), dilation: (3, 1)) }
+        #expect(
+            try conv2d(small, weight: Tensor.zeros([1, 1, 3, 3]), padding: (1, 1)).shape == [1, 1, 2, 2])
+        #expect(throws: TensorError.self) {
+            try conv2d(small, weight: Tensor.zeros([1, 1, 2, 2]), dilation: (3, 1))
+        }
         // Bias, ranks, hyper-parameters.
-        #expect(throws: TensorError.self) { try conv2d(x, weight: Tensor.zeros([2, 3, 1, 1]), bias: Tensor.zeros([3])) }
-        #expect(throws: TensorError.self) { try conv2d(Tensor.zeros([3, 5, 5]), weight: Tensor.zeros([2, 3, 1, 1])) }
-        #expect(throws: TensorError.self) { try conv2d(x, weight: Tensor.zeros([2, 3, 1, 1]), stride: (0, 1)) }
-        #expect(throws: TensorError.self) { try conv2d(x, weight: Tensor.zeros([2, 3, 1, 1]), padding: (-1, 0)) }
+        #expect(throws: TensorError.self) {
+            try conv2d(x, weight: Tensor.zeros([2, 3, 1, 1]), bias: Tensor.zeros([3]))
+        }
+        #expect(throws: TensorError.self) {
+            try conv2d(Tensor.zeros([3, 5, 5]), weight: Tensor.zeros([2, 3, 1, 1]))
+        }
+        #expect(throws: TensorError.self) {
+            try conv2d(x, weight: Tensor.zeros([2, 3, 1, 1]), stride: (0, 1))
+        }
+        #expect(throws: TensorError.self) {
+            try conv2d(x, weight: Tensor.zeros([2, 3, 1, 1]), padding: (-1, 0))
+        }
     }
 }
 
@@ -167,28 +208,49 @@ struct PoolCase: Sendable, CustomStringConvertible {
 
     static let max: [PoolCase] = [
         PoolCase(name: "2x2 default stride", shape: [2, 2, 6, 6], kernel: (2, 2)),
-        PoolCase(name: "3x3 stride 2 padding 1", shape: [1, 2, 7, 6], kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
-        PoolCase(name: "3x3 stride 2 padding 1 ceil", shape: [1, 2, 6, 6], kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceilMode: true),
+        PoolCase(
+            name: "3x3 stride 2 padding 1", shape: [1, 2, 7, 6], kernel: (3, 3), stride: (2, 2),
+            padding: (1, 1)),
+        PoolCase(
+            name: "3x3 stride 2 padding 1 ceil", shape: [1, 2, 6, 6], kernel: (3, 3), stride: (2, 2),
+            padding: (1, 1), ceilMode: true),
         PoolCase(name: "2x2 stride 2 ceil, odd sizes", shape: [1, 1, 5, 7], kernel: (2, 2), ceilMode: true),
-        PoolCase(name: "dilation 2", shape: [1, 2, 7, 7], kernel: (3, 2), stride: (1, 2), padding: (1, 1), dilation: (2, 2)),
-        PoolCase(name: "3x2 stride (1, 2) padding (1, 1) ceil", shape: [2, 1, 5, 6], kernel: (3, 2), stride: (1, 2), padding: (1, 1), ceilMode: true),
+        PoolCase(
+            name: "dilation 2", shape: [1, 2, 7, 7], kernel: (3, 2), stride: (1, 2), padding: (1, 1),
+            dilation: (2, 2)),
+        PoolCase(
+            name: "3x2 stride (1, 2) padding (1, 1) ceil", shape: [2, 1, 5, 6], kernel: (3, 2),
+            stride: (1, 2), padding: (1, 1), ceilMode: true),
     ]
 
     static let avg: [PoolCase] = [
         PoolCase(name: "2x2 default stride", shape: [2, 2, 6, 6], kernel: (2, 2)),
-        PoolCase(name: "3x3 stride 2 padding 1", shape: [1, 2, 7, 6], kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
-        PoolCase(name: "3x3 stride 2 padding 1, exclude pad", shape: [1, 2, 7, 6], kernel: (3, 3), stride: (2, 2), padding: (1, 1), countIncludePad: false),
-        PoolCase(name: "3x3 stride 2 padding 1 ceil", shape: [1, 2, 6, 6], kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceilMode: true),
-        PoolCase(name: "3x3 stride 2 padding 1 ceil, exclude pad", shape: [1, 2, 6, 6], kernel: (3, 3), stride: (2, 2), padding: (1, 1), ceilMode: true, countIncludePad: false),
-        PoolCase(name: "2x3 stride (2, 2) ceil", shape: [2, 1, 5, 7], kernel: (2, 3), stride: (2, 2), ceilMode: true),
+        PoolCase(
+            name: "3x3 stride 2 padding 1", shape: [1, 2, 7, 6], kernel: (3, 3), stride: (2, 2),
+            padding: (1, 1)),
+        PoolCase(
+            name: "3x3 stride 2 padding 1, exclude pad", shape: [1, 2, 7, 6], kernel: (3, 3), stride: (2, 2),
+            padding: (1, 1), countIncludePad: false),
+        PoolCase(
+            name: "3x3 stride 2 padding 1 ceil", shape: [1, 2, 6, 6], kernel: (3, 3), stride: (2, 2),
+            padding: (1, 1), ceilMode: true),
+        PoolCase(
+            name: "3x3 stride 2 padding 1 ceil, exclude pad", shape: [1, 2, 6, 6], kernel: (3, 3),
+            stride: (2, 2), padding: (1, 1), ceilMode: true, countIncludePad: false),
+        PoolCase(
+            name: "2x3 stride (2, 2) ceil", shape: [2, 1, 5, 7], kernel: (2, 3), stride: (2, 2),
+            ceilMode: true),
     ]
 
     func maxPool(_ x: Tensor) throws -> Tensor {
-        try maxPool2d(x, kernel: kernel, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
+        try maxPool2d(
+            x, kernel: kernel, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
     }
 
     func avgPool(_ x: Tensor) throws -> Tensor {
-        try avgPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, countIncludePad: countIncludePad)
+        try avgPool2d(
+            x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode,
+            countIncludePad: countIncludePad)
     }
 }
 
@@ -216,7 +278,9 @@ struct PoolCase: Sendable, CustomStringConvertible {
         // element (row-major, padding skipped) receives the gradient.
         for backend in [CPUBackend.shared, ReferenceBackend.shared] as [any Backend] {
             let g = try withBackend(backend) {
-                try gradient(of: { try maxPool2d($0[0], kernel: (3, 3), stride: (1, 1), padding: (1, 1)).sum() }, at: [Tensor.ones([1, 1, 3, 3])])
+                try gradient(
+                    of: { try maxPool2d($0[0], kernel: (3, 3), stride: (1, 1), padding: (1, 1)).sum() },
+                    at: [Tensor.ones([1, 1, 3, 3])])
             }
             #expect(g[0].scalars == [4, 2, 0, 2, 1, 0, 0, 0, 0], "\(backend.name)")
         }
@@ -243,7 +307,10 @@ struct PoolCase: Sendable, CustomStringConvertible {
         #expect(try avgPool2d(x, kernel: (1, 2), ceilMode: true).scalars == [1.5, 3.5, 5])
         // 5 wide, kernel 2, stride 3, padding 1: ceil would give 3 windows, but the third would
         // start at 6 >= 5 + 1 (inside the right padding only), so it is dropped.
-        #expect(try maxPool2d(x, kernel: (1, 2), stride: (1, 3), padding: (0, 1), ceilMode: true).shape == [1, 1, 1, 2])
+        #expect(
+            try maxPool2d(x, kernel: (1, 2), stride: (1, 3), padding: (0, 1), ceilMode: true).shape == [
+                1, 1, 1, 2,
+            ])
     }
 
     @Test func avgPoolDivisorRules() throws {
@@ -257,7 +324,8 @@ struct PoolCase: Sendable, CustomStringConvertible {
         let x4 = try Tensor(shape: [1, 1, 1, 4], scalars: [1, 2, 3, 4])
         let ceilInc = try avgPool2d(x4, kernel: (1, 3), stride: (1, 2), padding: (0, 1), ceilMode: true)
         #expect(close(ceilInc.scalars, [1, 3, 2]))
-        let ceilExc = try avgPool2d(x4, kernel: (1, 3), stride: (1, 2), padding: (0, 1), ceilMode: true, countIncludePad: false)
+        let ceilExc = try avgPool2d(
+            x4, kernel: (1, 3), stride: (1, 2), padding: (0, 1), ceilMode: true, countIncludePad: false)
         #expect(close(ceilExc.scalars, [1.5, 3, 4]))
     }
 
@@ -317,7 +385,8 @@ struct InterpCase: Sendable, CustomStringConvertible {
     }
 
     func apply(_ x: Tensor) throws -> Tensor {
-        try interpolate(x, size: size, scaleFactor: scale, mode: mode, alignCorners: alignCorners, antialias: antialias)
+        try interpolate(
+            x, size: size, scaleFactor: scale, mode: mode, alignCorners: alignCorners, antialias: antialias)
     }
 
     static let all: [InterpCase] = {
@@ -329,9 +398,13 @@ struct InterpCase: Sendable, CustomStringConvertible {
         for mode in [InterpolationMode.bilinear, .bicubic] {
             for aa in [false, true] {
                 for ac in [false, true] {
-                    cases.append(InterpCase(mode: mode, inSize: (4, 5), size: (7, 9), alignCorners: ac, antialias: aa))
-                    cases.append(InterpCase(mode: mode, inSize: (9, 8), size: (4, 3), alignCorners: ac, antialias: aa))
-                    cases.append(InterpCase(mode: mode, inSize: (5, 6), scale: (1.7, 0.6), alignCorners: ac, antialias: aa))
+                    cases.append(
+                        InterpCase(mode: mode, inSize: (4, 5), size: (7, 9), alignCorners: ac, antialias: aa))
+                    cases.append(
+                        InterpCase(mode: mode, inSize: (9, 8), size: (4, 3), alignCorners: ac, antialias: aa))
+                    cases.append(
+                        InterpCase(
+                            mode: mode, inSize: (5, 6), scale: (1.7, 0.6), alignCorners: ac, antialias: aa))
                 }
                 cases.append(InterpCase(mode: mode, inSize: (6, 4), size: (6, 7), antialias: aa))
                 cases.append(InterpCase(mode: mode, inSize: (7, 7), scale: (0.45, 2.5), antialias: aa))
@@ -457,10 +530,18 @@ private func keys(_ x: Double, _ a: Double) -> Double {
     @Test func interpolationErrors() throws {
         let x = randomTensor([1, 1, 4, 4], seed: 1)
         #expect(throws: TensorError.self) { try interpolate(x, mode: .bilinear) }
-        #expect(throws: TensorError.self) { try interpolate(x, size: (2, 2), scaleFactor: (2, 2), mode: .bilinear) }
-        #expect(throws: TensorError.self) { try interpolate(x, size: (2, 2), mode: .nearest, alignCorners: true) }
-        #expect(throws: TensorError.self) { try interpolate(x, size: (2, 2), mode: .nearest, antialias: true) }
+        #expect(throws: TensorError.self) {
+            try interpolate(x, size: (2, 2), scaleFactor: (2, 2), mode: .bilinear)
+        }
+        #expect(throws: TensorError.self) {
+            try interpolate(x, size: (2, 2), mode: .nearest, alignCorners: true)
+        }
+        #expect(throws: TensorError.self) {
+            try interpolate(x, size: (2, 2), mode: .nearest, antialias: true)
+        }
         #expect(throws: TensorError.self) { try interpolate(x, scaleFactor: (0.1, 1), mode: .bilinear) }
-        #expect(throws: TensorError.self) { try interpolate(Tensor.zeros([4, 4]), size: (2, 2), mode: .bilinear) }
+        #expect(throws: TensorError.self) {
+            try interpolate(Tensor.zeros([4, 4]), size: (2, 2), mode: .bilinear)
+        }
     }
 }

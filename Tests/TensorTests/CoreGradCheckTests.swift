@@ -83,8 +83,10 @@ import Testing
         let t = try Tensor(shape: [2, 3, 5], order.map { Float($0 - 15) * 0.07 })
         let cases: [(String, (Tensor) throws -> Tensor)] = [
             ("sum all", { try $0.sum() }), ("sum 1", { try $0.sum(axis: 1) }),
-            ("sum 0,2 keep", { try $0.sum(axes: [0, 2], keepDim: true) }), ("mean -1", { try $0.mean(axis: -1) }),
-            ("var", { try $0.variance(axes: [1, 2]) }), ("std", { try $0.standardDeviation(axes: [2], correction: 0) }),
+            ("sum 0,2 keep", { try $0.sum(axes: [0, 2], keepDim: true) }),
+            ("mean -1", { try $0.mean(axis: -1) }),
+            ("var", { try $0.variance(axes: [1, 2]) }),
+            ("std", { try $0.standardDeviation(axes: [2], correction: 0) }),
             ("amax", { try $0.max(axes: [1]) }), ("amin", { try $0.min(axes: [0, 2]) }),
             ("max dim", { try $0.max(axis: 2).values }), ("min dim", { try $0.min(axis: 0).values }),
             ("logsumexp", { try $0.logSumExp(axes: [2]) }), ("norm", { try $0.norm(axes: [1]) }),
@@ -108,7 +110,8 @@ import Testing
             ("slice step", { try $0.slice(axis: 2, start: 1, end: 4, step: 2) }),
             ("narrow", { try $0.narrow(axis: 1, start: 1, length: 2) }),
             ("split", { t in try Tensor.concatenate(t.split(sizes: [1, 3], axis: 2).reversed(), axis: 2) }),
-            ("chunk", { try $0.chunked(2, axis: 1)[1] }), ("pad", { try $0.padded([(1, 0), (2, 1)], value: 3) }),
+            ("chunk", { try $0.chunked(2, axis: 1)[1] }),
+            ("pad", { try $0.padded([(1, 0), (2, 1)], value: 3) }),
             ("flip", { try $0.flipped([0, 2]) }), ("repeat", { try $0.repeated([2, 1, 1, 2]) }),
             ("stack", { try Tensor.stack([$0, $0 * 2], axis: 1) }), ("tril", { try $0.tril(diagonal: 1) }),
             ("triu", { try $0.triu() }), ("flatten", { try $0.flattened(from: 1) }),

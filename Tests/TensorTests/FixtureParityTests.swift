@@ -32,7 +32,8 @@ func forEachParityBackend(_ body: (String) throws -> Void) throws {
 
 /// The name of the backend ops currently dispatch to, for messages.
 private var currentBackendName: String {
-    Backends.current is ReferenceBackend ? "reference" : Backends.current is CPUBackend ? "cpu" : "\(type(of: Backends.current))"
+    Backends.current is ReferenceBackend
+        ? "reference" : Backends.current is CPUBackend ? "cpu" : "\(type(of: Backends.current))"
 }
 
 /// Compares `ours` with the fixture tensor `key`: same shape, relative error within `tol`. Returns the
@@ -43,13 +44,17 @@ func expectParity(
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws -> Double {
     let ref = try fx.tensor(key)
-    #expect(ours.shape == ref.shape, "\(fx.name).\(key): shape \(ours.shape) vs PyTorch \(ref.shape)", sourceLocation: sourceLocation)
+    #expect(
+        ours.shape == ref.shape, "\(fx.name).\(key): shape \(ours.shape) vs PyTorch \(ref.shape)",
+        sourceLocation: sourceLocation)
     guard ours.shape == ref.shape else { return .infinity }
     let err = relativeError(ours.scalars, ref.scalars)
     let torch32 = fx.torchFloat32Error[key].map { String(format: "%.2e", $0) } ?? "-"
     let backend = currentBackendName
     if verbose {
-        print("parity \(fx.name).\(key) [\(backend)]: relative error \(String(format: "%.3e", err)) (torch float32: \(torch32))")
+        print(
+            "parity \(fx.name).\(key) [\(backend)]: relative error \(String(format: "%.3e", err)) (torch float32: \(torch32))"
+        )
     }
     #expect(
         err <= tol,
@@ -74,7 +79,9 @@ func checkParity(
         guard let r = fx.tensors["r"] else { return }
         let grads = try gradient(of: { xs in try (f(xs) * r).sum() }, at: inputs)
         for (name, g) in zip(names, grads) where fx.tensors["grad_" + name] != nil {
-            gradErr = max(gradErr, try expectParity(g, fx, "grad_" + name, tol: gradTol, sourceLocation: sourceLocation))
+            gradErr = max(
+                gradErr, try expectParity(g, fx, "grad_" + name, tol: gradTol, sourceLocation: sourceLocation)
+            )
         }
     }
     return (fwd, gradErr)
@@ -83,7 +90,9 @@ func checkParity(
 // MARK: - Activations and the softmax family
 
 @Suite struct ParityActivations {
-    @Test(arguments: ["act_gelu", "act_gelu_tanh", "act_quick_gelu", "act_silu", "act_softplus", "act_softplus_beta2_t3"])
+    @Test(arguments: [
+        "act_gelu", "act_gelu_tanh", "act_quick_gelu", "act_silu", "act_softplus", "act_softplus_beta2_t3",
+    ])
     func activation(_ name: String) throws {
         let fx = try loadFixtureCase(name)
         let f: (Tensor) throws -> Tensor
@@ -100,7 +109,10 @@ func checkParity(
         try checkParity(fx, inputs: ["x"]) { try f($0[0]) }
     }
 
-    @Test(arguments: ["softmax_last", "softmax_axis1", "softmax_large", "log_softmax_last", "log_softmax_axis1", "log_softmax_large"])
+    @Test(arguments: [
+        "softmax_last", "softmax_axis1", "softmax_large", "log_softmax_last", "log_softmax_axis1",
+        "log_softmax_large",
+    ])
     func softmaxFamily(_ name: String) throws {
         let fx = try loadFixtureCase(name)
         let axis = try fx.int("axis")
@@ -189,7 +201,8 @@ func checkParity(
         let alignCorners = try fx.bool("align_corners"), antialias = try fx.bool("antialias")
         try checkParity(fx, inputs: ["x"]) { xs in
             try interpolate(
-                xs[0], size: size, scaleFactor: scale, mode: mode, alignCorners: alignCorners, antialias: antialias)
+                xs[0], size: size, scaleFactor: scale, mode: mode, alignCorners: alignCorners,
+                antialias: antialias)
         }
     }
 }
@@ -211,10 +224,13 @@ func checkParity(
     ])
     func avgPool(_ name: String) throws {
         let fx = try loadFixtureCase(name)
-        let kernel = try fx.intPair("kernel"), stride = try fx.intPair("stride"), padding = try fx.intPair("padding")
+        let kernel = try fx.intPair("kernel"), stride = try fx.intPair("stride"),
+            padding = try fx.intPair("padding")
         let ceil = try fx.bool("ceil_mode"), include = try fx.bool("count_include_pad")
         try checkParity(fx, inputs: ["x"]) { xs in
-            try avgPool2d(xs[0], kernel: kernel, stride: stride, padding: padding, ceilMode: ceil, countIncludePad: include)
+            try avgPool2d(
+                xs[0], kernel: kernel, stride: stride, padding: padding, ceilMode: ceil,
+                countIncludePad: include)
         }
     }
 
@@ -224,10 +240,12 @@ func checkParity(
     ])
     func maxPool(_ name: String) throws {
         let fx = try loadFixtureCase(name)
-        let kernel = try fx.intPair("kernel"), stride = try fx.intPair("stride"), padding = try fx.intPair("padding")
+        let kernel = try fx.intPair("kernel"), stride = try fx.intPair("stride"),
+            padding = try fx.intPair("padding")
         let dilation = try fx.intPair("dilation"), ceil = try fx.bool("ceil_mode")
         try checkParity(fx, inputs: ["x"]) { xs in
-            try maxPool2d(xs[0], kernel: kernel, stride: stride, padding: padding, dilation: dilation, ceilMode: ceil)
+            try maxPool2d(
+                xs[0], kernel: kernel, stride: stride, padding: padding, dilation: dilation, ceilMode: ceil)
         }
     }
 }
@@ -240,16 +258,20 @@ func checkParity(
         let fx = try loadFixtureCase(name)
         let groups = try fx.int("groups"), eps = Float(try fx.double("eps")), affine = try fx.bool("affine")
         try checkParity(fx, inputs: affine ? ["x", "weight", "bias"] : ["x"]) { xs in
-            try groupNorm(xs[0], groups: groups, weight: affine ? xs[1] : nil, bias: affine ? xs[2] : nil, eps: eps)
+            try groupNorm(
+                xs[0], groups: groups, weight: affine ? xs[1] : nil, bias: affine ? xs[2] : nil, eps: eps)
         }
     }
 
     @Test(arguments: ["layer_norm_last", "layer_norm_last2", "layer_norm_offset", "layer_norm_noaffine"])
     func layerNormMatchesTorch(_ name: String) throws {
         let fx = try loadFixtureCase(name)
-        let shape = try fx.intArray("normalized_shape"), eps = Float(try fx.double("eps")), affine = try fx.bool("affine")
+        let shape = try fx.intArray("normalized_shape"), eps = Float(try fx.double("eps")),
+            affine = try fx.bool("affine")
         try checkParity(fx, inputs: affine ? ["x", "weight", "bias"] : ["x"]) { xs in
-            try layerNorm(xs[0], normalizedShape: shape, weight: affine ? xs[1] : nil, bias: affine ? xs[2] : nil, eps: eps)
+            try layerNorm(
+                xs[0], normalizedShape: shape, weight: affine ? xs[1] : nil, bias: affine ? xs[2] : nil,
+                eps: eps)
         }
     }
 
@@ -271,7 +293,8 @@ func checkParity(
             var rm: Tensor? = mean0, rv: Tensor? = var0
             _ = try noGrad {
                 try batchNorm(
-                    fx.tensor("x"), runningMean: &rm, runningVar: &rv, weight: fx.tensor("weight"), bias: fx.tensor("bias"),
+                    fx.tensor("x"), runningMean: &rm, runningVar: &rv, weight: fx.tensor("weight"),
+                    bias: fx.tensor("bias"),
                     training: training, momentum: momentum, eps: eps)
             }
             try expectParity(try #require(rm), fx, "running_mean_out")
@@ -310,7 +333,9 @@ func checkParity(
             let lengths = try fx.indexTensor("document_lengths").values
             let ids = lengths.enumerated().flatMap { Array(repeating: $0.offset, count: $0.element) }
             let causal = kind == "document_causal"
-            mask = .documents(try IndexTensor(shape: [batch, tk], values: Array((0..<batch).map { _ in ids }.joined())), causal: causal)
+            mask = .documents(
+                try IndexTensor(shape: [batch, tk], values: Array((0..<batch).map { _ in ids }.joined())),
+                causal: causal)
             visible = { _, i, j in ids[i] == ids[j] && (!causal || j <= i) }
         case "key_padding":
             let lengths = try fx.indexTensor("key_lengths").values
@@ -322,10 +347,16 @@ func checkParity(
         }
         if let given = fx.ints["attn_mask"] {
             var expected: [Int] = []
-            for b in 0..<batch { for i in 0..<tq { for j in 0..<tk { expected.append(visible(b, i, j) ? 1 : 0) } } }
-            #expect(given.values == expected, "\(fx.name): the mask rebuilt for Swift differs from the one given to PyTorch")
+            for b in 0..<batch {
+                for i in 0..<tq { for j in 0..<tk { expected.append(visible(b, i, j) ? 1 : 0) } }
+            }
+            #expect(
+                given.values == expected,
+                "\(fx.name): the mask rebuilt for Swift differs from the one given to PyTorch")
         } else {
-            #expect(kind == "none" || kind == "nomask" || kind == "gqa" || kind == "cross", "\(fx.name) stores no attn_mask")
+            #expect(
+                kind == "none" || kind == "nomask" || kind == "gqa" || kind == "cross",
+                "\(fx.name) stores no attn_mask")
         }
         return mask
     }
@@ -359,7 +390,8 @@ func checkParity(
         let coef = Float(try fx.double("z_loss_coefficient"))
         func parts(_ x: Tensor) throws -> CrossEntropyParts {
             try crossEntropyParts(
-                logits: x, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing, zLossCoefficient: coef)
+                logits: x, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing,
+                zLossCoefficient: coef)
         }
         try forEachParityBackend { _ in
             let p = try noGrad { try parts(logits) }
@@ -371,14 +403,17 @@ func checkParity(
             try expectParity(try (p.lossSum + p.zLossSum) / n, fx, "total_mean")
             let mean = try noGrad {
                 try crossEntropy(
-                    logits: logits, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing, zLossCoefficient: coef)
+                    logits: logits, targets: targets, ignoreIndex: ignore, labelSmoothing: smoothing,
+                    zLossCoefficient: coef)
             }
             try expectParity(mean, fx, "total_mean")
             // Gradients: of the mean cross-entropy, and of the mean cross-entropy plus mean z-loss.
             let gLoss = try gradient(of: { xs in try parts(xs[0]).lossSum / n }, at: [logits])[0]
             try expectParity(gLoss, fx, "grad_logits")
             let gTotal = try gradient(
-                of: { xs in let q = try parts(xs[0]); return try (q.lossSum + q.zLossSum) / n }, at: [logits])[0]
+                of: { xs in
+                    let q = try parts(xs[0]); return try (q.lossSum + q.zLossSum) / n
+                }, at: [logits])[0]
             try expectParity(gTotal, fx, "grad_logits_total")
         }
     }

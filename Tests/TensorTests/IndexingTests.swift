@@ -29,14 +29,17 @@ private func element(_ t: Tensor, _ idx: [Int]) -> Float {
         // With an all-ones output gradient, row v of dWeight is (number of times v occurs).
         let dw = try gradient(of: { try embedding(ids, weight: $0[0]).sum() }, at: [weight])[0]
         let counts = [1, 1, 0, 0, 3, 1]
-        for v in 0..<6 { #expect(dw.scalars[(v * 5)..<(v * 5 + 5)].allSatisfy { $0 == Float(counts[v]) }, "row \(v)") }
+        for v in 0..<6 {
+            #expect(dw.scalars[(v * 5)..<(v * 5 + 5)].allSatisfy { $0 == Float(counts[v]) }, "row \(v)")
+        }
     }
 
     @Test func cpuAgreesWithReferenceOnManyRepeatedIds() throws {
         // 2048 ids over 50 rows (about 40 repeats each) with D = 64: the CPU backward splits the
         // columns over threads; it must match the single-threaded Double reference.
         var gen = RandomGenerator(seed: 3)
-        let ids = IndexTensor(Tensor.uniform([2048], low: 0, high: 50, generator: &gen).scalars.map { Int($0) })
+        let ids = IndexTensor(
+            Tensor.uniform([2048], low: 0, high: 50, generator: &gen).scalars.map { Int($0) })
         let w = randomTensor([50, 64], seed: 4)
         let d = try backendDisagreement([w]) { try embedding(ids, weight: $0[0]) }
         #expect(d.output == 0 && d.gradient <= 1e-5, "\(d)")
@@ -55,7 +58,9 @@ private func element(_ t: Tensor, _ idx: [Int]) -> Float {
             Issue.record("id 6 of 6 rows should throw")
         } catch let e as TensorError {
             #expect(e.op == "embedding")
-            #expect(e.message.contains("id 6") && e.message.contains("[1, 1]") && e.message.contains("vocabulary of 6"), "\(e)")
+            #expect(
+                e.message.contains("id 6") && e.message.contains("[1, 1]")
+                    && e.message.contains("vocabulary of 6"), "\(e)")
         }
         #expect(throws: TensorError.self) { try embedding(IndexTensor([-1]), weight: weight) }
         #expect(throws: TensorError.self) { try embedding(IndexTensor([0]), weight: Tensor([1, 2])) }
@@ -84,7 +89,9 @@ private func element(_ t: Tensor, _ idx: [Int]) -> Float {
             }
             let g = try gradCheck([x]) { try $0[0].indexSelect(axis: axis, indices: IndexTensor(idx)) }
             #expect(g.passed, "axis \(axis): \(g)")
-            let d = try backendDisagreement([x]) { try $0[0].indexSelect(axis: axis, indices: IndexTensor(idx)) }
+            let d = try backendDisagreement([x]) {
+                try $0[0].indexSelect(axis: axis, indices: IndexTensor(idx))
+            }
             #expect(d.output == 0 && d.gradient <= 1e-6, "axis \(axis): \(d)")
         }
         #expect(throws: TensorError.self) { try x.indexSelect(axis: 1, indices: IndexTensor([4])) }
@@ -124,15 +131,20 @@ private func element(_ t: Tensor, _ idx: [Int]) -> Float {
             let d = try backendDisagreement([x]) { try $0[0].gather(axis: axis, index: index) }
             #expect(d.output == 0 && d.gradient <= 1e-6, "axis \(axis): \(d)")
         }
-        #expect(throws: TensorError.self) { try x.gather(axis: 0, index: IndexTensor(shape: [1, 1, 1], values: [3])) }
+        #expect(throws: TensorError.self) {
+            try x.gather(axis: 0, index: IndexTensor(shape: [1, 1, 1], values: [3]))
+        }
         #expect(throws: TensorError.self) { try x.gather(axis: 0, index: IndexTensor([0])) }
-        #expect(throws: TensorError.self) { try x.gather(axis: 0, index: IndexTensor(shape: [1, 5, 1], values: [0, 0, 0, 0, 0])) }
+        #expect(throws: TensorError.self) {
+            try x.gather(axis: 0, index: IndexTensor(shape: [1, 5, 1], values: [0, 0, 0, 0, 0]))
+        }
     }
 
     @Test func scatterAddFollowsTorchDefinition() throws {
         // torch.zeros(3, 2).scatter_add(0, [[0, 1], [0, 0]], [[1, 2], [3, 4]]) = [[4, 4], [0, 2], [0, 0]].
         let out = try Tensor.zeros([3, 2]).scatterAdd(
-            axis: 0, index: IndexTensor(shape: [2, 2], values: [0, 1, 0, 0]), source: Tensor(rows: [[1, 2], [3, 4]]))
+            axis: 0, index: IndexTensor(shape: [2, 2], values: [0, 1, 0, 0]),
+            source: Tensor(rows: [[1, 2], [3, 4]]))
         #expect(out.scalars == [4, 4, 0, 2, 0, 0])
         for axis in 0..<3 {
             // Source larger than the index everywhere; index as large as the input off the axis
@@ -155,19 +167,26 @@ private func element(_ t: Tensor, _ idx: [Int]) -> Float {
                 }
             }
             #expect(relativeError(y.scalars, want) < 1e-6, "axis \(axis)")
-            let check = try gradCheck([x, source]) { try $0[0].scatterAdd(axis: axis, index: index, source: $0[1]) }
+            let check = try gradCheck([x, source]) {
+                try $0[0].scatterAdd(axis: axis, index: index, source: $0[1])
+            }
             #expect(check.passed, "axis \(axis): \(check)")
-            let d = try backendDisagreement([x, source]) { try $0[0].scatterAdd(axis: axis, index: index, source: $0[1]) }
+            let d = try backendDisagreement([x, source]) {
+                try $0[0].scatterAdd(axis: axis, index: index, source: $0[1])
+            }
             #expect(d.output <= 1e-6 && d.gradient <= 1e-6, "axis \(axis): \(d)")
         }
         do {
-            _ = try x.scatterAdd(axis: 1, index: IndexTensor(shape: [1, 1, 1], values: [9]), source: Tensor.ones([1, 1, 1]))
+            _ = try x.scatterAdd(
+                axis: 1, index: IndexTensor(shape: [1, 1, 1], values: [9]), source: Tensor.ones([1, 1, 1]))
             Issue.record("index 9 should throw")
         } catch let e as TensorError {
             #expect(e.op == "scatter_add" && e.message.contains("9") && e.message.contains("size 4"), "\(e)")
         }
         #expect(throws: TensorError.self) {
-            try x.scatterAdd(axis: 0, index: IndexTensor(shape: [2, 2, 2], values: Array(repeating: 0, count: 8)), source: Tensor.ones([1, 2, 2]))
+            try x.scatterAdd(
+                axis: 0, index: IndexTensor(shape: [2, 2, 2], values: Array(repeating: 0, count: 8)),
+                source: Tensor.ones([1, 2, 2]))
         }
     }
 
@@ -179,7 +198,9 @@ private func element(_ t: Tensor, _ idx: [Int]) -> Float {
         let lhs = try (big.gather(axis: 0, index: index) * y).sum().item()
         let rhs = try (big * Tensor.zeros([64, 64]).scatterAdd(axis: 0, index: index, source: y)).sum().item()
         #expect(abs(lhs - rhs) < 1e-3, "\(lhs) vs \(rhs)")
-        let d = try backendDisagreement([big, y]) { try $0[0].scatterAdd(axis: 0, index: index, source: $0[1]) }
+        let d = try backendDisagreement([big, y]) {
+            try $0[0].scatterAdd(axis: 0, index: index, source: $0[1])
+        }
         #expect(d.output <= 1e-5 && d.gradient <= 1e-5, "\(d)")
     }
 }

@@ -40,7 +40,8 @@ private func doubleCrossEntropy(
         #expect(abs(Double(loss) - expected) < 1e-6 * expected, "\(loss) vs \(expected)")
 
         // The gradient of the mean: (softmax - onehot) / 2.
-        let g = try gradient(of: { try crossEntropy(logits: $0[0], targets: IndexTensor([2, 0])) }, at: [x])[0]
+        let g = try gradient(of: { try crossEntropy(logits: $0[0], targets: IndexTensor([2, 0])) }, at: [x])[
+            0]
         let rows: [[Double]] = [[1, 2, 3], [0.5, -1, 2]]
         var want: [Double] = []
         for (r, (row, t)) in zip(rows, [2, 0]).enumerated() {
@@ -58,7 +59,8 @@ private func doubleCrossEntropy(
             #expect(abs(Double(try parts.lossSum.item()) - ref.ceSum) < 1e-5 * ref.ceSum, "eps \(eps)")
             let mean = try crossEntropy(logits: logits, targets: targets, labelSmoothing: Float(eps))
             #expect(abs(Double(try mean.item()) - ref.ceSum / 4) < 1e-5 * ref.ceSum, "eps \(eps)")
-            let sum = try crossEntropy(logits: logits, targets: targets, labelSmoothing: Float(eps), reduction: .sum)
+            let sum = try crossEntropy(
+                logits: logits, targets: targets, labelSmoothing: Float(eps), reduction: .sum)
             #expect(abs(Double(try sum.item()) - ref.ceSum) < 1e-5 * ref.ceSum, "eps \(eps)")
         }
     }
@@ -82,7 +84,8 @@ private func doubleCrossEntropy(
         for (eps, z) in [(Float(0), Float(0)), (0.2, 0), (0, 0.05), (0.2, 0.05)] {
             // Both parts at once (weighted differently by gradCheck), then the mean loss.
             let parts = try gradCheck([logits]) { xs in
-                let p = try crossEntropyParts(logits: xs[0], targets: targets, labelSmoothing: eps, zLossCoefficient: z)
+                let p = try crossEntropyParts(
+                    logits: xs[0], targets: targets, labelSmoothing: eps, zLossCoefficient: z)
                 return try Tensor.stack([p.lossSum, p.zLossSum])
             }
             #expect(parts.passed, "eps \(eps) z \(z): \(parts)")
@@ -97,7 +100,10 @@ private func doubleCrossEntropy(
         }
         #expect(zOnly.passed, "\(zOnly)")
         // Ignored rows get exactly zero gradient.
-        let g = try gradient(of: { try crossEntropy(logits: $0[0], targets: targets, labelSmoothing: 0.1, zLossCoefficient: 0.1) }, at: [logits])[0]
+        let g = try gradient(
+            of: {
+                try crossEntropy(logits: $0[0], targets: targets, labelSmoothing: 0.1, zLossCoefficient: 0.1)
+            }, at: [logits])[0]
         let s = g.scalars
         #expect(s[7..<14].allSatisfy { $0 == 0 } && s[28..<35].allSatisfy { $0 == 0 })
     }
@@ -105,15 +111,22 @@ private func doubleCrossEntropy(
     @Test func cpuAgreesWithReference() throws {
         // 37 classes exercise the vector body and the scalar tail; 5000 span several 2048-wide
         // blocks, with logits rising along the row so the running max is rescaled.
-        let wide = try randomTensor([3, 5000], seed: 4, low: -2, high: 2) + Tensor.arange(0, 5000).reshaped([1, 5000]) * 0.002
+        let wide =
+            try randomTensor([3, 5000], seed: 4, low: -2, high: 2) + Tensor.arange(0, 5000).reshaped([
+                1, 5000,
+            ]) * 0.002
         let cases: [(Tensor, IndexTensor)] = [
-            (randomTensor([9, 37], seed: 3, low: -4, high: 4), IndexTensor([0, 36, -100, 5, 17, -100, 2, 2, 30])),
+            (
+                randomTensor([9, 37], seed: 3, low: -4, high: 4),
+                IndexTensor([0, 36, -100, 5, 17, -100, 2, 2, 30])
+            ),
             (wide, IndexTensor([4999, -100, 17])),
         ]
         for (x, t) in cases {
             for (eps, z) in [(Float(0), Float(0)), (0.1, 0.02)] {
                 let d = try backendDisagreement([x]) { xs in
-                    let p = try crossEntropyParts(logits: xs[0], targets: t, labelSmoothing: eps, zLossCoefficient: z)
+                    let p = try crossEntropyParts(
+                        logits: xs[0], targets: t, labelSmoothing: eps, zLossCoefficient: z)
                     return try Tensor.stack([p.lossSum, p.zLossSum])
                 }
                 #expect(d.output <= 1e-5 && d.gradient <= 1e-5, "\(x.shape) eps \(eps) z \(z): \(d)")
@@ -126,11 +139,13 @@ private func doubleCrossEntropy(
         let parts = try crossEntropyParts(logits: logits, targets: t, zLossCoefficient: 0.1)
         #expect(parts.count == 0)
         #expect(try parts.lossSum.item() == 0 && parts.zLossSum.item() == 0)
-        let (value, grads) = try valueAndGradient(of: { try crossEntropy(logits: $0[0], targets: t, zLossCoefficient: 0.1) }, at: [logits])
+        let (value, grads) = try valueAndGradient(
+            of: { try crossEntropy(logits: $0[0], targets: t, zLossCoefficient: 0.1) }, at: [logits])
         #expect(try value.item() == 0)
         #expect(grads[0].scalars.allSatisfy { $0 == 0 })
         // A custom ignoreIndex that is also a valid class: rows with that target are skipped.
-        let custom = try crossEntropyParts(logits: logits, targets: IndexTensor([3, 1, 0, 3, 3, 2]), ignoreIndex: 3)
+        let custom = try crossEntropyParts(
+            logits: logits, targets: IndexTensor([3, 1, 0, 3, 3, 2]), ignoreIndex: 3)
         #expect(custom.count == 3)
         let ref = doubleCrossEntropy(logits, [3, 1, 0, 3, 3, 2], ignore: 3)
         #expect(abs(Double(try custom.lossSum.item()) - ref.ceSum) < 1e-5 * ref.ceSum)
@@ -145,7 +160,9 @@ private func doubleCrossEntropy(
         let g = try gradCheck([x3]) { xs in try crossEntropy(logits: xs[0], targets: t2) }
         #expect(g.passed, "\(g)")
         #expect(throws: TensorError.self) { try crossEntropy(logits: x3, targets: targets) }
-        #expect(throws: TensorError.self) { try crossEntropy(logits: Tensor([1, 2, 3]), targets: IndexTensor([0])) }
+        #expect(throws: TensorError.self) {
+            try crossEntropy(logits: Tensor([1, 2, 3]), targets: IndexTensor([0]))
+        }
     }
 
     @Test func masksOfMinusInfinityContributeNothing() throws {
@@ -156,7 +173,8 @@ private func doubleCrossEntropy(
         let a = try crossEntropy(logits: masked, targets: IndexTensor([2, 3])).item()
         let b = try crossEntropy(logits: plain, targets: IndexTensor([1, 2])).item()
         #expect(abs(a - b) < 1e-6, "\(a) vs \(b)")
-        let g = try gradient(of: { try crossEntropy(logits: $0[0], targets: IndexTensor([2, 3])) }, at: [masked])[0].scalars
+        let g = try gradient(
+            of: { try crossEntropy(logits: $0[0], targets: IndexTensor([2, 3])) }, at: [masked])[0].scalars
         #expect([g[1], g[3], g[5], g[9]].allSatisfy { $0 == 0 } && g.allSatisfy { $0.isFinite }, "\(g)")
     }
 
@@ -166,15 +184,23 @@ private func doubleCrossEntropy(
             Issue.record("target 7 of 7 classes should throw")
         } catch let e as TensorError {
             #expect(e.op == "cross_entropy")
-            #expect(e.message.contains("row 2") && e.message.contains("7") && e.message.contains("[0, 7)"), "\(e)")
+            #expect(
+                e.message.contains("row 2") && e.message.contains("7") && e.message.contains("[0, 7)"), "\(e)"
+            )
         }
         do {
-            _ = try crossEntropy(logits: logits.reshaped([2, 3, 7]), targets: IndexTensor(shape: [2, 3], values: [0, 0, 0, 0, -1, 0]))
+            _ = try crossEntropy(
+                logits: logits.reshaped([2, 3, 7]),
+                targets: IndexTensor(shape: [2, 3], values: [0, 0, 0, 0, -1, 0]))
             Issue.record("target -1 should throw")
         } catch let e as TensorError {
-            #expect(e.message.contains("row 4") && e.message.contains("-1") && e.message.contains("[1, 1]"), "\(e)")
+            #expect(
+                e.message.contains("row 4") && e.message.contains("-1") && e.message.contains("[1, 1]"),
+                "\(e)")
         }
-        #expect(throws: TensorError.self) { try crossEntropy(logits: logits, targets: targets, labelSmoothing: 1.5) }
+        #expect(throws: TensorError.self) {
+            try crossEntropy(logits: logits, targets: targets, labelSmoothing: 1.5)
+        }
         #expect(throws: TensorError.self) { try crossEntropy(logits: logits, targets: IndexTensor([0, 1])) }
     }
 }
@@ -214,7 +240,9 @@ private func doubleCrossEntropy(
             let ok = ui >= 0.3 ? abs(yi - xi / 0.7) <= 1e-6 * abs(yi) : yi == 0
             if !ok { wrong.append(i) }
         }
-        #expect(wrong.isEmpty, "\(wrong.count) elements disagree with the uniform draw, first at \(wrong.prefix(5))")
+        #expect(
+            wrong.isEmpty,
+            "\(wrong.count) elements disagree with the uniform draw, first at \(wrong.prefix(5))")
         // The seeded form is the same function of (seed, offset).
         let z = try dropout(x, p: 0.3, training: true, seed: 99, offset: 3)
         #expect(z.scalars == y.scalars)
@@ -242,10 +270,15 @@ private func doubleCrossEntropy(
         let g = try gradCheck([x]) { try dropout($0[0], p: 0.4, training: true, seed: 5, offset: 11) }
         #expect(g.passed, "\(g)")
         let y = try dropout(x, p: 0.4, training: true, seed: 5, offset: 11)
-        let dx = try gradient(of: { try dropout($0[0], p: 0.4, training: true, seed: 5, offset: 11).sum() }, at: [x])[0]
-        let consistent = zip(y.scalars, dx.scalars).allSatisfy { yi, di in yi == 0 ? di == 0 : abs(di - 1 / 0.6) < 1e-6 }
+        let dx = try gradient(
+            of: { try dropout($0[0], p: 0.4, training: true, seed: 5, offset: 11).sum() }, at: [x])[0]
+        let consistent = zip(y.scalars, dx.scalars).allSatisfy { yi, di in
+            yi == 0 ? di == 0 : abs(di - 1 / 0.6) < 1e-6
+        }
         #expect(consistent, "dx \(dx.scalars) vs y \(y.scalars)")
-        let d = try backendDisagreement([x]) { try dropout($0[0], p: 0.4, training: true, seed: 5, offset: 11) }
+        let d = try backendDisagreement([x]) {
+            try dropout($0[0], p: 0.4, training: true, seed: 5, offset: 11)
+        }
         #expect(d.output <= 1e-6 && d.gradient <= 1e-6, "\(d)")
     }
 

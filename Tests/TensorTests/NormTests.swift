@@ -11,7 +11,9 @@ private func composedNorm(_ x: Tensor, axes: [Int], eps: Float, rms: Bool = fals
 }
 
 /// Largest relative error between the gradients of sum(f(x) * r) and sum(g(x) * r).
-private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> Tensor, _ g: ([Tensor]) throws -> Tensor) throws -> Double {
+private func gradientDisagreement(
+    _ inputs: [Tensor], _ f: ([Tensor]) throws -> Tensor, _ g: ([Tensor]) throws -> Tensor
+) throws -> Double {
     let r = randomTensor(try noGrad { try f(inputs) }.shape, seed: 99)
     let a = try gradient(of: { try (f($0) * r).sum() }, at: inputs)
     let b = try gradient(of: { try (g($0) * r).sum() }, at: inputs)
@@ -30,7 +32,9 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         #expect(relativeError(y.scalars, ref.scalars) < 1e-5)
         let y1 = try layerNorm(x, normalizedShape: [5])
         #expect(relativeError(y1.scalars, try composedNorm(x, axes: [2], eps: 1e-5).scalars) < 1e-5)
-        let g = try gradientDisagreement([x, w, b]) { try layerNorm($0[0], normalizedShape: [4, 5], weight: $0[1], bias: $0[2]) } _: {
+        let g = try gradientDisagreement([x, w, b]) {
+            try layerNorm($0[0], normalizedShape: [4, 5], weight: $0[1], bias: $0[2])
+        } _: {
             try composedNorm($0[0], axes: [1, 2], eps: 1e-5) * $0[1] + $0[2]
         }
         #expect(g < 1e-4)
@@ -39,14 +43,19 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
     @Test func layerNormGradCheck() throws {
         let x = randomTensor([3, 6], seed: 4)
         let w = randomTensor([6], seed: 5, low: 0.5, high: 1.5), b = randomTensor([6], seed: 6)
-        let full = try gradCheck([x, w, b]) { try layerNorm($0[0], normalizedShape: [6], weight: $0[1], bias: $0[2]) }
+        let full = try gradCheck([x, w, b]) {
+            try layerNorm($0[0], normalizedShape: [6], weight: $0[1], bias: $0[2])
+        }
         #expect(full.passed, "\(full)")
         let plain = try gradCheck([x]) { try layerNorm($0[0], normalizedShape: [6]) }
         #expect(plain.passed, "\(plain)")
         let weightOnly = try gradCheck([x, w]) { try layerNorm($0[0], normalizedShape: [6], weight: $0[1]) }
         #expect(weightOnly.passed, "\(weightOnly)")
-        let x2 = randomTensor([2, 2, 3], seed: 7), w2 = randomTensor([2, 3], seed: 8), b2 = randomTensor([2, 3], seed: 9)
-        let multi = try gradCheck([x2, w2, b2]) { try layerNorm($0[0], normalizedShape: [2, 3], weight: $0[1], bias: $0[2]) }
+        let x2 = randomTensor([2, 2, 3], seed: 7), w2 = randomTensor([2, 3], seed: 8),
+            b2 = randomTensor([2, 3], seed: 9)
+        let multi = try gradCheck([x2, w2, b2]) {
+            try layerNorm($0[0], normalizedShape: [2, 3], weight: $0[1], bias: $0[2])
+        }
         #expect(multi.passed, "\(multi)")
     }
 
@@ -54,7 +63,9 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         // 37 features (SIMD body and tail), 150 rows (several chunks of the dweight reduction).
         let x = randomTensor([150, 37], seed: 10, low: -3, high: 2)
         let w = randomTensor([37], seed: 11), b = randomTensor([37], seed: 12)
-        let d = try backendDisagreement([x, w, b]) { try layerNorm($0[0], normalizedShape: [37], weight: $0[1], bias: $0[2]) }
+        let d = try backendDisagreement([x, w, b]) {
+            try layerNorm($0[0], normalizedShape: [37], weight: $0[1], bias: $0[2])
+        }
         #expect(d.output < 1e-5, "\(d)")
         #expect(d.gradient < 1e-4, "\(d)")
         let d2 = try backendDisagreement([x]) { try layerNorm($0[0], normalizedShape: [37]) }
@@ -71,7 +82,9 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         #expect(relativeError(y.scalars, ref.scalars) < 1e-5)
         let y2 = try rmsNorm(x, eps: 0.5)
         #expect(relativeError(y2.scalars, try composedNorm(x, axes: [2], eps: 0.5, rms: true).scalars) < 1e-5)
-        let g = try gradientDisagreement([x, w]) { try rmsNorm($0[0], weight: $0[1]) } _: {
+        let g = try gradientDisagreement([x, w]) {
+            try rmsNorm($0[0], weight: $0[1])
+        } _: {
             try composedNorm($0[0], axes: [2], eps: 1e-6, rms: true) * $0[1]
         }
         #expect(g < 1e-4)
@@ -108,7 +121,9 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         #expect(relativeError(inst.scalars, try composedNorm(x, axes: [2, 3], eps: 1e-5).scalars) < 1e-5)
         let one = try groupNorm(x, groups: 1)
         #expect(relativeError(one.scalars, try composedNorm(x, axes: [1, 2, 3], eps: 1e-5).scalars) < 1e-5)
-        let g = try gradientDisagreement([x, w, b]) { try groupNorm($0[0], groups: 3, weight: $0[1], bias: $0[2]) } _: {
+        let g = try gradientDisagreement([x, w, b]) {
+            try groupNorm($0[0], groups: 3, weight: $0[1], bias: $0[2])
+        } _: {
             let n = try composedNorm($0[0].reshaped([2, 3, 12]), axes: [2], eps: 1e-5).reshaped([2, 6, 3, 2])
             return try n * $0[1].reshaped([1, 6, 1, 1]) + $0[2].reshaped([1, 6, 1, 1])
         }
@@ -129,7 +144,9 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
     @Test func groupNormCPUMatchesReference() throws {
         let x = randomTensor([3, 8, 5, 7], seed: 25)
         let w = randomTensor([8], seed: 26), b = randomTensor([8], seed: 27)
-        let d = try backendDisagreement([x, w, b]) { try groupNorm($0[0], groups: 4, weight: $0[1], bias: $0[2]) }
+        let d = try backendDisagreement([x, w, b]) {
+            try groupNorm($0[0], groups: 4, weight: $0[1], bias: $0[2])
+        }
         #expect(d.output < 1e-5, "\(d)")
         #expect(d.gradient < 1e-4, "\(d)")
     }
@@ -141,8 +158,11 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         let w = randomTensor([3], seed: 29), b = randomTensor([3], seed: 30)
         let rm0 = randomTensor([3], seed: 31), rv0 = randomTensor([3], seed: 32, low: 0.5, high: 2)
         var rm: Tensor? = rm0, rv: Tensor? = rv0
-        let y = try batchNorm(x, runningMean: &rm, runningVar: &rv, weight: w, bias: b, training: true, momentum: 0.2)
-        let ref = try composedNorm(x, axes: [0, 2, 3], eps: 1e-5) * w.reshaped([1, 3, 1, 1]) + b.reshaped([1, 3, 1, 1])
+        let y = try batchNorm(
+            x, runningMean: &rm, runningVar: &rv, weight: w, bias: b, training: true, momentum: 0.2)
+        let ref =
+            try composedNorm(x, axes: [0, 2, 3], eps: 1e-5) * w.reshaped([1, 3, 1, 1])
+            + b.reshaped([1, 3, 1, 1])
         #expect(relativeError(y.scalars, ref.scalars) < 1e-5)
         let batchMean = try x.mean(axes: [0, 2, 3])
         let unbiased = try x.variance(axes: [0, 2, 3], correction: 1)
@@ -151,9 +171,11 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         #expect(relativeError(try #require(rv).scalars, wantVar.scalars) < 1e-5)
         let g = try gradientDisagreement([x, w, b]) { t in
             var m: Tensor? = nil, v: Tensor? = nil
-            return try batchNorm(t[0], runningMean: &m, runningVar: &v, weight: t[1], bias: t[2], training: true)
+            return try batchNorm(
+                t[0], runningMean: &m, runningVar: &v, weight: t[1], bias: t[2], training: true)
         } _: {
-            try composedNorm($0[0], axes: [0, 2, 3], eps: 1e-5) * $0[1].reshaped([1, 3, 1, 1]) + $0[2].reshaped([1, 3, 1, 1])
+            try composedNorm($0[0], axes: [0, 2, 3], eps: 1e-5) * $0[1].reshaped([1, 3, 1, 1])
+                + $0[2].reshaped([1, 3, 1, 1])
         }
         #expect(g < 1e-4)
     }
@@ -176,7 +198,8 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         for training in [true, false] {
             let full = try gradCheck([x, w, b]) { t in
                 var rm: Tensor? = rm0, rv: Tensor? = rv0
-                return try batchNorm(t[0], runningMean: &rm, runningVar: &rv, weight: t[1], bias: t[2], training: training)
+                return try batchNorm(
+                    t[0], runningMean: &rm, runningVar: &rv, weight: t[1], bias: t[2], training: training)
             }
             #expect(full.passed, "training \(training): \(full)")
             let plain = try gradCheck([x]) { t in
@@ -202,7 +225,8 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
             for training in [true, false] {
                 let d = try backendDisagreement([x, w, b]) { t in
                     var rm: Tensor? = rm0, rv: Tensor? = rv0
-                    return try batchNorm(t[0], runningMean: &rm, runningVar: &rv, weight: t[1], bias: t[2], training: training)
+                    return try batchNorm(
+                        t[0], runningMean: &rm, runningVar: &rv, weight: t[1], bias: t[2], training: training)
                 }
                 #expect(d.output < 1e-5, "\(shape) training \(training): \(d)")
                 #expect(d.gradient < 1e-4, "\(shape) training \(training): \(d)")
@@ -220,7 +244,13 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         let ops: [(String, Tensor, Tensor, (Tensor, Tensor, Tensor) throws -> Tensor)] = [
             ("layer", w3, b3, { try layerNorm($0, normalizedShape: [3], weight: $1, bias: $2) }),
             ("group", w4, b4, { try groupNorm($0, groups: 2, weight: $1, bias: $2) }),
-            ("batch", w4, b4, { try batchNorm($0, runningMean: &runMean, runningVar: &runVar, weight: $1, bias: $2, training: true) }),
+            (
+                "batch", w4, b4,
+                {
+                    try batchNorm(
+                        $0, runningMean: &runMean, runningVar: &runVar, weight: $1, bias: $2, training: true)
+                }
+            ),
         ]
         for (name, w, b, f) in ops {
             let r = randomTensor(x.shape, seed: 55)
@@ -245,11 +275,17 @@ private func gradientDisagreement(_ inputs: [Tensor], _ f: ([Tensor]) throws -> 
         #expect(throws: TensorError.self) { try groupNorm(Tensor.ones([4]), groups: 1) }
         #expect(throws: TensorError.self) { try groupNorm(x, groups: 2, bias: Tensor.ones([3])) }
         var none: Tensor? = nil, noneVar: Tensor? = nil
-        #expect(throws: TensorError.self) { try batchNorm(x, runningMean: &none, runningVar: &noneVar, training: false) }
+        #expect(throws: TensorError.self) {
+            try batchNorm(x, runningMean: &none, runningVar: &noneVar, training: false)
+        }
         var onlyMean: Tensor? = Tensor.zeros([4])
-        #expect(throws: TensorError.self) { try batchNorm(x, runningMean: &onlyMean, runningVar: &noneVar, training: true) }
+        #expect(throws: TensorError.self) {
+            try batchNorm(x, runningMean: &onlyMean, runningVar: &noneVar, training: true)
+        }
         var rm: Tensor? = Tensor.zeros([3]), rv: Tensor? = Tensor.ones([3])
-        #expect(throws: TensorError.self) { try batchNorm(x, runningMean: &rm, runningVar: &rv, training: true) }
+        #expect(throws: TensorError.self) {
+            try batchNorm(x, runningMean: &rm, runningVar: &rv, training: true)
+        }
         var rm1: Tensor? = Tensor.zeros([4]), rv1: Tensor? = Tensor.ones([4])
         #expect(throws: TensorError.self) {
             try batchNorm(Tensor.ones([1, 4]), runningMean: &rm1, runningVar: &rv1, training: true)

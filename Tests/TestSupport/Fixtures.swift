@@ -60,7 +60,9 @@ public indirect enum FixtureValue: Decodable, Sendable, CustomStringConvertible 
         case .double(let d): return String(d)
         case .string(let s): return "\"\(s)\""
         case .array(let a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
-        case .object(let o): return "{" + o.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
+        case .object(let o):
+            return "{" + o.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+                + "}"
         }
     }
 
@@ -116,19 +118,25 @@ public struct Fixture {
     /// The tensor `key`.
     /// - Throws: `FixtureError` when absent.
     public func tensor(_ key: String) throws -> Tensor {
-        guard let t = tensors[key] else { throw FixtureError("\(name) has no tensor \"\(key)\" (has \(tensors.keys.sorted()))") }
+        guard let t = tensors[key] else {
+            throw FixtureError("\(name) has no tensor \"\(key)\" (has \(tensors.keys.sorted()))")
+        }
         return t
     }
 
     /// The integer array `key`.
     public func indexTensor(_ key: String) throws -> IndexTensor {
-        guard let t = ints[key] else { throw FixtureError("\(name) has no integer array \"\(key)\" (has \(ints.keys.sorted()))") }
+        guard let t = ints[key] else {
+            throw FixtureError("\(name) has no integer array \"\(key)\" (has \(ints.keys.sorted()))")
+        }
         return t
     }
 
     /// The parameter `key`.
     public func param(_ key: String) throws -> FixtureValue {
-        guard let v = params[key] else { throw FixtureError("\(name) has no parameter \"\(key)\" (has \(params.keys.sorted()))") }
+        guard let v = params[key] else {
+            throw FixtureError("\(name) has no parameter \"\(key)\" (has \(params.keys.sorted()))")
+        }
         return v
     }
 
@@ -180,7 +188,9 @@ public struct Fixture {
         let v = try param(key)
         guard case .array(let a) = v else { throw FixtureError("\(name).\(key) = \(v) is not an array") }
         return try a.map { e in
-            guard let d = e.doubleValue else { throw FixtureError("\(name).\(key) = \(v) holds a non-number") }
+            guard let d = e.doubleValue else {
+                throw FixtureError("\(name).\(key) = \(v) holds a non-number")
+            }
             return d
         }
     }

@@ -12,10 +12,13 @@ import Vision
 @Suite struct CLIPParityTests {
     @Test func parameterNamesAndShapesMatchHFCheckpointKeys() throws {
         let fixture = try loadFixtureCase("clip_tiny", group: "vision")
-        guard case .object(let saved) = try fixture.param("saved_keys") else { throw FixtureError("saved_keys") }
+        guard case .object(let saved) = try fixture.param("saved_keys") else {
+            throw FixtureError("saved_keys")
+        }
         let model = try VisionFixtures.clipModel()
         // Unprefixed names (transformers 5 save_pretrained) are the transformer's own names.
-        let ours = Dictionary(uniqueKeysWithValues: model.visionModel.namedParameters().map { ($0.0, $0.1.shape) })
+        let ours = Dictionary(
+            uniqueKeysWithValues: model.visionModel.namedParameters().map { ($0.0, $0.1.shape) })
         #expect(Set(ours.keys) == Set(saved.keys))
         for (name, shape) in saved {
             guard case .array(let dims) = shape else { continue }
@@ -48,7 +51,8 @@ import Vision
     @Test func hiddenStatesMatchHFAtInterpolatedNonSquareSize() throws {
         try checkHiddenStates(tag: "interp")
         let model = try VisionFixtures.clipModel()
-        let pixels = try VisionFixtures.safetensors("clip_tiny_reference.safetensors").readTensor("interp.pixel_values")
+        let pixels = try VisionFixtures.safetensors("clip_tiny_reference.safetensors").readTensor(
+            "interp.pixel_values")
         let f = try model.features(pixels)
         #expect(f.grid.height == 10 && f.grid.width == 6)
         #expect(f.levels[0].shape == [2, 60, 32])
@@ -114,7 +118,8 @@ import Vision
 
     @Test func frozenTowerRecordsNoGraph() throws {
         let model = try VisionFixtures.clipModel()
-        let pixels = try VisionFixtures.safetensors("clip_tiny_reference.safetensors").readTensor("native.pixel_values")
+        let pixels = try VisionFixtures.safetensors("clip_tiny_reference.safetensors").readTensor(
+            "native.pixel_values")
         let trainable = try model.features(pixels)
         #expect(trainable.levels[0].requiresGradient)
         model.isFrozen = true

@@ -10,9 +10,13 @@ import Vision
 // encoding round trips, and bad input. References: preprocess.safetensors (scripts/make_vision_fixtures.py).
 
 @Suite struct ImagePipelineTests {
-    static let names = ["cmyk.jpg", "exif6.jpg", "gray.png", "gray16.png", "palette.png", "rgb.jpg", "rgb.png", "rgba.png"]
+    static let names = [
+        "cmyk.jpg", "exif6.jpg", "gray.png", "gray16.png", "palette.png", "rgb.jpg", "rgb.png", "rgba.png",
+    ]
 
-    func path(_ name: String) -> String { VisionFixtures.directory.appendingPathComponent("images/\(name)").path }
+    func path(_ name: String) -> String {
+        VisionFixtures.directory.appendingPathComponent("images/\(name)").path
+    }
 
     /// Max |a - b| over the samples of an RGB image and a [H, W, 3] reference.
     func maxDiff(_ image: Image, _ ref: Tensor) -> Float {
@@ -24,7 +28,8 @@ import Vision
         for name in Self.names {
             let expected = try ref.readTensor("decoded.\(name)")
             let image = try ImageCodec.decode(contentsOf: path(name)).rgb()
-            #expect([image.height, image.width, 3] == expected.shape, "\(name): \(image.width) x \(image.height)")
+            #expect(
+                [image.height, image.width, 3] == expected.shape, "\(name): \(image.width) x \(image.height)")
             guard [image.height, image.width, 3] == expected.shape else { continue }
             let d = maxDiff(image, expected)
             // PNG decoding is exact; JPEG allows one level (IDCT rounding between libjpeg-turbo builds).
@@ -70,9 +75,12 @@ import Vision
             // ...and from Pillow's decode (resize and crop alone): bit-exact.
             let decoded = try ref.readTensor("decoded.\(name)")
             let pil = try Image(
-                width: decoded.shape[1], height: decoded.shape[0], channels: 3, pixels: decoded.scalars.map { UInt8($0) })
+                width: decoded.shape[1], height: decoded.shape[0], channels: 3,
+                pixels: decoded.scalars.map { UInt8($0) })
             let exact = try processor.prepare(pil).tensor()
-            #expect(try (exact - expected).abs().max().item() * 255 <= 1e-3, "\(name): resize/crop differs from Pillow")
+            #expect(
+                try (exact - expected).abs().max().item() * 255 <= 1e-3,
+                "\(name): resize/crop differs from Pillow")
         }
         #expect(worst <= 1)
         // Normalisation is CLIP's (x - mean) / std per channel.
@@ -108,7 +116,8 @@ import Vision
         var g = RandomGenerator(seed: 5)
         let noise = Tensor.uniform([12 * 9 * 4], low: 0, high: 255, generator: &g).scalars.map { UInt8($0) }
         for channels in 1...4 {
-            let im = try Image(width: 12, height: 9, channels: channels, pixels: Array(noise.prefix(12 * 9 * channels)))
+            let im = try Image(
+                width: 12, height: 9, channels: channels, pixels: Array(noise.prefix(12 * 9 * channels)))
             let back = try ImageCodec.decode(try ImageCodec.encodePNG(im), name: "memory.png")
             #expect(back == im, "PNG with \(channels) channels")
         }
@@ -118,7 +127,9 @@ import Vision
         let photo = try Image(width: 32, height: 24, channels: 3, pixels: smooth)
         let jpeg = try ImageCodec.decode(try ImageCodec.encodeJPEG(photo, quality: 95), name: "memory.jpg")
         #expect(jpeg.width == photo.width && jpeg.height == photo.height && jpeg.channels == 3)
-        let meanAbs = zip(jpeg.pixels, photo.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(photo.pixels.count)
+        let meanAbs =
+            zip(jpeg.pixels, photo.pixels).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) }
+            / Double(photo.pixels.count)
         #expect(meanAbs < 2, "JPEG q95 mean absolute error \(meanAbs)")
         let gray = try Image(width: 8, height: 8, color: [77])
         let grayBack = try ImageCodec.decode(try ImageCodec.encodeJPEG(gray), name: "gray.jpg")
@@ -128,7 +139,9 @@ import Vision
         defer { try? FileManager.default.removeItem(at: dir) }
         try ImageCodec.write(photo, to: dir.appendingPathComponent("out.png").path)
         #expect(try ImageCodec.decode(contentsOf: dir.appendingPathComponent("out.png").path) == photo)
-        #expect(throws: VisionError.self) { try ImageCodec.write(photo, to: dir.appendingPathComponent("out.gif").path) }
+        #expect(throws: VisionError.self) {
+            try ImageCodec.write(photo, to: dir.appendingPathComponent("out.gif").path)
+        }
     }
 
     @Test func badInputErrorsNameTheFile() throws {
@@ -170,7 +183,9 @@ import Vision
                 #expect(e.source == path(name) && e.message.contains("over the limit of 100"), "\(e)")
             }
         }
-        #expect(throws: VisionError.self) { try CLIPImageProcessor(size: 24).batch(paths: [path("rgb.png"), cases[1].0]) }
+        #expect(throws: VisionError.self) {
+            try CLIPImageProcessor(size: 24).batch(paths: [path("rgb.png"), cases[1].0])
+        }
     }
 
     @Test func subImagesThroughThePipeline() throws {

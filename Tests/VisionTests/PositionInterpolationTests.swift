@@ -10,7 +10,9 @@ import Vision
 // 10 x 6 (upsampling, non-square) and 5 x 7 (down in one direction, up in the other).
 
 @Suite struct PositionInterpolationTests {
-    let methods: [(String, PositionInterpolation)] = [("hf", .huggingFace), ("cos", .chainOfSight), ("timm", .timm)]
+    let methods: [(String, PositionInterpolation)] = [
+        ("hf", .huggingFace), ("cos", .chainOfSight), ("timm", .timm),
+    ]
 
     @Test func matchesPyTorchForEachRule() throws {
         let ref = try VisionFixtures.safetensors("pos_interp.safetensors")
@@ -24,20 +26,27 @@ import Vision
                 let err = relError(got, expected)
                 #expect(err <= 1e-5, "\(tag) \(h)x\(w): relative error \(err)")
                 // The class row is passed through untouched.
-                #expect(try got.narrow(axis: 0, start: 0, length: 1).scalars == table.narrow(axis: 0, start: 0, length: 1).scalars)
+                #expect(
+                    try got.narrow(axis: 0, start: 0, length: 1).scalars
+                        == table.narrow(axis: 0, start: 0, length: 1).scalars)
             }
         }
         // The three rules really differ (so each comparison above tests its own rule).
-        let hf = try ref.readTensor("hf.10x6"), cos = try ref.readTensor("cos.10x6"), timm = try ref.readTensor("timm.10x6")
+        let hf = try ref.readTensor("hf.10x6"), cos = try ref.readTensor("cos.10x6"),
+            timm = try ref.readTensor("timm.10x6")
         #expect(relError(hf, cos) > 1e-3 && relError(hf, timm) > 1e-3)
     }
 
     @Test func identityAtTheStoredGridAndErrors() throws {
         let table = try Tensor(shape: [10, 3], scalars: (0..<30).map { Float($0) * 0.25 - 3 })
         for (_, method) in methods {
-            #expect(try interpolatePositionEmbedding(table, grid: (3, 3), method: method).scalars == table.scalars)
+            #expect(
+                try interpolatePositionEmbedding(table, grid: (3, 3), method: method).scalars == table.scalars
+            )
         }
-        #expect(throws: VisionError.self) { try interpolatePositionEmbedding(Tensor.zeros([11, 3]), grid: (3, 3)) }
+        #expect(throws: VisionError.self) {
+            try interpolatePositionEmbedding(Tensor.zeros([11, 3]), grid: (3, 3))
+        }
         #expect(throws: VisionError.self) { try interpolatePositionEmbedding(table, grid: (0, 3)) }
     }
 

@@ -7,7 +7,8 @@ import Vision
 
 @Suite struct PretrainedTests {
     func temporaryDirectory() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vision-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vision-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }
@@ -27,13 +28,16 @@ import Vision
         } catch let e as VisionError {
             #expect(e.source == dir && e.message.contains("config.json"))
         }
-        try FileManager.default.copyItem(atPath: VisionFixtures.clipDirectory + "/config.json", toPath: dir + "/config.json")
+        try FileManager.default.copyItem(
+            atPath: VisionFixtures.clipDirectory + "/config.json", toPath: dir + "/config.json")
         #expect(throws: VisionError.self) { try CLIPVisionModel.fromPretrained(directory: dir) }
     }
 
     @Test func exportedFilesHaveHFNamesShapesAndValues() throws {
         let fixture = try loadFixtureCase("clip_tiny", group: "vision")
-        guard case .object(let saved) = try fixture.param("saved_keys") else { throw FixtureError("saved_keys") }
+        guard case .object(let saved) = try fixture.param("saved_keys") else {
+            throw FixtureError("saved_keys")
+        }
         let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
         let original = try SafetensorsFile(path: VisionFixtures.clipDirectory + "/model.safetensors")
         let dir = try temporaryDirectory()
@@ -49,7 +53,9 @@ import Vision
                 guard case .array(let dims)? = saved[bare] else { continue }
                 #expect(info.shape == dims.compactMap(\.intValue), "\(info.name)")
                 #expect(info.dtype == .float32)
-                #expect(try file.readTensor(info.name).scalars == original.readTensor(bare).scalars, "\(info.name)")
+                #expect(
+                    try file.readTensor(info.name).scalars == original.readTensor(bare).scalars,
+                    "\(info.name)")
             }
             #expect(file.metadata["format"] == "pt")
             let config = try CLIPVisionConfig.load(contentsOf: out + "/config.json")
@@ -79,7 +85,9 @@ import Vision
         }
         let (probe, _) = run(["-c", "import torch, transformers, safetensors"])
         guard probe == 0 else {
-            print("skipped: the HF transformers load check needs \(python) with torch, transformers and safetensors (set SIGHTLINE_PYTHON)")
+            print(
+                "skipped: the HF transformers load check needs \(python) with torch, transformers and safetensors (set SIGHTLINE_PYTHON)"
+            )
             return
         }
         let script = VisionFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()

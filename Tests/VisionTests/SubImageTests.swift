@@ -11,7 +11,8 @@ import Vision
     }
 
     func region(_ x: Tensor, rows: Range<Int>, cols: Range<Int>) throws -> Tensor {
-        try x.narrow(axis: 1, start: rows.lowerBound, length: rows.count).narrow(axis: 2, start: cols.lowerBound, length: cols.count)
+        try x.narrow(axis: 1, start: rows.lowerBound, length: rows.count).narrow(
+            axis: 2, start: cols.lowerBound, length: cols.count)
     }
 
     @Test func mm1CutsA1344ImageIntoOverviewAndFourExactCrops() throws {
@@ -26,7 +27,8 @@ import Vision
         // Crops tile the image exactly: crop (i, j) is rows [672 i, 672 (i+1)), columns [672 j, 672 (j+1)).
         for (k, (i, j)) in [(0, 0), (0, 1), (1, 0), (1, 1)].enumerated() {
             let crop = try subs.narrow(axis: 0, start: 1 + k, length: 1).squeezed(0)
-            let expected = try region(image, rows: (672 * i)..<(672 * (i + 1)), cols: (672 * j)..<(672 * (j + 1)))
+            let expected = try region(
+                image, rows: (672 * i)..<(672 * (i + 1)), cols: (672 * j)..<(672 * (j + 1)))
             #expect(crop.scalars == expected.scalars, "crop \(k)")
         }
         // The overview (first) is the whole image downsized.
@@ -40,7 +42,8 @@ import Vision
         let image = ramp([3, 21, 21])
         let subs = try d.decompose(image)
         #expect(subs.shape == [5, 3, 8, 8])
-        let full = try interpolate(image.unsqueezed(0), size: (16, 16), mode: .bicubic, antialias: true).squeezed(0)
+        let full = try interpolate(image.unsqueezed(0), size: (16, 16), mode: .bicubic, antialias: true)
+            .squeezed(0)
         let crop3 = try subs.narrow(axis: 0, start: 4, length: 1).squeezed(0)
         #expect(crop3.scalars == (try region(full, rows: 8..<16, cols: 8..<16)).scalars)
     }
@@ -70,8 +73,11 @@ import Vision
         var stretch = d
         stretch.fit = .stretch
         let s = try stretch.decompose(image)
-        let expected = try interpolate(image.unsqueezed(0), size: (10, 10), mode: .bicubic, antialias: true).squeezed(0)
-        #expect(try s.narrow(axis: 0, start: 1, length: 1).squeezed(0).scalars == region(expected, rows: 0..<5, cols: 0..<5).scalars)
+        let expected = try interpolate(image.unsqueezed(0), size: (10, 10), mode: .bicubic, antialias: true)
+            .squeezed(0)
+        #expect(
+            try s.narrow(axis: 0, start: 1, length: 1).squeezed(0).scalars
+                == region(expected, rows: 0..<5, cols: 0..<5).scalars)
     }
 
     @Test func configurableGridWithoutOverviewAndBatches() throws {

@@ -11,9 +11,13 @@ import Vision
     @Test func exportedWeightsFileLoadsIntoTransformers() throws {
         let directory = VisionFixtures.directory.appendingPathComponent("clip_tiny").path
         let model = try CLIPVisionModel.fromPretrained(directory: directory)
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("clip-\(UUID().uuidString).h5").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "clip-\(UUID().uuidString).h5"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: out) }
-        try WeightsFile.save(module: model, to: out, config: String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self))
+        try WeightsFile.save(
+            module: model, to: out,
+            config: String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self))
         // Our side: the file reads back bit-exactly into a fresh module.
         let again = try CLIPVisionModel(config: model.config)
         try WeightsFile.load(into: again, from: out)
@@ -34,7 +38,9 @@ import Vision
             return (p.terminationStatus, String(decoding: data, as: UTF8.self))
         }
         guard run(["-c", "import torch, transformers, h5py, safetensors"]).0 == 0 else {
-            print("skipped: loading the weights file into transformers needs \(python) with torch, transformers, h5py and safetensors (set SIGHTLINE_PYTHON)")
+            print(
+                "skipped: loading the weights file into transformers needs \(python) with torch, transformers, h5py and safetensors (set SIGHTLINE_PYTHON)"
+            )
             return
         }
         let script = VisionFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()

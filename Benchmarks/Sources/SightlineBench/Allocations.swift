@@ -33,6 +33,10 @@ func allocationSuite(_ report: Report, steps: Int) throws {
     let c1 = mallocCounters()
     for _ in 0..<10 { _ = try x + x }
     let c2 = mallocCounters()
-    _ = report.add("alloc", "malloc calls per matmul [32,64]x[64,256]", unit: "calls", (Double(c1.calls - c0.calls) / 10, Double(c1.bytes - c0.bytes) / 10))
-    _ = report.add("alloc", "malloc calls per add [32,64]", unit: "calls", (Double(c2.calls - c1.calls) / 10, Double(c2.bytes - c1.bytes) / 10))
+    _ = report.add(
+        "alloc", "malloc calls per matmul [32,64]x[64,256]", unit: "calls",
+        (Double(c1.calls - c0.calls) / 10, Double(c1.bytes - c0.bytes) / 10))
+    _ = report.add(
+        "alloc", "malloc calls per add [32,64]", unit: "calls",
+        (Double(c2.calls - c1.calls) / 10, Double(c2.bytes - c1.bytes) / 10))
 }

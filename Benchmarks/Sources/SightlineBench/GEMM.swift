@@ -15,14 +15,21 @@ func gemmSuite(_ report: Report, sizes: [Int], repeats: Int) throws -> Double {
         let raw = a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 measure(repeats: repeats, work: flops) {
-                    BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n, c: &c, ldc: n)
+                    BLAS.sgemm(
+                        transA: false, transB: false, m: n, n: n, k: n, a: pa.baseAddress!, lda: n,
+                        b: pb.baseAddress!, ldb: n, c: &c, ldc: n)
                 }
             }
         }
         let base = report.add("gemm", "cblas_sgemm \(n)^3", unit: "GFLOP/s", raw)
         peak = raw.best
-        _ = report.add("gemm", "Tensor.matmul \(n)^3", unit: "GFLOP/s", try measure(repeats: repeats, work: flops) { _ = try Tensor.matmul(a, b) }, baseline: base)
-        _ = report.add("gemm", "Tensor.matmul(transposeB) \(n)^3", unit: "GFLOP/s", try measure(repeats: repeats, work: flops) { _ = try Tensor.matmul(a, b, transposeB: true) }, baseline: base)
+        _ = report.add(
+            "gemm", "Tensor.matmul \(n)^3", unit: "GFLOP/s",
+            try measure(repeats: repeats, work: flops) { _ = try Tensor.matmul(a, b) }, baseline: base)
+        _ = report.add(
+            "gemm", "Tensor.matmul(transposeB) \(n)^3", unit: "GFLOP/s",
+            try measure(repeats: repeats, work: flops) { _ = try Tensor.matmul(a, b, transposeB: true) },
+            baseline: base)
     }
     return peak
 }

@@ -16,7 +16,9 @@ struct Row {
 }
 
 /// Times `body` `repeats` times after `warmup` runs; returns rates `work / seconds`.
-func measure(repeats: Int, warmup: Int = 2, work: Double, _ body: () throws -> Void) rethrows -> (best: Double, median: Double) {
+func measure(repeats: Int, warmup: Int = 2, work: Double, _ body: () throws -> Void) rethrows -> (
+    best: Double, median: Double
+) {
     for _ in 0..<warmup { try body() }
     var rates: [Double] = []
     for _ in 0..<repeats {
@@ -33,26 +35,35 @@ func measure(repeats: Int, warmup: Int = 2, work: Double, _ body: () throws -> V
 final class Report {
     var rows: [Row] = []
 
-    func add(_ suite: String, _ name: String, unit: String, _ r: (best: Double, median: Double), baseline: Row? = nil) -> Row {
+    func add(
+        _ suite: String, _ name: String, unit: String, _ r: (best: Double, median: Double),
+        baseline: Row? = nil
+    ) -> Row {
         let row = Row(
             suite: suite, name: name, unit: unit, best: r.best, median: r.median,
             ratio: baseline.map { r.best / $0.best }, baseline: baseline?.name)
         rows.append(row)
         let ratio = row.ratio.map { String(format: "  %.2fx of %@", $0, row.baseline!) } ?? ""
-        let label = suite.padding(toLength: 12, withPad: " ", startingAt: 0)
+        let label =
+            suite.padding(toLength: 12, withPad: " ", startingAt: 0)
             + name.padding(toLength: 60, withPad: " ", startingAt: 0)
-        print(label + String(format: " best %9.2f ", r.best) + unit + String(format: "  median %9.2f", r.median) + ratio)
+        print(
+            label + String(format: " best %9.2f ", r.best) + unit + String(format: "  median %9.2f", r.median)
+                + ratio)
         fflush(stdout)
         return row
     }
 
     func writeJSON(to path: String) throws {
         let objects: [[String: Any]] = rows.map { r in
-            var o: [String: Any] = ["suite": r.suite, "name": r.name, "unit": r.unit, "best": r.best, "median": r.median]
+            var o: [String: Any] = [
+                "suite": r.suite, "name": r.name, "unit": r.unit, "best": r.best, "median": r.median,
+            ]
             if let ratio = r.ratio { o["ratio"] = ratio; o["baseline"] = r.baseline! }
             return o
         }
-        let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
+        let data = try JSONSerialization.data(
+            withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: URL(fileURLWithPath: path))
     }
 }

@@ -23,11 +23,17 @@ func optimizerSuite(_ report: Report, repeats: Int) throws {
     let dst = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
     defer { src.deallocate(); dst.deallocate() }
     src.initializeMemory(as: UInt8.self, repeating: 1, count: n * 4)
-    let copy = report.add("optim", "memcpy \(n / 1_000_000)M floats", unit: "GB/s", measure(repeats: repeats, work: Double(n) * 8 * 1e-9) {
-        dst.copyMemory(from: src, byteCount: n * 4)
-    })
+    let copy = report.add(
+        "optim", "memcpy \(n / 1_000_000)M floats", unit: "GB/s",
+        measure(repeats: repeats, work: Double(n) * 8 * 1e-9) {
+            dst.copyMemory(from: src, byteCount: n * 4)
+        })
     let opt = AdamW(.init(learningRate: 1e-4, weightDecay: 0.1, semantics: .decoupled))
-    let r = try measure(repeats: repeats, work: bytes * 1e-9) { try opt.update(params, gradients: grads, scheduleMultiplier: 0.5) }
+    let r = try measure(repeats: repeats, work: bytes * 1e-9) {
+        try opt.update(params, gradients: grads, scheduleMultiplier: 0.5)
+    }
     _ = report.add("optim", "AdamW step, 60M parameters", unit: "GB/s", r, baseline: copy)
-    _ = report.add("optim", "AdamW step, 60M parameters (ms)", unit: "ms", (bytes * 1e-9 / r.best * 1e3, bytes * 1e-9 / r.median * 1e3))
+    _ = report.add(
+        "optim", "AdamW step, 60M parameters (ms)", unit: "ms",
+        (bytes * 1e-9 / r.best * 1e3, bytes * 1e-9 / r.median * 1e3))
 }

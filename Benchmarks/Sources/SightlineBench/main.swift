@@ -8,7 +8,9 @@ import Tensor
 var args = Array(CommandLine.arguments.dropFirst())
 var jsonPath: String?
 var repeats = 10
-if let i = args.firstIndex(of: "--json"), i + 1 < args.count { jsonPath = args[i + 1]; args.removeSubrange(i...(i + 1)) }
+if let i = args.firstIndex(of: "--json"), i + 1 < args.count {
+    jsonPath = args[i + 1]; args.removeSubrange(i...(i + 1))
+}
 if let i = args.firstIndex(of: "--repeats"), i + 1 < args.count, let n = Int(args[i + 1]) {
     repeats = n
     args.removeSubrange(i...(i + 1))
@@ -23,7 +25,8 @@ print("# \(ComputeRuntime.blas())")
 let report = Report()
 var peak: Row?
 if suites.contains("gemm") || suites.contains("attention") {
-    _ = try gemmSuite(report, sizes: suites.contains("gemm") ? [256, 512, 1024, 2048] : [2048], repeats: repeats)
+    _ = try gemmSuite(
+        report, sizes: suites.contains("gemm") ? [256, 512, 1024, 2048] : [2048], repeats: repeats)
     peak = report.rows.last { $0.name.hasPrefix("cblas_sgemm") }
 }
 if suites.contains("memory") { try memorySuite(report, elements: 1 << 24, repeats: repeats) }

@@ -29,8 +29,10 @@ public struct CAbstractorConfig: Codable, Equatable, Sendable {
     public var featureLevel: Int
 
     public init(
-        visionDim: Int, hiddenSize: Int = 1024, llmDim: Int, depth: Int = 3, mlpDepth: Int = 2, numQueries: Int,
-        inputGrid: Grid, posEmb: Bool = true, seRatio: Double = 0.25, layerNormEps: Float = 1e-5, featureLevel: Int = -1
+        visionDim: Int, hiddenSize: Int = 1024, llmDim: Int, depth: Int = 3, mlpDepth: Int = 2,
+        numQueries: Int,
+        inputGrid: Grid, posEmb: Bool = true, seRatio: Double = 0.25, layerNormEps: Float = 1e-5,
+        featureLevel: Int = -1
     ) {
         self.visionDim = visionDim
         self.hiddenSize = hiddenSize
@@ -58,7 +60,8 @@ public struct CAbstractorConfig: Codable, Equatable, Sendable {
         if posEmb && grid != inputGrid {
             throw TensorError(
                 "CAbstractor",
-                "features on a \(grid) grid (\(grid.count) patches) do not match the position embedding's \(inputGrid) grid (\(inputGrid.count) patches)")
+                "features on a \(grid) grid (\(grid.count) patches) do not match the position embedding's \(inputGrid) grid (\(inputGrid.count) patches)"
+            )
         }
         return numQueries
     }
@@ -71,7 +74,9 @@ public final class ConvNormAct: Module {
     public let applyActivation: Bool
 
     init(_ cin: Int, _ cout: Int, kernel: Int, groups: Int = 1, activation: Bool, eps: Float) {
-        conv = Conv2d(cin, cout, kernelSize: (kernel, kernel), padding: (kernel / 2, kernel / 2), groups: groups, bias: false)
+        conv = Conv2d(
+            cin, cout, kernelSize: (kernel, kernel), padding: (kernel / 2, kernel / 2), groups: groups,
+            bias: false)
         bn = LayerNorm2d(cout, eps: eps)
         applyActivation = activation
     }
@@ -119,16 +124,20 @@ public final class RegNetBottleneck: Module {
     ///   - seRatio: squeeze width = round(seRatio * inChannels).
     public init(inChannels: Int, outChannels: Int, seRatio: Double = 0.25, eps: Float = 1e-5) {
         conv1 = ConvNormAct(inChannels, outChannels, kernel: 1, activation: true, eps: eps)
-        conv2 = ConvNormAct(outChannels, outChannels, kernel: 3, groups: outChannels, activation: true, eps: eps)
+        conv2 = ConvNormAct(
+            outChannels, outChannels, kernel: 3, groups: outChannels, activation: true, eps: eps)
         // Python's round() rounds half to even.
         let reduced = Int((seRatio * Double(inChannels)).rounded(.toNearestOrEven))
         se = SqueezeExcitation(channels: outChannels, reduced: max(reduced, 1))
         conv3 = ConvNormAct(outChannels, outChannels, kernel: 1, activation: false, eps: eps)
-        downsample = inChannels == outChannels ? nil : ConvNormAct(inChannels, outChannels, kernel: 1, activation: false, eps: eps)
+        downsample =
+            inChannels == outChannels
+            ? nil : ConvNormAct(inChannels, outChannels, kernel: 1, activation: false, eps: eps)
     }
 
     public override var localChildren: [(String, Module)] {
-        [("conv1", conv1), ("conv2", conv2), ("se", se), ("conv3", conv3)] + (downsample.map { [("downsample", $0)] } ?? [])
+        [("conv1", conv1), ("conv2", conv2), ("se", se), ("conv3", conv3)]
+            + (downsample.map { [("downsample", $0)] } ?? [])
     }
 
     /// `[N, Cin, H, W]` -> `[N, Cout, H, W]`
@@ -145,11 +154,15 @@ public final class RegNetStage: Module {
 
     public init(depth: Int, inChannels: Int, outChannels: Int, seRatio: Double = 0.25, eps: Float = 1e-5) {
         blocks = (0..<depth).map {
-            RegNetBottleneck(inChannels: $0 == 0 ? inChannels : outChannels, outChannels: outChannels, seRatio: seRatio, eps: eps)
+            RegNetBottleneck(
+                inChannels: $0 == 0 ? inChannels : outChannels, outChannels: outChannels, seRatio: seRatio,
+                eps: eps)
         }
     }
 
-    public override var localChildren: [(String, Module)] { blocks.enumerated().map { ("b\($0.offset + 1)", $0.element) } }
+    public override var localChildren: [(String, Module)] {
+        blocks.enumerated().map { ("b\($0.offset + 1)", $0.element) }
+    }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try blocks.reduce(x) { try $1($0) } }
 }
@@ -189,19 +202,23 @@ public final class CAbstractor: Module, Connector {
         guard config.pooledSide != nil else {
             throw TensorError(op, "numQueries \(config.numQueries) is not a perfect square")
         }
-        guard config.visionDim > 0, config.hiddenSize > 0, config.llmDim > 0, config.depth >= 0, config.mlpDepth >= 1,
+        guard config.visionDim > 0, config.hiddenSize > 0, config.llmDim > 0, config.depth >= 0,
+            config.mlpDepth >= 1,
             config.inputGrid.height > 0, config.inputGrid.width > 0
         else {
-            throw TensorError(op, "needs positive widths, depth >= 0, mlpDepth >= 1 and a non-empty grid, got \(config)")
+            throw TensorError(
+                op, "needs positive widths, depth >= 0, mlpDepth >= 1 and a non-empty grid, got \(config)")
         }
         self.config = config
         posEmb = config.posEmb ? Parameter(Tensor.zeros([1, config.inputGrid.count, config.visionDim])) : nil
         if config.depth > 0 {
             s1 = RegNetStage(
-                depth: config.depth, inChannels: config.visionDim, outChannels: config.hiddenSize, seRatio: config.seRatio,
+                depth: config.depth, inChannels: config.visionDim, outChannels: config.hiddenSize,
+                seRatio: config.seRatio,
                 eps: config.layerNormEps)
             s2 = RegNetStage(
-                depth: config.depth, inChannels: config.hiddenSize, outChannels: config.hiddenSize, seRatio: config.seRatio,
+                depth: config.depth, inChannels: config.hiddenSize, outChannels: config.hiddenSize,
+                seRatio: config.seRatio,
                 eps: config.layerNormEps)
         } else {
             (s1, s2) = (nil, nil)
@@ -236,7 +253,8 @@ public final class CAbstractor: Module, Connector {
     /// - Returns: `[B, numQueries, llmDim]`
     public func callAsFunction(_ levels: [FeatureLevel]) throws -> Tensor {
         _ = try checkLevels(
-            levels, expected: 1, visionDim: config.visionDim, grid: config.posEmb ? config.inputGrid : nil, op: "CAbstractor")
+            levels, expected: 1, visionDim: config.visionDim, grid: config.posEmb ? config.inputGrid : nil,
+            op: "CAbstractor")
         var x = levels[0].features
         if let posEmb { x = try x + posEmb.value }
         var map = try tokensToMap(x, grid: levels[0].grid)
@@ -254,5 +272,7 @@ public final class CAbstractor: Module, Connector {
 final class ReadoutNames: Module {
     let layers: [Linear]
     init(_ layers: [Linear]) { self.layers = layers }
-    override var localChildren: [(String, Module)] { layers.enumerated().map { (String(2 * $0.offset), $0.element) } }
+    override var localChildren: [(String, Module)] {
+        layers.enumerated().map { (String(2 * $0.offset), $0.element) }
+    }
 }

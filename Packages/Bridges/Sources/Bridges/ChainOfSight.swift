@@ -15,7 +15,8 @@ public final class ChainOfSightAttention: Module {
 
     init(dim: Int, visionDim: Int, heads: Int, eps: Float) {
         attention = MultiHeadAttention(
-            embedDim: dim, numHeads: heads, contextDim: visionDim, bias: false, outputBias: true, names: .chainOfSight)
+            embedDim: dim, numHeads: heads, contextDim: visionDim, bias: false, outputBias: true,
+            names: .chainOfSight)
         queryNorm = LayerNorm(dim, eps: eps)
         contextNorm = LayerNorm(visionDim, eps: eps)
     }
@@ -59,7 +60,8 @@ public struct ChainOfSightBlock {
 /// - Throws: `TensorError` when the window does not tile the grid or the tokens do not fill it.
 public func windowPartition(_ x: Tensor, grid: Grid, windowSize ws: Int) throws -> Tensor {
     guard x.rank == 3, x.shape[1] == grid.count else {
-        throw TensorError("window_partition", "expects [B, \(grid.count), C] for a \(grid) grid, got \(x.shape)")
+        throw TensorError(
+            "window_partition", "expects [B, \(grid.count), C] for a \(grid) grid, got \(x.shape)")
     }
     guard ws > 0, grid.height % ws == 0, grid.width % ws == 0 else {
         throw TensorError("window_partition", "window size \(ws) does not tile the \(grid) grid")
@@ -67,7 +69,9 @@ public func windowPartition(_ x: Tensor, grid: Grid, windowSize ws: Int) throws 
     let (b, c) = (x.shape[0], x.shape[2])
     let (gh, gw) = (grid.height / ws, grid.width / ws)
     if gh == 1 && gw == 1 { return x }
-    return try x.reshaped([b, gh, ws, gw, ws, c]).permuted([0, 1, 3, 2, 4, 5]).reshaped([b * gh * gw, ws * ws, c])
+    return try x.reshaped([b, gh, ws, gw, ws, c]).permuted([0, 1, 3, 2, 4, 5]).reshaped([
+        b * gh * gw, ws * ws, c,
+    ])
 }
 
 /// The Chain-of-Sight connector: per scale, learnable queries owned window by window, refined through
@@ -104,7 +108,9 @@ public final class ChainOfSight: Module, Connector {
         blocks = config.featureLevels.map { level in
             config.scales.map { s in
                 ChainOfSightBlock(
-                    attn: ChainOfSightAttention(dim: config.dim, visionDim: config.visionDim, heads: config.heads, eps: config.layerNormEps),
+                    attn: ChainOfSightAttention(
+                        dim: config.dim, visionDim: config.visionDim, heads: config.heads,
+                        eps: config.layerNormEps),
                     mlp: MLP(config.dim, hidden: config.mlpRatio * config.dim, activation: { gelu($0) }),
                     ln: LayerNorm(config.dim, eps: config.layerNormEps),
                     suffix: ChainOfSight.blockSuffix(s, level: level))
@@ -184,14 +190,18 @@ public final class ChainOfSight: Module, Connector {
     /// Each scale's tokens before `ln_out`: `[B, nq_s, dim]` per scale, in config order.
     /// - Parameter levels: one level per `config.featureLevels`, each `[B, H*W, visionDim]` on `config.grid`.
     public func scaleTokens(_ levels: [FeatureLevel]) throws -> [Tensor] {
-        let b = try checkLevels(levels, expected: config.featureLevels.count, visionDim: config.visionDim, grid: config.grid, op: "ChainOfSight")
+        let b = try checkLevels(
+            levels, expected: config.featureLevels.count, visionDim: config.visionDim, grid: config.grid,
+            op: "ChainOfSight")
         let d = config.dim
         return try config.scales.indices.map { s in
             let layout = layouts[s]
             let ws = config.scales[s].windowSize
             let (nw, npw) = (layout.windows, layout.queriesPerWindow)
             // Window w of image b owns query slice [w * npw, (w + 1) * npw): [B * nw, npw, dim].
-            var q = try queries[s].value.reshaped([1, nw, npw, d]).expand([b, nw, npw, d]).reshaped([b * nw, npw, d])
+            var q = try queries[s].value.reshaped([1, nw, npw, d]).expand([b, nw, npw, d]).reshaped([
+                b * nw, npw, d,
+            ])
             for (l, level) in levels.enumerated() {
                 let window = try windowPartition(level.features, grid: config.grid, windowSize: ws)
                 q = try blocks[l][s](q, window: window)

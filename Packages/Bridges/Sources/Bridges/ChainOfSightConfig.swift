@@ -76,7 +76,10 @@ public struct ChainOfSightConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         let op = "ChainOfSight"
         guard visionDim > 0, dim > 0, llmDim > 0, mlpRatio > 0 else {
-            throw TensorError(op, "widths must be positive: visionDim \(visionDim), dim \(dim), llmDim \(llmDim), mlpRatio \(mlpRatio)")
+            throw TensorError(
+                op,
+                "widths must be positive: visionDim \(visionDim), dim \(dim), llmDim \(llmDim), mlpRatio \(mlpRatio)"
+            )
         }
         guard headDim > 0, dim % headDim == 0 else {
             throw TensorError(op, "dim \(dim) is not a multiple of headDim \(headDim)")
@@ -85,17 +88,22 @@ public struct ChainOfSightConfig: Codable, Equatable, Sendable {
         guard !featureLevels.isEmpty else { throw TensorError(op, "needs at least one feature level") }
         for l in featureLevels where l < 1 {
             throw TensorError(
-                op, "feature level \(l): levels are hidden_states indices >= 1 (parameter names carry index - 1)")
+                op,
+                "feature level \(l): levels are hidden_states indices >= 1 (parameter names carry index - 1)")
         }
         guard Set(featureLevels).count == featureLevels.count else {
-            throw TensorError(op, "feature levels \(featureLevels) repeat an index; parameter names would collide")
+            throw TensorError(
+                op, "feature levels \(featureLevels) repeat an index; parameter names would collide")
         }
         _ = try layouts()
         var seen: [String: Int] = [:]
         for (i, s) in scales.enumerated() {
             let key = "w\(s.windowSize)_q\(s.queries)"
             if let j = seen[key] {
-                throw TensorError(op, "scales \(j) and \(i) both have window \(s.windowSize) and \(s.queries) queries; parameter names would collide")
+                throw TensorError(
+                    op,
+                    "scales \(j) and \(i) both have window \(s.windowSize) and \(s.queries) queries; parameter names would collide"
+                )
             }
             seen[key] = i
         }
@@ -107,7 +115,8 @@ public struct ChainOfSightConfig: Codable, Equatable, Sendable {
         guard grid == self.grid else {
             throw TensorError(
                 "ChainOfSight",
-                "features on a \(grid) grid (\(grid.count) patches) do not match the configured \(self.grid) grid (\(self.grid.count) patches)")
+                "features on a \(grid) grid (\(grid.count) patches) do not match the configured \(self.grid) grid (\(self.grid.count) patches)"
+            )
         }
         return totalQueries
     }
@@ -125,11 +134,13 @@ public struct ChainOfSightConfig: Codable, Equatable, Sendable {
     /// - Parameters:
     ///   - featureLevels: defaults to [16, 23] ([23] for the single-level `v1_baseline`).
     public static func preset(
-        _ preset: ChainOfSightPreset, visionDim: Int = 1024, dim: Int? = nil, llmDim: Int = 4096, headDim: Int = 64,
+        _ preset: ChainOfSightPreset, visionDim: Int = 1024, dim: Int? = nil, llmDim: Int = 4096,
+        headDim: Int = 64,
         featureLevels: [Int]? = nil
     ) -> ChainOfSightConfig {
         ChainOfSightConfig(
-            visionDim: visionDim, dim: dim, llmDim: llmDim, headDim: headDim, grid: preset.grid, scales: preset.scales,
+            visionDim: visionDim, dim: dim, llmDim: llmDim, headDim: headDim, grid: preset.grid,
+            scales: preset.scales,
             featureLevels: featureLevels ?? (preset == .v1Baseline ? [23] : [16, 23]))
     }
 }

@@ -32,7 +32,8 @@ public enum ConnectorConfiguration: Codable, Equatable, Sendable {
         return .chainOfSight(
             ChainOfSightConfig(
                 visionDim: visionDim, llmDim: llmDim, headDim: headDim, grid: grid,
-                scales: [WindowScale(windowSize: grid.height, queries: queries)], featureLevels: featureLevels))
+                scales: [WindowScale(windowSize: grid.height, queries: queries)], featureLevels: featureLevels
+            ))
     }
 
     /// The `type` tag.
@@ -107,7 +108,9 @@ public enum ConnectorConfiguration: Codable, Equatable, Sendable {
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c,
-                debugDescription: "unknown connector type \"\(type)\" (projection, average_pooling, attention_pooling, c_abstractor, chain_of_sight)")
+                debugDescription:
+                    "unknown connector type \"\(type)\" (projection, average_pooling, attention_pooling, c_abstractor, chain_of_sight)"
+            )
         }
     }
 

@@ -77,7 +77,9 @@ extension Connector {
 
 /// Checks a connector's input levels: count, rank, width, grid and batch.
 /// - Returns: the batch size.
-func checkLevels(_ levels: [FeatureLevel], expected: Int, visionDim: Int, grid: Grid?, op: String) throws -> Int {
+func checkLevels(_ levels: [FeatureLevel], expected: Int, visionDim: Int, grid: Grid?, op: String) throws
+    -> Int
+{
     guard levels.count == expected else {
         throw TensorError(op, "expects \(expected) feature level(s), got \(levels.count)")
     }
@@ -89,11 +91,15 @@ func checkLevels(_ levels: [FeatureLevel], expected: Int, visionDim: Int, grid: 
         }
         guard x.shape[1] == level.grid.count else {
             throw TensorError(
-                op, "feature level \(i) has \(x.shape[1]) tokens but its grid \(level.grid) has \(level.grid.count)")
+                op,
+                "feature level \(i) has \(x.shape[1]) tokens but its grid \(level.grid) has \(level.grid.count)"
+            )
         }
         if let grid, level.grid != grid {
             throw TensorError(
-                op, "feature level \(i) has a \(level.grid) grid (\(level.grid.count) patches), but the connector is configured for \(grid) (\(grid.count) patches)")
+                op,
+                "feature level \(i) has a \(level.grid) grid (\(level.grid.count) patches), but the connector is configured for \(grid) (\(grid.count) patches)"
+            )
         }
         if let b = batch, b != x.shape[0] {
             throw TensorError(op, "feature levels differ in batch size: \(b) vs \(x.shape[0]) at level \(i)")

@@ -38,7 +38,8 @@ public struct ChainOfSightExtension: Codable, Hashable, Sendable {
     public var newGrid: Grid?
 
     public init(
-        name: String, originalGrid: Grid? = nil, originalScales: [WindowScale]? = nil, newScales: [ScaleExtension],
+        name: String, originalGrid: Grid? = nil, originalScales: [WindowScale]? = nil,
+        newScales: [ScaleExtension],
         newGrid: Grid? = nil
     ) {
         self.name = name
@@ -50,19 +51,24 @@ public struct ChainOfSightExtension: Codable, Hashable, Sendable {
 
     /// The identity extension of a trained layout: every scale copied with r = 1, m = 1.
     public static func identity(scales: Int) -> ChainOfSightExtension {
-        ChainOfSightExtension(name: "identity", newScales: (0..<scales).map { ScaleExtension(source: $0, windowRatio: 1, queryRepeat: 1) })
+        ChainOfSightExtension(
+            name: "identity",
+            newScales: (0..<scales).map { ScaleExtension(source: $0, windowRatio: 1, queryRepeat: 1) })
     }
 
     private static func spec(
         _ name: String, _ grid: Int, _ scales: [(Int, Int)], _ new: [(Int, Double, Int)], newGrid: Int
     ) -> ChainOfSightExtension {
         ChainOfSightExtension(
-            name: name, originalGrid: .square(grid), originalScales: scales.map { WindowScale(windowSize: $0.0, queries: $0.1) },
-            newScales: new.map { ScaleExtension(source: $0.0, windowRatio: $0.1, queryRepeat: $0.2) }, newGrid: .square(newGrid))
+            name: name, originalGrid: .square(grid),
+            originalScales: scales.map { WindowScale(windowSize: $0.0, queries: $0.1) },
+            newScales: new.map { ScaleExtension(source: $0.0, windowRatio: $0.1, queryRepeat: $0.2) },
+            newGrid: .square(newGrid))
     }
 
     /// `v1` (80) -> `v1_448_q16+64` (80): resolution scaling only.
-    public static let res224to448_80to80 = spec("res224to448_80to80", 16, [(16, 16), (4, 64)], [(0, 2, 1), (1, 2, 1)], newGrid: 32)
+    public static let res224to448_80to80 = spec(
+        "res224to448_80to80", 16, [(16, 16), (4, 64)], [(0, 2, 1), (1, 2, 1)], newGrid: 32)
     /// `v1` (80) -> `v1_448_q16+64+256` (336).
     public static let res224to448_80to336 = spec(
         "res224to448_80to336", 16, [(16, 16), (4, 64)], [(0, 2, 1), (0, 1, 4), (1, 1, 4)], newGrid: 32)
@@ -84,7 +90,8 @@ public struct ChainOfSightExtension: Codable, Hashable, Sendable {
 
     /// Every named preset.
     public static let presets: [ChainOfSightExtension] = [
-        res224to448_80to80, res224to448_80to336, res224to448_80to1296, res224to448_80to1296_v2, res224to448_80to1104,
+        res224to448_80to80, res224to448_80to336, res224to448_80to1296, res224to448_80to1296_v2,
+        res224to448_80to1104,
         res224to448_32to528, demo32to144,
     ]
 }
@@ -98,7 +105,9 @@ public struct ChainOfSightExtension: Codable, Hashable, Sendable {
 /// - Parameters:
 ///   - windowRows, windowColumns: the old scale's window grid; `queriesPerWindow` its queries per window.
 /// - Throws: `TensorError` when m is not 1, 2 or a perfect square.
-public func inflatedQueryIndices(windowRows: Int, windowColumns: Int, queriesPerWindow npw: Int, repeat m: Int) throws -> [Int] {
+public func inflatedQueryIndices(
+    windowRows: Int, windowColumns: Int, queriesPerWindow npw: Int, repeat m: Int
+) throws -> [Int] {
     let nq = windowRows * windowColumns * npw
     switch m {
     case 1: return Array(0..<nq)
@@ -131,26 +140,37 @@ extension ChainOfSight {
     ) throws -> ChainOfSightConfig {
         let op = "ChainOfSight.inflate"
         if let g = spec.originalGrid, g != trained.grid {
-            throw TensorError(op, "extension \(spec.name) expects a trained \(g) grid, the connector has \(trained.grid)")
+            throw TensorError(
+                op, "extension \(spec.name) expects a trained \(g) grid, the connector has \(trained.grid)")
         }
         if let s = spec.originalScales, s != trained.scales {
             throw TensorError(
-                op, "extension \(spec.name) expects trained scales \(s.map { "(\($0.windowSize), \($0.queries))" }), the connector has \(trained.scales.map { "(\($0.windowSize), \($0.queries))" })")
+                op,
+                "extension \(spec.name) expects trained scales \(s.map { "(\($0.windowSize), \($0.queries))" }), the connector has \(trained.scales.map { "(\($0.windowSize), \($0.queries))" })"
+            )
         }
         if let g = spec.newGrid, g != grid {
             throw TensorError(op, "extension \(spec.name) is for a \(g) grid, asked for \(grid)")
         }
-        guard !spec.newScales.isEmpty else { throw TensorError(op, "extension \(spec.name) has no new scales") }
+        guard !spec.newScales.isEmpty else {
+            throw TensorError(op, "extension \(spec.name) has no new scales")
+        }
         let oldLayouts = try trained.layouts()
         var scales: [WindowScale] = []
         for (i, e) in spec.newScales.enumerated() {
             guard trained.scales.indices.contains(e.source) else {
-                throw TensorError(op, "new scale \(i): source scale \(e.source) does not exist (the connector has \(trained.scales.count) scales)")
+                throw TensorError(
+                    op,
+                    "new scale \(i): source scale \(e.source) does not exist (the connector has \(trained.scales.count) scales)"
+                )
             }
             let old = trained.scales[e.source], oldLayout = oldLayouts[e.source]
             let w = Double(old.windowSize) * e.windowRatio
             guard w >= 1, w.rounded() == w else {
-                throw TensorError(op, "new scale \(i): window \(old.windowSize) x ratio \(e.windowRatio) = \(w) is not a whole number of patches")
+                throw TensorError(
+                    op,
+                    "new scale \(i): window \(old.windowSize) x ratio \(e.windowRatio) = \(w) is not a whole number of patches"
+                )
             }
             let m = e.queryRepeat
             let k = Int(Double(max(m, 0)).squareRoot().rounded())
@@ -164,7 +184,8 @@ extension ChainOfSight {
             guard layout.windowRows == wantRows, layout.windowColumns == wantCols else {
                 throw TensorError(
                     op,
-                    "new scale \(i) (from scale \(e.source), r \(e.windowRatio), m \(m)): window \(scale.windowSize) on the \(grid) grid gives \(layout.windowRows)x\(layout.windowColumns) windows, but repeating the source's \(oldLayout.windowRows)x\(oldLayout.windowColumns) windows' queries needs \(wantRows)x\(wantCols)")
+                    "new scale \(i) (from scale \(e.source), r \(e.windowRatio), m \(m)): window \(scale.windowSize) on the \(grid) grid gives \(layout.windowRows)x\(layout.windowColumns) windows, but repeating the source's \(oldLayout.windowRows)x\(oldLayout.windowColumns) windows' queries needs \(wantRows)x\(wantCols)"
+                )
             }
             scales.append(scale)
         }
@@ -182,7 +203,9 @@ extension ChainOfSight {
     /// copied bit for bit to the new scale; the new queries are the source's, repeated per
     /// `inflatedQueryIndices`; `ln_out` and `out_proj` are copied.
     /// - Throws: `TensorError` from `inflatedConfig(_:with:grid:)`.
-    public static func inflate(_ trained: ChainOfSight, with spec: ChainOfSightExtension, grid: Grid) throws -> ChainOfSight {
+    public static func inflate(_ trained: ChainOfSight, with spec: ChainOfSightExtension, grid: Grid) throws
+        -> ChainOfSight
+    {
         let config = try inflatedConfig(trained.config, with: spec, grid: grid)
         let model = try ChainOfSight(config)
         let d = config.dim
@@ -190,7 +213,8 @@ extension ChainOfSight {
             let c = e.source
             let old = trained.layouts[c]
             let index = try inflatedQueryIndices(
-                windowRows: old.windowRows, windowColumns: old.windowColumns, queriesPerWindow: old.queriesPerWindow,
+                windowRows: old.windowRows, windowColumns: old.windowColumns,
+                queriesPerWindow: old.queriesPerWindow,
                 repeat: e.queryRepeat)
             let src = trained.queries[c].data
             var dst = Tensor.zeros([1, index.count, d])
@@ -204,7 +228,9 @@ extension ChainOfSight {
             model.queries[i].data = dst
             for l in config.featureLevels.indices {
                 let from = trained.blocks[l][c], to = model.blocks[l][i]
-                for (a, b) in zip([from.attn, from.mlp, from.ln] as [Module], [to.attn, to.mlp, to.ln] as [Module]) {
+                for (a, b) in zip(
+                    [from.attn, from.mlp, from.ln] as [Module], [to.attn, to.mlp, to.ln] as [Module])
+                {
                     copyParameters(from: a, to: b)
                 }
             }

@@ -26,8 +26,11 @@ public final class AveragePoolingConnector: Module, Connector {
     public let proj: Linear
 
     public init(_ config: AveragePoolingConfig, seed: UInt64 = 0) throws {
-        guard config.outputGrid.height > 0, config.outputGrid.width > 0, config.visionDim > 0, config.llmDim > 0 else {
-            throw TensorError("AveragePoolingConnector", "needs a positive output grid and widths, got \(config)")
+        guard config.outputGrid.height > 0, config.outputGrid.width > 0, config.visionDim > 0,
+            config.llmDim > 0
+        else {
+            throw TensorError(
+                "AveragePoolingConnector", "needs a positive output grid and widths, got \(config)")
         }
         self.config = config
         proj = Linear(config.visionDim, config.llmDim, seed: seed)
@@ -39,14 +42,16 @@ public final class AveragePoolingConnector: Module, Connector {
     /// Pools `[B, H*W, C]` on its grid to `[B, Ho*Wo, C]` (no projection).
     public func pool(_ level: FeatureLevel) throws -> Tensor {
         let y = try adaptiveAvgPool2d(
-            tokensToMap(level.features, grid: level.grid), outputSize: (config.outputGrid.height, config.outputGrid.width))
+            tokensToMap(level.features, grid: level.grid),
+            outputSize: (config.outputGrid.height, config.outputGrid.width))
         return try mapToTokens(y)
     }
 
     /// - Parameter levels: one level `[B, H*W, visionDim]`.
     /// - Returns: `[B, Ho*Wo, llmDim]`
     public func callAsFunction(_ levels: [FeatureLevel]) throws -> Tensor {
-        _ = try checkLevels(levels, expected: 1, visionDim: config.visionDim, grid: nil, op: "AveragePoolingConnector")
+        _ = try checkLevels(
+            levels, expected: 1, visionDim: config.visionDim, grid: nil, op: "AveragePoolingConnector")
         return try proj(pool(levels[0]))
     }
 }
@@ -66,7 +71,8 @@ public struct AttentionPoolingConfig: Codable, Equatable, Sendable {
     public var layerNormEps: Float
 
     public init(
-        visionDim: Int, llmDim: Int, queries: Int, heads: Int? = nil, mlpRatio: Int = 4, featureLevel: Int = -2,
+        visionDim: Int, llmDim: Int, queries: Int, heads: Int? = nil, mlpRatio: Int = 4,
+        featureLevel: Int = -2,
         layerNormEps: Float = 1e-5
     ) {
         self.visionDim = visionDim
@@ -134,14 +140,18 @@ public final class AttentionPoolingConnector: Module, Connector {
 
     public override var localParameters: [(String, Parameter)] { [("query", query)] }
     public override var localChildren: [(String, Module)] {
-        [("ln_q", lnQ), ("ln_kv", lnKV), ("attn", attn), ("ln_mlp", lnMLP), ("mlp", mlp), ("ln_out", lnOut), ("proj", proj)]
+        [
+            ("ln_q", lnQ), ("ln_kv", lnKV), ("attn", attn), ("ln_mlp", lnMLP), ("mlp", mlp),
+            ("ln_out", lnOut), ("proj", proj),
+        ]
     }
     public var configuration: ConnectorConfiguration { .attentionPooling(config) }
 
     /// - Parameter levels: one level `[B, H*W, visionDim]`.
     /// - Returns: `[B, queries, llmDim]`
     public func callAsFunction(_ levels: [FeatureLevel]) throws -> Tensor {
-        let b = try checkLevels(levels, expected: 1, visionDim: config.visionDim, grid: nil, op: "AttentionPoolingConnector")
+        let b = try checkLevels(
+            levels, expected: 1, visionDim: config.visionDim, grid: nil, op: "AttentionPoolingConnector")
         let c = config.visionDim
         var q = try query.value.expand([b, config.queries, c])
         q = try q + attn(lnQ(q), context: lnKV(levels[0].features))

@@ -51,7 +51,8 @@ public final class ProjectionConnector: Module, Connector {
     /// - Parameter levels: one level `[B, H*W, visionDim]`.
     /// - Returns: `[B, H*W, llmDim]`
     public func callAsFunction(_ levels: [FeatureLevel]) throws -> Tensor {
-        _ = try checkLevels(levels, expected: 1, visionDim: config.visionDim, grid: nil, op: "ProjectionConnector")
+        _ = try checkLevels(
+            levels, expected: 1, visionDim: config.visionDim, grid: nil, op: "ProjectionConnector")
         var x = try layers[0](levels[0].features)
         for layer in layers.dropFirst() { x = try layer(gelu(x)) }
         return x

@@ -35,14 +35,16 @@ public struct WindowScale: Codable, Hashable, Sendable, CustomStringConvertible 
         guard windowSize > 0, grid.height > 0, grid.width > 0,
             grid.height % windowSize == 0, grid.width % windowSize == 0
         else {
-            throw TensorError("ChainOfSight", "\(name): window size \(windowSize) does not tile the \(grid) patch grid")
+            throw TensorError(
+                "ChainOfSight", "\(name): window size \(windowSize) does not tile the \(grid) patch grid")
         }
         let rows = grid.height / windowSize, cols = grid.width / windowSize
         let windows = rows * cols
         guard queries >= windows, queries % windows == 0 else {
             throw TensorError(
                 "ChainOfSight",
-                "\(name): \(queries) queries cannot be shared evenly by the \(windows) windows (\(rows)x\(cols)) of a \(grid) grid")
+                "\(name): \(queries) queries cannot be shared evenly by the \(windows) windows (\(rows)x\(cols)) of a \(grid) grid"
+            )
         }
         return Layout(windowRows: rows, windowColumns: cols, queriesPerWindow: queries / windows)
     }

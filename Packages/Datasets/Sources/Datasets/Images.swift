@@ -17,7 +17,9 @@ public enum BuiltinImageCodec {
         let data: Data
         switch ref {
         case .file(let u):
-            guard let d = try? Data(contentsOf: u) else { throw DatasetError("image", "\(u.lastPathComponent): missing or unreadable image") }
+            guard let d = try? Data(contentsOf: u) else {
+                throw DatasetError("image", "\(u.lastPathComponent): missing or unreadable image")
+            }
             data = d
         case .bytes(let d, _): data = d
         }
@@ -41,10 +43,13 @@ public enum BuiltinImageCodec {
             fields.append(v)
         }
         i += 1
-        guard fields.count == 3, fields[0] > 0, fields[1] > 0, fields[2] == 255, b.count - i >= fields[0] * fields[1] * 3 else {
+        guard fields.count == 3, fields[0] > 0, fields[1] > 0, fields[2] == 255,
+            b.count - i >= fields[0] * fields[1] * 3
+        else {
             throw DatasetError("image", "\(name): corrupt or truncated PPM")
         }
-        return try planar(Array(b[i..<(i + fields[0] * fields[1] * 3)]), width: fields[0], height: fields[1], channels: 3)
+        return try planar(
+            Array(b[i..<(i + fields[0] * fields[1] * 3)]), width: fields[0], height: fields[1], channels: 3)
     }
 
     static func planar(_ px: [UInt8], width: Int, height: Int, channels: Int) throws -> Tensor {
@@ -56,7 +61,9 @@ public enum BuiltinImageCodec {
         return try Tensor(shape: [3, height, width], scalars: out)
     }
 
-    static func be32(_ b: [UInt8], _ i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
+    static func be32(_ b: [UInt8], _ i: Int) -> Int {
+        Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
+    }
 
     static func decodePNG(_ b: [UInt8], name: String) throws -> Tensor {
         var i = 8
@@ -64,7 +71,9 @@ public enum BuiltinImageCodec {
         var idat: [UInt8] = []
         while i + 12 <= b.count {
             let len = be32(b, i)
-            guard len >= 0, i + 12 + len <= b.count else { throw DatasetError("image", "\(name): truncated PNG chunk") }
+            guard len >= 0, i + 12 + len <= b.count else {
+                throw DatasetError("image", "\(name): truncated PNG chunk")
+            }
             let type = String(decoding: b[(i + 4)..<(i + 8)], as: UTF8.self)
             let body = Array(b[(i + 8)..<(i + 8 + len)])
             guard UInt32(be32(b, i + 8 + len)) == crc32(Array(b[(i + 4)..<(i + 8 + len)])) else {
@@ -72,15 +81,25 @@ public enum BuiltinImageCodec {
             }
             if type == "IHDR" {
                 width = be32(body, 0); height = be32(body, 4)
-                guard body[8] == 8, body[12] == 0 else { throw DatasetError("image", "\(name): only 8-bit non-interlaced PNG") }
-                switch body[9] { case 0: channels = 1; case 2: channels = 3; case 6: channels = 4
-                default: throw DatasetError("image", "\(name): PNG colour type \(body[9]) not supported") }
+                guard body[8] == 8, body[12] == 0 else {
+                    throw DatasetError("image", "\(name): only 8-bit non-interlaced PNG")
+                }
+                switch body[9] {
+                case 0: channels = 1;
+                case 2: channels = 3;
+                case 6: channels = 4
+                default: throw DatasetError("image", "\(name): PNG colour type \(body[9]) not supported")
+                }
             } else if type == "IDAT" {
                 idat += body
-            } else if type == "IEND" { break }
+            } else if type == "IEND" {
+                break
+            }
             i += 12 + len
         }
-        guard width > 0, height > 0, idat.count > 2 else { throw DatasetError("image", "\(name): PNG without header or data") }
+        guard width > 0, height > 0, idat.count > 2 else {
+            throw DatasetError("image", "\(name): PNG without header or data")
+        }
         // zlib stream of stored blocks
         var raw: [UInt8] = []
         var p = 2
@@ -89,7 +108,9 @@ public enum BuiltinImageCodec {
             guard p + 5 <= idat.count else { throw DatasetError("image", "\(name): truncated PNG data") }
             final = idat[p] & 1 == 1
             guard (idat[p] >> 1) & 3 == 0 else {
-                throw DatasetError("image", "\(name): compressed PNG (the built-in codec reads stored blocks; use Vision's decoder)")
+                throw DatasetError(
+                    "image",
+                    "\(name): compressed PNG (the built-in codec reads stored blocks; use Vision's decoder)")
             }
             let n = Int(idat[p + 1]) | Int(idat[p + 2]) << 8
             p += 5
@@ -98,7 +119,9 @@ public enum BuiltinImageCodec {
             p += n
         }
         let stride = width * channels
-        guard raw.count == height * (stride + 1) else { throw DatasetError("image", "\(name): PNG data of the wrong size") }
+        guard raw.count == height * (stride + 1) else {
+            throw DatasetError("image", "\(name): PNG data of the wrong size")
+        }
         var px = [UInt8](repeating: 0, count: height * stride)
         for y in 0..<height {
             let f = raw[y * (stride + 1)]
@@ -138,14 +161,20 @@ public enum BuiltinImageCodec {
 
     /// Encodes `[3, H, W]` values in [0, 1] as an RGB PNG with stored deflate blocks.
     public static func encodePNG(_ image: Tensor) throws -> Data {
-        guard image.rank == 3, image.shape[0] == 3 else { throw DatasetError("image", "encodePNG needs [3, H, W], got \(image.shape)") }
+        guard image.rank == 3, image.shape[0] == 3 else {
+            throw DatasetError("image", "encodePNG needs [3, H, W], got \(image.shape)")
+        }
         let (h, w) = (image.shape[1], image.shape[2])
         let s = image.scalars
         var raw: [UInt8] = []
         raw.reserveCapacity(h * (3 * w + 1))
         for y in 0..<h {
             raw.append(0)
-            for x in 0..<w { for c in 0..<3 { raw.append(UInt8(max(0, min(255, (s[c * h * w + y * w + x] * 255).rounded())))) } }
+            for x in 0..<w {
+                for c in 0..<3 {
+                    raw.append(UInt8(max(0, min(255, (s[c * h * w + y * w + x] * 255).rounded()))))
+                }
+            }
         }
         var z: [UInt8] = [0x78, 0x01]
         var i = 0
@@ -159,7 +188,9 @@ public enum BuiltinImageCodec {
         var a: UInt32 = 1, bsum: UInt32 = 0
         for x in raw { a = (a + UInt32(x)) % 65521; bsum = (bsum + a) % 65521 }
         z += [UInt8(bsum >> 8), UInt8(bsum & 255), UInt8(a >> 8), UInt8(a & 255)]
-        func be(_ v: Int) -> [UInt8] { [UInt8((v >> 24) & 255), UInt8((v >> 16) & 255), UInt8((v >> 8) & 255), UInt8(v & 255)] }
+        func be(_ v: Int) -> [UInt8] {
+            [UInt8((v >> 24) & 255), UInt8((v >> 16) & 255), UInt8((v >> 8) & 255), UInt8(v & 255)]
+        }
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         func chunk(_ t: String, _ body: [UInt8]) {
             let tb = Array(t.utf8)
@@ -173,8 +204,10 @@ public enum BuiltinImageCodec {
 
     /// The default preprocessing: nearest-neighbour resize to `size` x `size` and CLIP normalisation,
     /// one crop. (Vision's `SubImageDecomposition` gives MM1's overview plus crops.)
-    public static func preprocessor(size: Int, mean: [Float] = [0.48145466, 0.4578275, 0.40821073],
-                                    std: [Float] = [0.26862954, 0.26130258, 0.27577711]) -> ImagePreprocessor {
+    public static func preprocessor(
+        size: Int, mean: [Float] = [0.48145466, 0.4578275, 0.40821073],
+        std: [Float] = [0.26862954, 0.26130258, 0.27577711]
+    ) -> ImagePreprocessor {
         return { img in
             let (h, w) = (img.shape[1], img.shape[2])
             let s = img.scalars

@@ -65,10 +65,15 @@ public final class Loader: @unchecked Sendable {
     /// - Parameters:
     ///   - sources: one per mixture weight.
     ///   - cursor: a saved cursor to continue from (nil: the start).
-    public init(sources: [DataSource], mixture: Mixture, builder: DocumentBuilder, packing: PackingConfig,
-                batchSize: Int, workers: Int = 1, prefetch: Int = 64, cursor: LoaderCursor? = nil) throws {
+    public init(
+        sources: [DataSource], mixture: Mixture, builder: DocumentBuilder, packing: PackingConfig,
+        batchSize: Int, workers: Int = 1, prefetch: Int = 64, cursor: LoaderCursor? = nil
+    ) throws {
         guard sources.count == mixture.weights.count, batchSize > 0, workers >= 0, prefetch > 0 else {
-            throw DatasetError("loader", "\(sources.count) sources for \(mixture.weights.count) weights, batch \(batchSize), workers \(workers)")
+            throw DatasetError(
+                "loader",
+                "\(sources.count) sources for \(mixture.weights.count) weights, batch \(batchSize), workers \(workers)"
+            )
         }
         self.sources = sources
         self.builder = builder
@@ -79,16 +84,21 @@ public final class Loader: @unchecked Sendable {
         self.mixture = mixture
         cursorState = LoaderCursor(sources: sources.map(\.position), mixture: mixture, carry: nil, batches: 0)
         if let c = cursor {
-            guard c.sources.count == sources.count else { throw DatasetError("loader", "cursor has \(c.sources.count) sources, loader \(sources.count)") }
+            guard c.sources.count == sources.count else {
+                throw DatasetError("loader", "cursor has \(c.sources.count) sources, loader \(sources.count)")
+            }
             self.mixture = c.mixture
             cursorState = c
             if let carry = c.carry {
                 let src = sources[carry.source]
                 try src.seek(to: carry.before)
-                guard let s = try src.next() else { throw DatasetError("loader", "carried document of source \(carry.source) not found") }
+                guard let s = try src.next() else {
+                    throw DatasetError("loader", "carried document of source \(carry.source) not found")
+                }
                 restoreReads = 1
                 try packer.push(try builder.build(s), resumingAt: carry.offset)
-                pendingMeta = Meta(source: carry.source, before: carry.before, after: c.sources, mixture: c.mixture)
+                pendingMeta = Meta(
+                    source: carry.source, before: carry.before, after: c.sources, mixture: c.mixture)
             }
             for (s, p) in zip(sources, c.sources) { try s.seek(to: p) }
         }
@@ -115,7 +125,9 @@ public final class Loader: @unchecked Sendable {
             var before = src.position
             var s = try src.next()
             if s == nil { before = src.position; s = try src.next() }  // a new epoch
-            guard let sample = s else { throw DatasetError("loader", "source \(src.name) has no records for this rank") }
+            guard let sample = s else {
+                throw DatasetError("loader", "source \(src.name) has no records for this rank")
+            }
             return (sample, Meta(source: i, before: before, after: sources.map(\.position), mixture: mixture))
         }
     }
@@ -124,7 +136,9 @@ public final class Loader: @unchecked Sendable {
         let producer = Thread { [self] in
             while true {
                 self.cond.lock()
-                while !self.stopping && self.producedSeq - self.consumedSeq >= self.prefetch { self.cond.wait() }
+                while !self.stopping && self.producedSeq - self.consumedSeq >= self.prefetch {
+                    self.cond.wait()
+                }
                 if self.stopping { self.cond.unlock(); return }
                 self.cond.unlock()
                 do {
@@ -142,20 +156,21 @@ public final class Loader: @unchecked Sendable {
         }
         threads.append(producer)
         for _ in 0..<workers {
-            threads.append(Thread { [self] in
-                while true {
-                    self.cond.lock()
-                    while !self.stopping && self.jobs.isEmpty { self.cond.wait() }
-                    if self.stopping { self.cond.unlock(); return }
-                    let job = self.jobs.removeFirst()
-                    self.cond.unlock()
-                    let r = Result { try self.builder.build(job.sample) }
-                    self.cond.lock()
-                    self.results[job.seq] = (r, job.meta)
-                    self.cond.broadcast()
-                    self.cond.unlock()
-                }
-            })
+            threads.append(
+                Thread { [self] in
+                    while true {
+                        self.cond.lock()
+                        while !self.stopping && self.jobs.isEmpty { self.cond.wait() }
+                        if self.stopping { self.cond.unlock(); return }
+                        let job = self.jobs.removeFirst()
+                        self.cond.unlock()
+                        let r = Result { try self.builder.build(job.sample) }
+                        self.cond.lock()
+                        self.results[job.seq] = (r, job.meta)
+                        self.cond.broadcast()
+                        self.cond.unlock()
+                    }
+                })
         }
         for t in threads { t.start() }
     }
@@ -198,7 +213,12 @@ public final class Loader: @unchecked Sendable {
             cursorState.sources = m.after
             cursorState.mixture = m.mixture
         }
-        cursorState.carry = packer.needsDocument ? nil : pendingMeta.map { LoaderCursor.Carry(source: $0.source, before: $0.before, offset: packer.carryOffset) }
+        cursorState.carry =
+            packer.needsDocument
+            ? nil
+            : pendingMeta.map {
+                LoaderCursor.Carry(source: $0.source, before: $0.before, offset: packer.carryOffset)
+            }
         if packer.needsDocument { pendingMeta = nil }
         cursorState.batches += 1
         return try PackedBatch(rows: rows)

@@ -121,11 +121,14 @@ public struct PackedBatch: @unchecked Sendable {
         labels = try IndexTensor(shape: [b, t], values: rows.flatMap(\.labels))
         documentIds = try IndexTensor(shape: [b, t], values: rows.flatMap(\.documentIds))
         positionIds = try IndexTensor(shape: [b, t], values: rows.flatMap(\.positionIds))
-        keyPadding = try IndexTensor(shape: [b, t], values: rows.flatMap { r in r.documentIds.map { $0 < 0 ? 0 : 1 } })
+        keyPadding = try IndexTensor(
+            shape: [b, t], values: rows.flatMap { r in r.documentIds.map { $0 < 0 ? 0 : 1 } })
         placeholders = []
         var pixels: [Tensor] = []
         for (i, r) in rows.enumerated() {
-            placeholders += r.placeholders.map { var p = $0; p.row = i; return p }
+            placeholders += r.placeholders.map {
+                var p = $0; p.row = i; return p
+            }
             pixels += r.images.map(\.pixels)
         }
         images = pixels.isEmpty ? nil : try Tensor.concatenate(pixels, axis: 0)
@@ -153,7 +156,8 @@ public struct PackingConfig: @unchecked Sendable {
 
     public init(
         sequenceLength: Int = 4096, maxImages: Int = 16, imageTokenId: Int, padTokenId: Int,
-        imageMarker: Int = -1, ignoreIndex: Int = -100, imageTokenCount: @escaping (PreparedImage) throws -> Int
+        imageMarker: Int = -1, ignoreIndex: Int = -100,
+        imageTokenCount: @escaping (PreparedImage) throws -> Int
     ) {
         self.sequenceLength = sequenceLength
         self.maxImages = maxImages
@@ -205,11 +209,15 @@ public struct SequencePacker {
     public private(set) var carryOffset = 0
     var nextRun = 0
     // the row being built
-    var row = PackedSequence(tokens: [], labels: [], documentIds: [], positionIds: [], placeholders: [], images: [], documents: [], padding: 0)
+    var row = PackedSequence(
+        tokens: [], labels: [], documentIds: [], positionIds: [], placeholders: [], images: [], documents: [],
+        padding: 0)
 
     public init(config: PackingConfig) throws {
         guard config.sequenceLength > 0, config.maxImages >= 0 else {
-            throw DatasetError("SequencePacker", "sequenceLength \(config.sequenceLength) and maxImages \(config.maxImages) must be positive")
+            throw DatasetError(
+                "SequencePacker",
+                "sequenceLength \(config.sequenceLength) and maxImages \(config.maxImages) must be positive")
         }
         self.config = config
     }
@@ -222,7 +230,9 @@ public struct SequencePacker {
     /// Widens the document's image markers and checks it; does not change the packer.
     /// - Throws: `DatasetError` naming the document when its markers and images disagree, an image
     ///   needs more tokens than a sequence holds, or nothing in it is supervised.
-    public func expand(_ doc: TokenizedDocument) throws -> (tokens: [Int], labels: [Int], runs: [(start: Int, length: Int)]) {
+    public func expand(_ doc: TokenizedDocument) throws -> (
+        tokens: [Int], labels: [Int], runs: [(start: Int, length: Int)]
+    ) {
         let e = try expandDocument(doc)
         return (e.tokens, e.labels, e.runs)
     }
@@ -230,11 +240,13 @@ public struct SequencePacker {
     func expandDocument(_ doc: TokenizedDocument) throws -> ExpandedDocument {
         let c = config
         guard doc.tokens.count == doc.supervised.count else {
-            throw DatasetError("packing", "\(doc.name): \(doc.tokens.count) tokens but \(doc.supervised.count) loss flags")
+            throw DatasetError(
+                "packing", "\(doc.name): \(doc.tokens.count) tokens but \(doc.supervised.count) loss flags")
         }
         let markers = doc.tokens.reduce(0) { $0 + ($1 == c.imageMarker ? 1 : 0) }
         guard markers == doc.images.count else {
-            throw DatasetError("packing", "\(doc.name): \(doc.images.count) images but \(markers) image placeholders")
+            throw DatasetError(
+                "packing", "\(doc.name): \(doc.images.count) images but \(markers) image placeholders")
         }
         guard doc.images.isEmpty || c.maxImages > 0 else {
             throw DatasetError("packing", "\(doc.name): \(doc.images.count) images but maxImages is 0")
@@ -246,7 +258,9 @@ public struct SequencePacker {
             if t == c.imageMarker {
                 let n = try c.imageTokenCount(doc.images[k])
                 guard n > 0, n <= c.sequenceLength else {
-                    throw DatasetError("packing", "\(doc.name): image \(k) needs \(n) tokens; a sequence holds \(c.sequenceLength)")
+                    throw DatasetError(
+                        "packing",
+                        "\(doc.name): image \(k) needs \(n) tokens; a sequence holds \(c.sequenceLength)")
                 }
                 e.runs.append((e.tokens.count, n))
                 e.tokens += Array(repeating: c.imageTokenId, count: n)
@@ -266,7 +280,9 @@ public struct SequencePacker {
     /// Hands the packer its next document.
     /// - Throws: as `expand`, or when a document is still pending.
     public mutating func push(_ doc: TokenizedDocument) throws {
-        guard pending == nil else { throw DatasetError("SequencePacker", "push while \(pending!.name) is pending") }
+        guard pending == nil else {
+            throw DatasetError("SequencePacker", "push while \(pending!.name) is pending")
+        }
         pending = try expandDocument(doc)
         carryOffset = 0
         nextRun = 0
@@ -277,7 +293,9 @@ public struct SequencePacker {
     public mutating func push(_ doc: TokenizedDocument, resumingAt offset: Int) throws {
         try push(doc)
         guard let p = pending, offset >= 0, offset < p.tokens.count else {
-            throw DatasetError("SequencePacker", "\(doc.name): carry offset \(offset) outside its \(pending?.tokens.count ?? 0) tokens")
+            throw DatasetError(
+                "SequencePacker",
+                "\(doc.name): carry offset \(offset) outside its \(pending?.tokens.count ?? 0) tokens")
         }
         report.documents -= 1
         carryOffset = offset
@@ -331,7 +349,10 @@ public struct SequencePacker {
         if a > 0 { report.splits += 1 }
         for k in runs {
             let run = p.runs[k]
-            row.placeholders.append(ImagePlaceholder(row: 0, start: row.tokens.count + run.start - a, length: run.length, crops: p.images[k].cropCount))
+            row.placeholders.append(
+                ImagePlaceholder(
+                    row: 0, start: row.tokens.count + run.start - a, length: run.length,
+                    crops: p.images[k].cropCount))
             row.images.append(p.images[k])
             report.imageTokens += run.length
         }
@@ -355,7 +376,9 @@ public struct SequencePacker {
         report.sequences += 1
         report.tokens += config.sequenceLength
         report.paddingTokens += pad
-        row = PackedSequence(tokens: [], labels: [], documentIds: [], positionIds: [], placeholders: [], images: [], documents: [], padding: 0)
+        row = PackedSequence(
+            tokens: [], labels: [], documentIds: [], positionIds: [], placeholders: [], images: [],
+            documents: [], padding: 0)
         return out
     }
 }

@@ -11,9 +11,11 @@ public struct DocumentBuilder: @unchecked Sendable {
     public var decoder: ImageDecoder
     public var preprocessor: ImagePreprocessor
 
-    public init(encode: @escaping (String) -> [Int], bos: Int? = nil, eos: Int? = nil, imageMarker: Int = -1,
-                decoder: @escaping ImageDecoder = BuiltinImageCodec.decode,
-                preprocessor: @escaping ImagePreprocessor = BuiltinImageCodec.preprocessor(size: 224)) {
+    public init(
+        encode: @escaping (String) -> [Int], bos: Int? = nil, eos: Int? = nil, imageMarker: Int = -1,
+        decoder: @escaping ImageDecoder = BuiltinImageCodec.decode,
+        preprocessor: @escaping ImagePreprocessor = BuiltinImageCodec.preprocessor(size: 224)
+    ) {
         self.encode = encode
         self.bos = bos
         self.eos = eos
@@ -65,24 +67,30 @@ public struct ValidationReport: Sendable, CustomStringConvertible {
     public var images = 0
     public var problems: [Problem] = []
     public var description: String {
-        "\(records) records, \(goodRecords) good, \(images) images, \(problems.count) problems" +
-            problems.map { "\n  \($0)" }.joined()
+        "\(records) records, \(goodRecords) good, \(images) images, \(problems.count) problems"
+            + problems.map { "\n  \($0)" }.joined()
     }
 }
 
 /// Reads a whole source once (one epoch, all ranks), decoding every image, and reports every problem
 /// with its file and line or member: the library call behind `trainer data check`.
 /// - Parameter builder: when given, samples are also tokenized (catching documents with no supervised token).
-public func validate(format: SourceFormat, files: [URL], builder: DocumentBuilder? = nil,
-                     decoder: ImageDecoder = BuiltinImageCodec.decode) throws -> ValidationReport {
+public func validate(
+    format: SourceFormat, files: [URL], builder: DocumentBuilder? = nil,
+    decoder: ImageDecoder = BuiltinImageCodec.decode
+) throws -> ValidationReport {
     let log = ProblemLog(maximumFraction: 1.01, minimumRecords: 0, sink: { _ in })
     let src = try DataSource(name: "validate", format: format, files: files, problems: log)
     var report = ValidationReport()
     while let s = try src.next() {
         do {
-            if let b = builder { _ = try b.build(s) } else {
+            if let b = builder {
+                _ = try b.build(s)
+            } else {
                 for case .image(let r) in s.parts {
-                    do { _ = try decoder(r) } catch let e as DatasetError { throw DatasetError("image", "\(s.name): \(e.message)") }
+                    do { _ = try decoder(r) } catch let e as DatasetError {
+                        throw DatasetError("image", "\(s.name): \(e.message)")
+                    }
                 }
             }
             report.goodRecords += 1

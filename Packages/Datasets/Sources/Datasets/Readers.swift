@@ -84,7 +84,8 @@ final class TarReader {
             guard let s = stored, s == sum else {
                 throw DatasetError("tar", "\(fileName)@\(start): bad header checksum")
             }
-            guard let size = Int(field(124, 12).trimmingCharacters(in: .whitespaces), radix: 8), size >= 0 else {
+            guard let size = Int(field(124, 12).trimmingCharacters(in: .whitespaces), radix: 8), size >= 0
+            else {
                 throw DatasetError("tar", "\(fileName)@\(start): bad size field")
             }
             let type = h[156]
@@ -95,7 +96,8 @@ final class TarReader {
             if type == 0 || type == UInt8(ascii: "0") || type == UInt8(ascii: "7") {
                 let data = try handle.read(upToCount: size) ?? Data()
                 guard data.count == size else {
-                    throw DatasetError("tar", "\(fileName):\(name): member truncated (\(data.count) of \(size) bytes)")
+                    throw DatasetError(
+                        "tar", "\(fileName):\(name): member truncated (\(data.count) of \(size) bytes)")
                 }
                 offset += padded
                 try handle.seek(toOffset: offset)

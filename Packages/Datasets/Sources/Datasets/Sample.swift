@@ -28,16 +28,22 @@ public struct Sample: @unchecked Sendable, Equatable {
         self.name = name
         self.parts = parts
     }
-    public var imageCount: Int { parts.reduce(0) { if case .image = $1 { return $0 + 1 } else { return $0 } } }
+    public var imageCount: Int {
+        parts.reduce(0) { if case .image = $1 { return $0 + 1 } else { return $0 } }
+    }
 
     /// Splits a text at `placeholder` (LLaVA's `<image>`) and puts the images there, in order.
     /// - Throws: `DatasetError` naming the sample when the placeholders and images disagree in number.
     public static func interleaving(
-        _ text: String, supervised: Bool, images: inout ArraySlice<ImageReference>, placeholder: String, sample: String
+        _ text: String, supervised: Bool, images: inout ArraySlice<ImageReference>, placeholder: String,
+        sample: String
     ) throws -> [Part] {
         let pieces = text.components(separatedBy: placeholder)
         guard pieces.count - 1 <= images.count else {
-            throw DatasetError("sample", "\(sample): \(pieces.count - 1) \(placeholder) placeholders but only \(images.count) images left")
+            throw DatasetError(
+                "sample",
+                "\(sample): \(pieces.count - 1) \(placeholder) placeholders but only \(images.count) images left"
+            )
         }
         var parts: [Part] = []
         for (i, p) in pieces.enumerated() {
@@ -72,9 +78,12 @@ public final class ProblemLog: @unchecked Sendable {
     public private(set) var records = 0
     public private(set) var skipped = 0
 
-    public init(maximumFraction: Double = 0.01, minimumRecords: Int = 100, sink: @escaping (Problem) -> Void = { p in
-        FileHandle.standardError.write(Data("data: skipped \(p)\n".utf8))
-    }) {
+    public init(
+        maximumFraction: Double = 0.01, minimumRecords: Int = 100,
+        sink: @escaping (Problem) -> Void = { p in
+            FileHandle.standardError.write(Data("data: skipped \(p)\n".utf8))
+        }
+    ) {
         self.maximumFraction = maximumFraction
         self.minimumRecords = minimumRecords
         self.sink = sink
@@ -94,9 +103,12 @@ public final class ProblemLog: @unchecked Sendable {
         let (s, r) = (skipped, max(records, skipped))
         lock.unlock()
         if isNew { sink(p) }
-        let over = maximumFraction <= 0 ? s > 0 : (r >= minimumRecords && Double(s) > maximumFraction * Double(r))
+        let over =
+            maximumFraction <= 0 ? s > 0 : (r >= minimumRecords && Double(s) > maximumFraction * Double(r))
         if over {
-            throw DatasetError("data", "skipped \(s) of \(r) records, over the budget of \(maximumFraction * 100)%; last: \(p)")
+            throw DatasetError(
+                "data",
+                "skipped \(s) of \(r) records, over the budget of \(maximumFraction * 100)%; last: \(p)")
         }
     }
 }

@@ -60,7 +60,10 @@ public final class DataSource: @unchecked Sendable {
     var llavaItems: [Any]?
     var pendingTarMember: TarMember?
 
-    public init(name: String, format: SourceFormat, files: [URL], rank: Int = 0, worldSize: Int = 1, problems: ProblemLog = ProblemLog()) throws {
+    public init(
+        name: String, format: SourceFormat, files: [URL], rank: Int = 0, worldSize: Int = 1,
+        problems: ProblemLog = ProblemLog()
+    ) throws {
         guard worldSize > 0, (0..<worldSize).contains(rank) else {
             throw DatasetError("source", "\(name): rank \(rank) outside world size \(worldSize)")
         }
@@ -76,7 +79,9 @@ public final class DataSource: @unchecked Sendable {
     /// Continues from a saved position (opens one file and seeks: O(1) records read, except that a
     /// LLaVA JSON array file is parsed whole).
     public func seek(to p: SourcePosition) throws {
-        guard p.file >= 0, p.file <= files.count else { throw DatasetError("source", "\(name): file \(p.file) of \(files.count)") }
+        guard p.file >= 0, p.file <= files.count else {
+            throw DatasetError("source", "\(name): file \(p.file) of \(files.count)")
+        }
         position = p
         closeFile()
     }
@@ -95,7 +100,9 @@ public final class DataSource: @unchecked Sendable {
     public func next() throws -> Sample? {
         while true {
             if position.file >= files.count {
-                position = { var q = SourcePosition(); q.epoch = position.epoch + 1; return q }()
+                position = {
+                    var q = SourcePosition(); q.epoch = position.epoch + 1; return q
+                }()
                 closeFile()
                 return nil
             }
@@ -197,7 +204,9 @@ public final class DataSource: @unchecked Sendable {
         case .interleavedJSONL:
             return try interleaved(o, loc: loc) { .file(resolve($0, dir)) }
         case .textJSONL:
-            guard let t = o["text"] as? String else { throw DatasetError("json", "\(loc): needs a string field \"text\"") }
+            guard let t = o["text"] as? String else {
+                throw DatasetError("json", "\(loc): needs a string field \"text\"")
+            }
             return Sample(name: loc, parts: [.text(t, supervised: true)])
         case .llava:
             return try llava(o, loc: loc, root: dir)
@@ -206,19 +215,23 @@ public final class DataSource: @unchecked Sendable {
         }
     }
 
-    static func interleaved(_ o: [String: Any], loc: String, image: (String) throws -> ImageReference) throws -> Sample {
+    static func interleaved(_ o: [String: Any], loc: String, image: (String) throws -> ImageReference) throws
+        -> Sample
+    {
         guard let texts = o["texts"] as? [Any], let images = o["images"] as? [Any] else {
             throw DatasetError("json", "\(loc): needs lists \"texts\" and \"images\"")
         }
         guard texts.count == images.count else {
-            throw DatasetError("json", "\(loc): \"texts\" has \(texts.count) entries, \"images\" \(images.count)")
+            throw DatasetError(
+                "json", "\(loc): \"texts\" has \(texts.count) entries, \"images\" \(images.count)")
         }
         var parts: [Sample.Part] = []
         for (t, i) in zip(texts, images) {
             switch (t as? String, i as? String) {
             case (let s?, nil): parts.append(.text(s, supervised: true))
             case (nil, let p?): parts.append(.image(try image(p)))
-            default: throw DatasetError("json", "\(loc): each position needs exactly one of a text and an image")
+            default:
+                throw DatasetError("json", "\(loc): each position needs exactly one of a text and an image")
             }
         }
         return Sample(name: loc, parts: parts)
@@ -242,11 +255,13 @@ public final class DataSource: @unchecked Sendable {
                 throw DatasetError("llava", "\(loc): unknown speaker \"\(from)\"")
             }
             parts.append(.text(assistant ? "ASSISTANT: " : "USER: ", supervised: false))
-            parts += try Sample.interleaving(value, supervised: assistant, images: &left, placeholder: "<image>", sample: loc)
+            parts += try Sample.interleaving(
+                value, supervised: assistant, images: &left, placeholder: "<image>", sample: loc)
             parts.append(.text("\n", supervised: assistant))
         }
         guard left.isEmpty else {
-            throw DatasetError("llava", "\(loc): \(refs.count) images but \(refs.count - left.count) <image> placeholders")
+            throw DatasetError(
+                "llava", "\(loc): \(refs.count) images but \(refs.count - left.count) <image> placeholders")
         }
         return Sample(name: loc, parts: parts)
     }
@@ -260,10 +275,14 @@ public final class DataSource: @unchecked Sendable {
         var members: [TarMember] = []
         var key: String?
         do {
-            while let m = try pendingTarMember.map({ x in pendingTarMember = nil; return x }) ?? t.next() {
+            while let m = try pendingTarMember.map({ x in
+                pendingTarMember = nil; return x
+            }) ?? t.next() {
                 let base = (m.name as NSString).lastPathComponent
                 let dirPart = (m.name as NSString).deletingLastPathComponent
-                let k = (dirPart.isEmpty ? "" : dirPart + "/") + (base.split(separator: ".", maxSplits: 1).first.map(String.init) ?? base)
+                let k =
+                    (dirPart.isEmpty ? "" : dirPart + "/")
+                    + (base.split(separator: ".", maxSplits: 1).first.map(String.init) ?? base)
                 if key == nil { key = k; position.offset = m.offset }
                 if k != key { pendingTarMember = m; break }
                 members.append(m)
@@ -305,11 +324,17 @@ public final class DataSource: @unchecked Sendable {
             }
             var caption: String?
             if let t = byExt["txt"] { caption = String(decoding: t, as: UTF8.self) }
-            if caption == nil, let j = byExt["json"], let o = try? JSONSerialization.jsonObject(with: j) as? [String: Any] {
+            if caption == nil, let j = byExt["json"],
+                let o = try? JSONSerialization.jsonObject(with: j) as? [String: Any]
+            {
                 caption = (o["caption"] as? String) ?? (o["text"] as? String)
             }
-            guard let c = caption else { throw DatasetError("tar", "\(loc): no caption (txt, or json with caption/text)") }
-            return Sample(name: loc, parts: [.image(.bytes(img, name: "\(file):\(k).\(ext)")), .text(c, supervised: true)])
+            guard let c = caption else {
+                throw DatasetError("tar", "\(loc): no caption (txt, or json with caption/text)")
+            }
+            return Sample(
+                name: loc,
+                parts: [.image(.bytes(img, name: "\(file):\(k).\(ext)")), .text(c, supervised: true)])
         }
     }
 }

@@ -16,7 +16,10 @@ public struct GenerationOptions: Sendable {
     /// Seeds the sampler (the same seed gives the same tokens).
     public var seed: UInt64
 
-    public init(maxNewTokens: Int = 32, temperature: Float = 0, topK: Int = 0, topP: Float = 1, stopTokens: Set<Int> = [], seed: UInt64 = 0) {
+    public init(
+        maxNewTokens: Int = 32, temperature: Float = 0, topK: Int = 0, topP: Float = 1,
+        stopTokens: Set<Int> = [], seed: UInt64 = 0
+    ) {
         self.maxNewTokens = maxNewTokens
         self.temperature = temperature
         self.topK = topK
@@ -33,13 +36,16 @@ public struct GenerationOptions: Sendable {
 
 /// Picks a token from one row of logits with temperature, top-k and top-p (HF's order: temperature,
 /// then top-k, then top-p), drawing from `generator`.
-public func sampleToken(logits: [Float], options: GenerationOptions, generator: inout RandomGenerator) -> Int {
+public func sampleToken(logits: [Float], options: GenerationOptions, generator: inout RandomGenerator) -> Int
+{
     if options.temperature <= 0 {
         var best = 0
         for i in logits.indices where logits[i] > logits[best] { best = i }
         return best
     }
-    var order = Array(logits.indices).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+    var order = Array(logits.indices).sorted {
+        logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1)
+    }
     if options.topK > 0 && options.topK < order.count { order.removeLast(order.count - options.topK) }
     let t = Double(options.temperature)
     let top = Double(logits[order[0]]) / t
@@ -108,7 +114,9 @@ extension LlamaForCausalLM {
             var out = Array(repeating: [Int](), count: b)
             var done = Array(repeating: options.maxNewTokens <= 0, count: b)
             var h = try hiddenStates(
-                DecoderInput(embeddings: Tensor.stack(rows), keyPadding: IndexTensor(shape: [b, t], values: padding)), cache: cache)
+                DecoderInput(
+                    embeddings: Tensor.stack(rows), keyPadding: IndexTensor(shape: [b, t], values: padding)),
+                cache: cache)
             while !done.allSatisfy({ $0 }) {
                 let last = try h.narrow(axis: 1, start: h.shape[1] - 1, length: 1)
                 let logits = try self.logits(hidden: last).reshaped([b, config.vocabSize])
@@ -116,15 +124,20 @@ extension LlamaForCausalLM {
                 logits.withUnsafeBufferPointer { p in
                     let v = config.vocabSize
                     for r in 0..<b where !done[r] {
-                        next[r] = sampleToken(logits: Array(p[(r * v)..<((r + 1) * v)]), options: options, generator: &generator)
+                        next[r] = sampleToken(
+                            logits: Array(p[(r * v)..<((r + 1) * v)]), options: options, generator: &generator
+                        )
                     }
                 }
                 for r in 0..<b where !done[r] {
                     out[r].append(next[r])
-                    if options.stopTokens.contains(next[r]) || out[r].count >= options.maxNewTokens { done[r] = true }
+                    if options.stopTokens.contains(next[r]) || out[r].count >= options.maxNewTokens {
+                        done[r] = true
+                    }
                 }
                 if done.allSatisfy({ $0 }) { break }
-                h = try hiddenStates(DecoderInput(tokens: IndexTensor(shape: [b, 1], values: next)), cache: cache)
+                h = try hiddenStates(
+                    DecoderInput(tokens: IndexTensor(shape: [b, 1], values: next)), cache: cache)
             }
             return out
         }

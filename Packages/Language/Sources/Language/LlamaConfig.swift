@@ -5,7 +5,8 @@ import Tensor
 /// transformers 5's `rope_parameters`).
 public enum RopeScaling: Equatable, Sendable {
     /// Llama 3.1's smooth rescaling of the low and medium frequencies (`rope_type: "llama3"`).
-    case llama3(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositionEmbeddings: Int)
+    case llama3(
+        factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositionEmbeddings: Int)
     /// Position interpolation (`rope_type: "linear"`): positions divided by `factor`.
     case linear(factor: Double)
 }
@@ -54,7 +55,8 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
         numAttentionHeads: Int, numKeyValueHeads: Int? = nil, rmsNormEps: Double = 1e-6,
         ropeTheta: Double = 10000, tieWordEmbeddings: Bool = false, maxPositionEmbeddings: Int = 2048,
-        ropeScaling: RopeScaling? = nil, headDim: Int? = nil, attentionBias: Bool = false, mlpBias: Bool = false,
+        ropeScaling: RopeScaling? = nil, headDim: Int? = nil, attentionBias: Bool = false,
+        mlpBias: Bool = false,
         bosTokenId: Int? = 1, eosTokenId: Int? = 2, padTokenId: Int? = nil
     ) {
         self.vocabSize = vocabSize
@@ -84,26 +86,37 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         init?(intValue: Int) { nil }
     }
 
-    private static func decodeRope(_ c: KeyedDecodingContainer<AnyKey>, fallbackMax: Int) throws -> (theta: Double?, scaling: RopeScaling?) {
+    private static func decodeRope(_ c: KeyedDecodingContainer<AnyKey>, fallbackMax: Int) throws -> (
+        theta: Double?, scaling: RopeScaling?
+    ) {
         func num(_ k: String) -> Double? {
             let key = AnyKey(stringValue: k)
             if let d = try? c.decodeIfPresent(Double.self, forKey: key) { return d }
             if let i = try? c.decodeIfPresent(Int.self, forKey: key) { return Double(i) }
             return nil
         }
-        let type = (try? c.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "rope_type")))
+        let type =
+            (try? c.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "rope_type")))
             ?? (try? c.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "type"))) ?? "default"
         let theta = num("rope_theta")
         switch type {
         case "default": return (theta, nil)
         case "linear": return (theta, .linear(factor: num("factor") ?? 1))
         case "llama3":
-            return (theta, .llama3(
-                factor: num("factor") ?? 8, lowFreqFactor: num("low_freq_factor") ?? 1,
-                highFreqFactor: num("high_freq_factor") ?? 4,
-                originalMaxPositionEmbeddings: Int(num("original_max_position_embeddings") ?? Double(fallbackMax))))
+            return (
+                theta,
+                .llama3(
+                    factor: num("factor") ?? 8, lowFreqFactor: num("low_freq_factor") ?? 1,
+                    highFreqFactor: num("high_freq_factor") ?? 4,
+                    originalMaxPositionEmbeddings: Int(
+                        num("original_max_position_embeddings") ?? Double(fallbackMax)))
+            )
         default:
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "unsupported rope_type \"\(type)\" (supported: default, linear, llama3)"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: c.codingPath,
+                    debugDescription: "unsupported rope_type \"\(type)\" (supported: default, linear, llama3)"
+                ))
         }
     }
 
@@ -114,17 +127,23 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         var theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
         var scaling: RopeScaling? = nil
         if c.contains(.ropeParameters), try !c.decodeNil(forKey: .ropeParameters) {
-            let r = try Self.decodeRope(try c.nestedContainer(keyedBy: AnyKey.self, forKey: .ropeParameters), fallbackMax: maxPos)
+            let r = try Self.decodeRope(
+                try c.nestedContainer(keyedBy: AnyKey.self, forKey: .ropeParameters), fallbackMax: maxPos)
             theta = r.theta ?? theta
             scaling = r.scaling
         }
         if c.contains(.ropeScaling), try !c.decodeNil(forKey: .ropeScaling) {
-            scaling = try Self.decodeRope(try c.nestedContainer(keyedBy: AnyKey.self, forKey: .ropeScaling), fallbackMax: maxPos).scaling
+            scaling = try Self.decodeRope(
+                try c.nestedContainer(keyedBy: AnyKey.self, forKey: .ropeScaling), fallbackMax: maxPos
+            ).scaling
         }
         // eos_token_id may be a list (Llama 3 instruct); keep the first.
         var eos: Int? = nil
-        if let e = try? c.decodeIfPresent(Int.self, forKey: .eosTokenId) { eos = e }
-        else if let e = try? c.decodeIfPresent([Int].self, forKey: .eosTokenId) { eos = e.first }
+        if let e = try? c.decodeIfPresent(Int.self, forKey: .eosTokenId) {
+            eos = e
+        } else if let e = try? c.decodeIfPresent([Int].self, forKey: .eosTokenId) {
+            eos = e.first
+        }
         self.init(
             vocabSize: try c.decode(Int.self, forKey: .vocabSize),
             hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
@@ -198,15 +217,26 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     /// Checks the head arithmetic.
     /// - Throws: `TensorError("LlamaConfig", ...)` naming the offending sizes.
     public func validate() throws {
-        guard vocabSize > 0, hiddenSize > 0, intermediateSize > 0, numHiddenLayers >= 0, numAttentionHeads > 0 else {
-            throw TensorError("LlamaConfig", "sizes must be positive: vocab \(vocabSize), hidden \(hiddenSize), intermediate \(intermediateSize), layers \(numHiddenLayers), heads \(numAttentionHeads)")
+        guard vocabSize > 0, hiddenSize > 0, intermediateSize > 0, numHiddenLayers >= 0, numAttentionHeads > 0
+        else {
+            throw TensorError(
+                "LlamaConfig",
+                "sizes must be positive: vocab \(vocabSize), hidden \(hiddenSize), intermediate \(intermediateSize), layers \(numHiddenLayers), heads \(numAttentionHeads)"
+            )
         }
         guard numKeyValueHeads > 0, numAttentionHeads % numKeyValueHeads == 0 else {
-            throw TensorError("LlamaConfig", "num_attention_heads \(numAttentionHeads) must be a multiple of num_key_value_heads \(numKeyValueHeads)")
+            throw TensorError(
+                "LlamaConfig",
+                "num_attention_heads \(numAttentionHeads) must be a multiple of num_key_value_heads \(numKeyValueHeads)"
+            )
         }
         guard explicitHeadDim != nil || hiddenSize % numAttentionHeads == 0 else {
-            throw TensorError("LlamaConfig", "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+            throw TensorError(
+                "LlamaConfig",
+                "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
-        guard headDim % 2 == 0 else { throw TensorError("LlamaConfig", "head_dim \(headDim) must be even for RoPE") }
+        guard headDim % 2 == 0 else {
+            throw TensorError("LlamaConfig", "head_dim \(headDim) must be even for RoPE")
+        }
     }
 }

@@ -20,7 +20,9 @@ public final class TokenEmbedding: Module {
 
     /// - Parameter ids: `[...]` token ids in `[0, vocab)`.
     /// - Returns: `[..., hidden]`.
-    public func callAsFunction(_ ids: IndexTensor) throws -> Tensor { try embedding(ids, weight: weight.value) }
+    public func callAsFunction(_ ids: IndexTensor) throws -> Tensor {
+        try embedding(ids, weight: weight.value)
+    }
 }
 
 /// Grouped-query self-attention with rotary positions (HF `LlamaAttention`): children `q_proj`, `k_proj`,
@@ -102,8 +104,10 @@ public final class LlamaDecoderLayer: Module {
     }
 
     public override var localChildren: [(String, Module)] {
-        [("self_attn", selfAttn), ("mlp", mlp), ("input_layernorm", inputLayernorm),
-         ("post_attention_layernorm", postAttentionLayernorm)]
+        [
+            ("self_attn", selfAttn), ("mlp", mlp), ("input_layernorm", inputLayernorm),
+            ("post_attention_layernorm", postAttentionLayernorm),
+        ]
     }
 
     func callAsFunction(
@@ -226,8 +230,13 @@ public final class LlamaForCausalLM: Module {
         default: throw TensorError(op, "pass exactly one of tokens and embeddings")
         }
         let (b, t) = (x.shape[0], x.shape[1])
-        for (name, ids) in [("positionIds", input.positionIds), ("documentIds", input.documentIds), ("keyPadding", input.keyPadding)] {
-            if let ids, ids.shape != [b, t] { throw TensorError(op, "\(name) \(ids.shape) must be [B, T] = [\(b), \(t)]") }
+        for (name, ids) in [
+            ("positionIds", input.positionIds), ("documentIds", input.documentIds),
+            ("keyPadding", input.keyPadding),
+        ] {
+            if let ids, ids.shape != [b, t] {
+                throw TensorError(op, "\(name) \(ids.shape) must be [B, T] = [\(b), \(t)]")
+            }
         }
         if input.documentIds != nil && cache != nil && cache!.length > 0 {
             throw TensorError(op, "document ids cannot be combined with a non-empty KV cache")
@@ -247,12 +256,17 @@ public final class LlamaForCausalLM: Module {
         if let padding, padding.values.contains(0) { mask = try mask.and(.keyPadding(padding)) }
         let rope = try model.rotary.tables(positions: positions)
         let recompute = gradientCheckpointing && cache == nil && GradMode.isEnabled
-        if recompute, isTraining, let (name, _) = loraModules.first(where: { ($0.1.lora?.dropout?.p ?? 0) > 0 }) {
-            throw TensorError(op, "gradient checkpointing needs deterministic layers, but \(name) has LoRA dropout")
+        if recompute, isTraining,
+            let (name, _) = loraModules.first(where: { ($0.1.lora?.dropout?.p ?? 0) > 0 })
+        {
+            throw TensorError(
+                op, "gradient checkpointing needs deterministic layers, but \(name) has LoRA dropout")
         }
         for (i, layer) in model.layers.enumerated() {
             if recompute {
-                x = try checkpoint([x]) { inputs in try layer(inputs[0], rope: rope, mask: mask, cache: nil, layer: i) }
+                x = try checkpoint([x]) { inputs in
+                    try layer(inputs[0], rope: rope, mask: mask, cache: nil, layer: i)
+                }
             } else {
                 x = try layer(x, rope: rope, mask: mask, cache: cache, layer: i)
             }
@@ -261,7 +275,9 @@ public final class LlamaForCausalLM: Module {
         return try model.norm(x)
     }
 
-    private func defaultPositions(batch b: Int, length t: Int, padding: IndexTensor?, cache: KVCache?) throws -> IndexTensor {
+    private func defaultPositions(batch b: Int, length t: Int, padding: IndexTensor?, cache: KVCache?) throws
+        -> IndexTensor
+    {
         let past = cache?.length ?? 0
         guard let padding else {
             return try IndexTensor(shape: [b, t], values: (0..<b).flatMap { _ in (0..<t).map { past + $0 } })

@@ -64,7 +64,8 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
         case r, loraAlpha = "lora_alpha", loraDropout = "lora_dropout", targetModules = "target_modules"
         case modulesToSave = "modules_to_save", useRslora = "use_rslora", taskType = "task_type"
         case baseModelNameOrPath = "base_model_name_or_path", inferenceMode = "inference_mode"
-        case peftType = "peft_type", bias, fanInFanOut = "fan_in_fan_out", initLoraWeights = "init_lora_weights"
+        case peftType = "peft_type", bias, fanInFanOut = "fan_in_fan_out", initLoraWeights =
+            "init_lora_weights"
         case useDora = "use_dora", layersToTransform = "layers_to_transform", layersPattern = "layers_pattern"
         case rankPattern = "rank_pattern", alphaPattern = "alpha_pattern", revision, loraBias = "lora_bias"
     }
@@ -73,18 +74,24 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let type = try c.decodeIfPresent(String.self, forKey: .peftType) ?? "LORA"
         guard type == "LORA" else {
-            throw DecodingError.dataCorruptedError(forKey: .peftType, in: c, debugDescription: "peft_type \(type) is not LORA")
+            throw DecodingError.dataCorruptedError(
+                forKey: .peftType, in: c, debugDescription: "peft_type \(type) is not LORA")
         }
         if try c.decodeIfPresent(Bool.self, forKey: .useDora) == true {
-            throw DecodingError.dataCorruptedError(forKey: .useDora, in: c, debugDescription: "DoRA adapters are not supported")
+            throw DecodingError.dataCorruptedError(
+                forKey: .useDora, in: c, debugDescription: "DoRA adapters are not supported")
         }
         if let bias = try c.decodeIfPresent(String.self, forKey: .bias), bias != "none" {
-            throw DecodingError.dataCorruptedError(forKey: .bias, in: c, debugDescription: "bias \"\(bias)\" is not supported (only \"none\")")
+            throw DecodingError.dataCorruptedError(
+                forKey: .bias, in: c, debugDescription: "bias \"\(bias)\" is not supported (only \"none\")")
         }
         var list = ["q_proj", "k_proj", "v_proj", "o_proj"]
         var pattern: String? = nil
-        if let l = try? c.decode([String].self, forKey: .targetModules) { list = l }
-        else if let s = try? c.decode(String.self, forKey: .targetModules) { pattern = s; list = [] }
+        if let l = try? c.decode([String].self, forKey: .targetModules) {
+            list = l
+        } else if let s = try? c.decode(String.self, forKey: .targetModules) {
+            pattern = s; list = []
+        }
         let alpha: Double
         if let a = try? c.decode(Double.self, forKey: .loraAlpha) { alpha = a } else { alpha = 8 }
         self.init(
@@ -104,13 +111,29 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
         try c.encode("LORA", forKey: .peftType)
         try c.encode(r, forKey: .r)
         // PEFT writes an integer alpha when it is one.
-        if loraAlpha.rounded() == loraAlpha { try c.encode(Int(loraAlpha), forKey: .loraAlpha) } else { try c.encode(loraAlpha, forKey: .loraAlpha) }
+        if loraAlpha.rounded() == loraAlpha {
+            try c.encode(Int(loraAlpha), forKey: .loraAlpha)
+        } else {
+            try c.encode(loraAlpha, forKey: .loraAlpha)
+        }
         try c.encode(loraDropout, forKey: .loraDropout)
-        if let targetPattern { try c.encode(targetPattern, forKey: .targetModules) } else { try c.encode(targetModules.sorted(), forKey: .targetModules) }
-        if let m = modulesToSave { try c.encode(m, forKey: .modulesToSave) } else { try c.encodeNil(forKey: .modulesToSave) }
+        if let targetPattern {
+            try c.encode(targetPattern, forKey: .targetModules)
+        } else {
+            try c.encode(targetModules.sorted(), forKey: .targetModules)
+        }
+        if let m = modulesToSave {
+            try c.encode(m, forKey: .modulesToSave)
+        } else {
+            try c.encodeNil(forKey: .modulesToSave)
+        }
         try c.encode(useRslora, forKey: .useRslora)
         try c.encode(taskType, forKey: .taskType)
-        if let b = baseModelNameOrPath { try c.encode(b, forKey: .baseModelNameOrPath) } else { try c.encodeNil(forKey: .baseModelNameOrPath) }
+        if let b = baseModelNameOrPath {
+            try c.encode(b, forKey: .baseModelNameOrPath)
+        } else {
+            try c.encodeNil(forKey: .baseModelNameOrPath)
+        }
         try c.encode(inferenceMode, forKey: .inferenceMode)
         try c.encode("none", forKey: .bias)
         try c.encode(false, forKey: .fanInFanOut)
@@ -151,7 +174,10 @@ extension Module {
             return (name, lin)
         }
         guard !targets.isEmpty else {
-            throw TensorError("attach_lora", "no projection matches target modules \(config.targetPattern.map { [$0] } ?? config.targetModules)")
+            throw TensorError(
+                "attach_lora",
+                "no projection matches target modules \(config.targetPattern.map { [$0] } ?? config.targetModules)"
+            )
         }
         if let already = targets.first(where: { $0.1.lora != nil }) {
             throw TensorError("attach_lora", "\(already.0) already has an adapter")
@@ -213,7 +239,9 @@ extension Module {
             wanted[name + ".lora_B.weight"] = l.lora!.b
         }
         let saved = namedModules().filter { config.saves($0.0) }.map(\.0)
-        for (name, p) in namedParameters() where saved.contains(where: { name.hasPrefix($0 + ".") }) { wanted[name] = p }
+        for (name, p) in namedParameters() where saved.contains(where: { name.hasPrefix($0 + ".") }) {
+            wanted[name] = p
+        }
         var seen = Set<String>()
         var problems: [String] = []
         for (raw, t) in tensors {
@@ -222,7 +250,9 @@ extension Module {
                 .replacingOccurrences(of: ".lora_B.default.", with: ".lora_B.")
                 .replacingOccurrences(of: ".modules_to_save.default.", with: ".")
             guard let p = wanted[name] else { problems.append("unexpected \(raw)"); continue }
-            guard p.shape == t.shape else { problems.append("\(raw): file \(t.shape) vs model \(p.shape)"); continue }
+            guard p.shape == t.shape else {
+                problems.append("\(raw): file \(t.shape) vs model \(p.shape)"); continue
+            }
             p.data = t
             seen.insert(name)
         }

@@ -33,8 +33,12 @@ public struct NextTokenLoss {
 ///   - labels: `[B, T]` token ids, `ignoreIndex` where nothing is supervised (HF `labels`, unshifted).
 ///   - documentIds: `[B, T]` for packed rows, or nil.
 /// - Returns: `[B, T]`.
-public func nextTokenTargets(labels: IndexTensor, documentIds: IndexTensor? = nil, ignoreIndex: Int = -100) throws -> IndexTensor {
-    guard labels.shape.count == 2 else { throw TensorError("next_token_loss", "labels must be [B, T], got \(labels.shape)") }
+public func nextTokenTargets(labels: IndexTensor, documentIds: IndexTensor? = nil, ignoreIndex: Int = -100)
+    throws -> IndexTensor
+{
+    guard labels.shape.count == 2 else {
+        throw TensorError("next_token_loss", "labels must be [B, T], got \(labels.shape)")
+    }
     if let d = documentIds, d.shape != labels.shape {
         throw TensorError("next_token_loss", "documentIds \(d.shape) must match labels \(labels.shape)")
     }
@@ -65,7 +69,8 @@ extension LlamaForCausalLM {
         zLossCoefficient: Float = 0
     ) throws -> NextTokenLoss {
         guard hidden.rank == 3, Array(hidden.shape.prefix(2)) == labels.shape else {
-            throw TensorError("next_token_loss", "hidden \(hidden.shape) does not match labels \(labels.shape)")
+            throw TensorError(
+                "next_token_loss", "hidden \(hidden.shape) does not match labels \(labels.shape)")
         }
         let targets = try nextTokenTargets(labels: labels, documentIds: documentIds, ignoreIndex: ignoreIndex)
         let rows = targets.values.indices.filter { targets.values[$0] != ignoreIndex }
@@ -82,9 +87,12 @@ extension LlamaForCausalLM {
 
     /// Per-token next-token losses (no gradient), `ignoreIndex` positions reported as nil.
     /// - Returns: `[B * T]` values in row-major order.
-    public func nextTokenLosses(hidden: Tensor, labels: IndexTensor, documentIds: IndexTensor? = nil, ignoreIndex: Int = -100) throws -> [Float?] {
+    public func nextTokenLosses(
+        hidden: Tensor, labels: IndexTensor, documentIds: IndexTensor? = nil, ignoreIndex: Int = -100
+    ) throws -> [Float?] {
         try noGrad {
-            let targets = try nextTokenTargets(labels: labels, documentIds: documentIds, ignoreIndex: ignoreIndex)
+            let targets = try nextTokenTargets(
+                labels: labels, documentIds: documentIds, ignoreIndex: ignoreIndex)
             let logp = try logits(hidden: hidden).logSoftmax(axis: -1)
             let v = logp.shape[2]
             return logp.withUnsafeBufferPointer { p in

@@ -21,10 +21,14 @@ public final class LoRAWeights {
     }
     let halves: (Half, Half)
 
-    init(inFeatures: Int, outFeatures: Int, rank: Int, scale: Float, dropout: Float, generator: inout RandomGenerator) {
+    init(
+        inFeatures: Int, outFeatures: Int, rank: Int, scale: Float, dropout: Float,
+        generator: inout RandomGenerator
+    ) {
         self.rank = rank
         self.scale = scale
-        a = Parameter(Initializer.pytorchDefault(fanIn: inFeatures).make([rank, inFeatures], generator: &generator))
+        a = Parameter(
+            Initializer.pytorchDefault(fanIn: inFeatures).make([rank, inFeatures], generator: &generator))
         b = Parameter(Tensor.zeros([outFeatures, rank]))
         self.dropout = dropout > 0 ? Dropout(dropout, seed: generator.seed &+ generator.offset) : nil
         halves = (Half(a), Half(b))

@@ -8,7 +8,9 @@ extension LlamaForCausalLM {
     /// Tied embeddings stay tied (one parameter). Shrinking drops the last rows.
     /// - Throws: `TensorError` when `newSize` is not positive.
     public func resizeVocabulary(to newSize: Int) throws {
-        guard newSize > 0 else { throw TensorError("resize_token_embeddings", "new size must be positive, got \(newSize)") }
+        guard newSize > 0 else {
+            throw TensorError("resize_token_embeddings", "new size must be positive, got \(newSize)")
+        }
         func resized(_ w: Tensor) throws -> Tensor {
             let old = w.shape[0]
             if newSize <= old { return try w.narrow(axis: 0, start: 0, length: newSize) }

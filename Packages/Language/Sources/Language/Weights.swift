@@ -40,7 +40,9 @@ extension Module {
             if t.shape != p.shape { mismatched.append("\(name): file \(t.shape) vs model \(p.shape)") }
         }
         guard mismatched.isEmpty else {
-            throw TensorError("load_state_dict", "shape mismatch for \(mismatched.count) tensors: " + mismatched.joined(separator: "; "))
+            throw TensorError(
+                "load_state_dict",
+                "shape mismatch for \(mismatched.count) tensors: " + mismatched.joined(separator: "; "))
         }
         let extra = tensors.keys.filter { !known.contains($0) }.sorted()
         let ignored = extra.filter(ignoring)
@@ -61,7 +63,9 @@ extension LlamaForCausalLM {
     /// sharded checkpoint's files). `rotary_emb.inv_freq` buffers of older checkpoints and a tied
     /// `lm_head.weight` are ignored.
     /// - Throws: `TensorError` for a missing, unexpected or mis-shaped tensor.
-    public static func load(config: LlamaConfig, tensors: [String: Tensor]) throws -> (LlamaForCausalLM, WeightLoadReport) {
+    public static func load(config: LlamaConfig, tensors: [String: Tensor]) throws -> (
+        LlamaForCausalLM, WeightLoadReport
+    ) {
         let m = try LlamaForCausalLM(config: config)
         let report = try m.loadStateDict(tensors) { name in
             name.hasSuffix("rotary_emb.inv_freq") || (config.tieWordEmbeddings && name == "lm_head.weight")
@@ -85,7 +89,8 @@ extension LlamaForCausalLM {
             if let b = lin.bias { out.append((name + ".bias", b.data)) }
         }
         // Module order: keep HF's (parameter registration) order.
-        let order = Dictionary(uniqueKeysWithValues: namedParameters().enumerated().map { ($0.element.0, $0.offset) })
+        let order = Dictionary(
+            uniqueKeysWithValues: namedParameters().enumerated().map { ($0.element.0, $0.offset) })
         return out.sorted { (order[$0.0] ?? 0) < (order[$1.0] ?? 0) }
     }
 }
@@ -108,20 +113,28 @@ extension LlamaForCausalLM {
         if fm.fileExists(atPath: single.path) {
             tensors = try readSafetensors(single)
         } else if fm.fileExists(atPath: index.path) {
-            guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: index)) as? [String: Any],
+            guard
+                let root = try JSONSerialization.jsonObject(with: Data(contentsOf: index)) as? [String: Any],
                 let map = root["weight_map"] as? [String: String]
             else { throw TensorError("load_pretrained", "\(index.path) has no weight_map") }
             for file in Set(map.values).sorted() {
                 let url = directory.appendingPathComponent(file)
                 guard fm.fileExists(atPath: url.path) else {
-                    throw TensorError("load_pretrained", "shard \(file) listed in \(index.lastPathComponent) is missing")
+                    throw TensorError(
+                        "load_pretrained", "shard \(file) listed in \(index.lastPathComponent) is missing")
                 }
                 for (k, v) in try readSafetensors(url) { tensors[k] = v }
             }
             let absent = map.keys.filter { tensors[$0] == nil }.sorted()
-            guard absent.isEmpty else { throw TensorError("load_pretrained", "tensors listed in the index but not in their shards: \(absent.prefix(8))") }
+            guard absent.isEmpty else {
+                throw TensorError(
+                    "load_pretrained",
+                    "tensors listed in the index but not in their shards: \(absent.prefix(8))")
+            }
         } else {
-            throw TensorError("load_pretrained", "\(directory.path) has neither model.safetensors nor model.safetensors.index.json")
+            throw TensorError(
+                "load_pretrained",
+                "\(directory.path) has neither model.safetensors nor model.safetensors.index.json")
         }
         return try load(config: config, tensors: tensors)
     }

@@ -48,7 +48,8 @@ public final class AdamW: Optimizer {
 
     @discardableResult
     public func update(
-        _ parameters: [(String, Parameter)], gradients: Gradients, scheduleMultiplier: Double = 1, gradientNorm: Float? = nil
+        _ parameters: [(String, Parameter)], gradients: Gradients, scheduleMultiplier: Double = 1,
+        gradientNorm: Float? = nil
     ) throws -> StepOutcome {
         if let gradientNorm, !gradientNorm.isFinite {
             skippedSteps += 1
@@ -91,7 +92,9 @@ public final class AdamW: Optimizer {
     }
 
     public func stateTensors() -> [(String, Tensor)] {
-        expAvg.keys.sorted().flatMap { [("\($0).exp_avg", expAvg[$0]!), ("\($0).exp_avg_sq", expAvgSq[$0]!)] }
+        expAvg.keys.sorted().flatMap {
+            [("\($0).exp_avg", expAvg[$0]!), ("\($0).exp_avg_sq", expAvgSq[$0]!)]
+        }
     }
 
     public func loadState(_ tensors: [String: Tensor], step: Int, skippedSteps: Int = 0) throws {
@@ -106,7 +109,9 @@ public final class AdamW: Optimizer {
             }
         }
         guard Set(m.keys) == Set(v.keys) else {
-            throw OptimizerError("AdamW: state has exp_avg for \(Set(m.keys).symmetricDifference(v.keys).sorted()) without exp_avg_sq (or the reverse)")
+            throw OptimizerError(
+                "AdamW: state has exp_avg for \(Set(m.keys).symmetricDifference(v.keys).sorted()) without exp_avg_sq (or the reverse)"
+            )
         }
         expAvg = m
         expAvgSq = v
@@ -122,7 +127,10 @@ enum AdamKernel {
         var decay, beta1, beta2, stepSize, bc2Sqrt, eps: Float
     }
 
-    static func apply(_ p: inout Tensor, gradient g: Tensor, expAvg m: inout Tensor, expAvgSq v: inout Tensor, _ c: Coefficients) throws {
+    static func apply(
+        _ p: inout Tensor, gradient g: Tensor, expAvg m: inout Tensor, expAvgSq v: inout Tensor,
+        _ c: Coefficients
+    ) throws {
         let n = p.count
         g.withUnsafeBufferPointer { gp in
             m.withUnsafeMutableBufferPointer { mp in
@@ -133,7 +141,8 @@ enum AdamKernel {
                         let w1 = 1 - c.beta1, w2 = 1 - c.beta2, b2 = c.beta2, decay = c.decay
                         let negStep = -c.stepSize, bc2 = c.bc2Sqrt, eps = c.eps
                         ComputeRuntime.parallelFor(n, grain: 1 << 15) { r in
-                            let g = G + r.lowerBound, m = M + r.lowerBound, v = V + r.lowerBound, p = P + r.lowerBound
+                            let g = G + r.lowerBound, m = M + r.lowerBound, v = V + r.lowerBound,
+                                p = P + r.lowerBound
                             let count = r.count
                             var i = 0
                             // 8 lanes at a time (explicit SIMD: four aliasing pointers defeat the
@@ -148,7 +157,8 @@ enum AdamKernel {
                                 let denom = vi.squareRoot() / bc2 + eps
                                 UnsafeMutableRawPointer(m + i).storeBytes(of: mi, as: SIMD8<Float>.self)
                                 UnsafeMutableRawPointer(v + i).storeBytes(of: vi, as: SIMD8<Float>.self)
-                                UnsafeMutableRawPointer(p + i).storeBytes(of: pi + negStep * mi / denom, as: SIMD8<Float>.self)
+                                UnsafeMutableRawPointer(p + i).storeBytes(
+                                    of: pi + negStep * mi / denom, as: SIMD8<Float>.self)
                                 i += 8
                             }
                             while i < count {

@@ -26,7 +26,8 @@ public enum PeakLearningRate: Codable, Equatable, Sendable {
         let c = try decoder.singleValueContainer()
         if let s = try? c.decode(String.self) {
             guard s == "auto" else {
-                throw DecodingError.dataCorruptedError(in: c, debugDescription: "learning rate must be a number or \"auto\", got \"\(s)\"")
+                throw DecodingError.dataCorruptedError(
+                    in: c, debugDescription: "learning rate must be a number or \"auto\", got \"\(s)\"")
             }
             self = .auto
         } else {

@@ -30,7 +30,10 @@ public protocol Optimizer: AnyObject {
     ///   - gradientNorm: the pre-clip global norm, when the caller already computed it; a non-finite
     ///     value skips the step.
     @discardableResult
-    func update(_ parameters: [(String, Parameter)], gradients: Gradients, scheduleMultiplier: Double, gradientNorm: Float?) throws -> StepOutcome
+    func update(
+        _ parameters: [(String, Parameter)], gradients: Gradients, scheduleMultiplier: Double,
+        gradientNorm: Float?
+    ) throws -> StepOutcome
 
     /// The state as named tensors (keyed `<parameter>.<slot>`).
     func stateTensors() -> [(String, Tensor)]

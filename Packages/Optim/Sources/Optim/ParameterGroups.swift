@@ -42,7 +42,8 @@ public struct ParameterGroups: Codable, Equatable, Sendable {
     /// The settings for parameter `name` of `shape`.
     public func settings(for name: String, shape: [Int]) -> GroupSettings {
         let exempt = shape.count < 2 || noDecayPatterns.contains { name.contains($0) }
-        let multiplier = learningRateMultipliers
+        let multiplier =
+            learningRateMultipliers
             .filter { name.hasPrefix($0.key) }
             .max { $0.key.count < $1.key.count }?.value ?? 1
         return GroupSettings(weightDecay: exempt ? 0 : weightDecay, learningRateMultiplier: multiplier)

@@ -11,7 +11,10 @@ public final class SGD: Optimizer {
         public var weightDecay: Double
         public var nesterov: Bool
 
-        public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) {
+        public init(
+            learningRate: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0,
+            nesterov: Bool = false
+        ) {
             self.learningRate = learningRate
             self.momentum = momentum
             self.dampening = dampening
@@ -29,7 +32,8 @@ public final class SGD: Optimizer {
 
     @discardableResult
     public func update(
-        _ parameters: [(String, Parameter)], gradients: Gradients, scheduleMultiplier: Double = 1, gradientNorm: Float? = nil
+        _ parameters: [(String, Parameter)], gradients: Gradients, scheduleMultiplier: Double = 1,
+        gradientNorm: Float? = nil
     ) throws -> StepOutcome {
         if let gradientNorm, !gradientNorm.isFinite {
             skippedSteps += 1
@@ -67,7 +71,9 @@ public final class SGD: Optimizer {
     public func loadState(_ tensors: [String: Tensor], step: Int, skippedSteps: Int = 0) throws {
         var bufs: [String: Tensor] = [:]
         for (key, t) in tensors {
-            guard key.hasSuffix(".momentum_buffer") else { throw OptimizerError("SGD: unexpected state tensor \(key)") }
+            guard key.hasSuffix(".momentum_buffer") else {
+                throw OptimizerError("SGD: unexpected state tensor \(key)")
+            }
             bufs[String(key.dropLast(".momentum_buffer".count))] = t
         }
         momentumBuffers = bufs

@@ -14,8 +14,10 @@ public struct ZLoss: Codable, Equatable, Sendable {
     ///   - logits: `[N, V]` (or `[B, T, V]` with targets `[B, T]`)
     ///   - targets: token ids; rows equal to `ignoreIndex` carry no loss
     /// - Returns: a scalar: coefficient x mean over supervised rows of lse^2 (0 when there are none).
-    public func callAsFunction(logits: Tensor, targets: IndexTensor, ignoreIndex: Int = -100) throws -> Tensor {
-        let parts = try crossEntropyParts(logits: logits, targets: targets, ignoreIndex: ignoreIndex, zLossCoefficient: coefficient)
+    public func callAsFunction(logits: Tensor, targets: IndexTensor, ignoreIndex: Int = -100) throws -> Tensor
+    {
+        let parts = try crossEntropyParts(
+            logits: logits, targets: targets, ignoreIndex: ignoreIndex, zLossCoefficient: coefficient)
         return parts.count > 0 ? parts.zLossSum / Float(parts.count) : parts.zLossSum * 0
     }
 }

@@ -27,7 +27,8 @@ public final class MultiHeadAttention: Module {
         /// HF Llama: `q_proj`, `k_proj`, `v_proj`, `o_proj`.
         public static let llama = Names(query: "q_proj", key: "k_proj", value: "v_proj", output: "o_proj")
         /// Chain-of-Sight: `to_q`, fused `to_kv`, `proj`.
-        public static let chainOfSight = Names(query: "to_q", key: "", value: "", output: "proj", fusedKeyValue: "to_kv")
+        public static let chainOfSight = Names(
+            query: "to_q", key: "", value: "", output: "proj", fusedKeyValue: "to_kv")
     }
 
     public let embedDim: Int
@@ -51,7 +52,8 @@ public final class MultiHeadAttention: Module {
         embedDim: Int, numHeads: Int, numKeyValueHeads: Int? = nil, contextDim: Int? = nil, bias: Bool = true,
         outputBias: Bool? = nil, names: Names = .clip, seed: UInt64 = 0
     ) {
-        precondition(embedDim % numHeads == 0, "embedDim \(embedDim) is not divisible by numHeads \(numHeads)")
+        precondition(
+            embedDim % numHeads == 0, "embedDim \(embedDim) is not divisible by numHeads \(numHeads)")
         let kvHeads = numKeyValueHeads ?? numHeads
         precondition(numHeads % kvHeads == 0, "numHeads must be a multiple of numKeyValueHeads")
         self.embedDim = embedDim
@@ -98,7 +100,8 @@ public final class MultiHeadAttention: Module {
         let k: Tensor, v: Tensor
         if let keyValue {
             let kv = try keyValue(src)
-            let parts = try kv.split(sizes: [numKeyValueHeads * headDim, numKeyValueHeads * headDim], axis: 2)
+            let parts = try kv.split(
+                sizes: [numKeyValueHeads * headDim, numKeyValueHeads * headDim], axis: 2)
             (k, v) = (parts[0], parts[1])
         } else {
             (k, v) = (try key!(src), try value!(src))
@@ -117,7 +120,9 @@ public final class MultiHeadAttention: Module {
     ///   - context: keys' and values' source `[B, S, contextDim]` (cross-attention), or nil for self-attention
     ///   - mask: which keys each query may see
     /// - Returns: `[B, T, embedDim]`
-    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, mask: AttentionMask = .none) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, mask: AttentionMask = .none) throws
+        -> Tensor
+    {
         let (q, k, v) = try project(x, context: context)
         return try merge(scaledDotProductAttention(q: q, k: k, v: v, mask: mask))
     }

@@ -9,9 +9,12 @@ public final class Conv2d: Module, UnaryLayer {
 
     public init(
         _ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
-        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true, seed: UInt64 = 0
+        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
+        seed: UInt64 = 0
     ) {
-        precondition(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0, "groups must divide channels")
+        precondition(
+            groups > 0 && inChannels % groups == 0 && outChannels % groups == 0, "groups must divide channels"
+        )
         weight = Parameter(Tensor.zeros([outChannels, inChannels / groups, kernelSize.0, kernelSize.1]))
         self.bias = bias ? Parameter(Tensor.zeros([outChannels])) : nil
         self.stride = stride
@@ -37,6 +40,8 @@ public final class Conv2d: Module, UnaryLayer {
     /// - Parameter x: `[N, in, H, W]`
     /// - Returns: `[N, out, Ho, Wo]`
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        try conv2d(
+            x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation,
+            groups: groups)
     }
 }

@@ -21,8 +21,10 @@ public enum Initializer {
     /// A tensor of `shape` drawn from this initialiser.
     public func make(_ shape: [Int], generator: inout RandomGenerator) -> Tensor {
         switch self {
-        case .uniform(let bound): return Tensor.uniform(shape, low: -bound, high: bound, generator: &generator)
-        case .normal(let mean, let std): return Tensor.normal(shape, mean: mean, std: std, generator: &generator)
+        case .uniform(let bound):
+            return Tensor.uniform(shape, low: -bound, high: bound, generator: &generator)
+        case .normal(let mean, let std):
+            return Tensor.normal(shape, mean: mean, std: std, generator: &generator)
         case .truncatedNormal(let mean, let std, let a, let b):
             return Tensor.truncatedNormal(shape, mean: mean, std: std, a: a, b: b, generator: &generator)
         case .zeros: return Tensor.zeros(shape)

@@ -44,7 +44,8 @@ public final class MLP: Module, UnaryLayer {
     ///   - names: the two children's names (`fc1`, `fc2` as HF CLIP; Honeybee's readout uses `0`, `2`).
     public init(
         _ inFeatures: Int, hidden: Int, out: Int? = nil, bias: Bool = true,
-        activation: @escaping (Tensor) throws -> Tensor = { quickGelu($0) }, names: (String, String) = ("fc1", "fc2"),
+        activation: @escaping (Tensor) throws -> Tensor = { quickGelu($0) },
+        names: (String, String) = ("fc1", "fc2"),
         seed: UInt64 = 0
     ) {
         fc1 = Linear(inFeatures, hidden, bias: bias, seed: seed)

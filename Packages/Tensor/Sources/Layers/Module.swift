@@ -83,7 +83,8 @@ open class Module {
 
     /// Parameters and persistent buffers as (name, tensor): what a weights file stores.
     public func stateDict() -> [(String, Tensor)] {
-        namedParameters().map { ($0.0, $0.1.data) } + namedBuffers(persistentOnly: true).map { ($0.0, $0.1.value) }
+        namedParameters().map { ($0.0, $0.1.data) }
+            + namedBuffers(persistentOnly: true).map { ($0.0, $0.1.value) }
     }
 
     /// Number of scalar parameters (all, or trainable only).
@@ -182,7 +183,9 @@ public final class ModuleList<Element: Module>: Module, RandomAccessCollection {
 
     public init(_ modules: [Element]) { self.modules = modules }
 
-    public override var localChildren: [(String, Module)] { modules.enumerated().map { (String($0.offset), $0.element) } }
+    public override var localChildren: [(String, Module)] {
+        modules.enumerated().map { (String($0.offset), $0.element) }
+    }
     public var startIndex: Int { modules.startIndex }
     public var endIndex: Int { modules.endIndex }
     public subscript(i: Int) -> Element {
@@ -197,7 +200,9 @@ public final class Sequential: Module, UnaryLayer {
 
     public init(_ layers: [any UnaryLayer]) { self.layers = layers }
 
-    public override var localChildren: [(String, Module)] { layers.enumerated().map { (String($0.offset), $0.element) } }
+    public override var localChildren: [(String, Module)] {
+        layers.enumerated().map { (String($0.offset), $0.element) }
+    }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try layers.reduce(x) { try $1($0) }

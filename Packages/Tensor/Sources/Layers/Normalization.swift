@@ -5,7 +5,9 @@ public final class LayerNorm: Module, UnaryLayer {
     public let weight: Parameter?
     public let bias: Parameter?
 
-    public init(_ normalizedShape: [Int], eps: Float = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) {
+    public init(
+        _ normalizedShape: [Int], eps: Float = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true
+    ) {
         self.normalizedShape = normalizedShape
         self.eps = eps
         weight = elementwiseAffine ? Parameter(Tensor.ones(normalizedShape)) : nil
@@ -54,7 +56,8 @@ public final class LayerNorm2d: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         guard x.rank == 4 else { throw TensorError("LayerNorm2d", "expects [N, C, H, W], got \(x.shape)") }
         let nhwc = try x.permuted([0, 2, 3, 1])
-        let y = try layerNorm(nhwc, normalizedShape: [x.shape[1]], weight: weight.value, bias: bias.value, eps: eps)
+        let y = try layerNorm(
+            nhwc, normalizedShape: [x.shape[1]], weight: weight.value, bias: bias.value, eps: eps)
         return try y.permuted([0, 3, 1, 2])
     }
 }
@@ -71,9 +74,13 @@ public final class RMSNorm: Module, UnaryLayer {
 
     public override var localParameters: [(String, Parameter)] { [("weight", weight)] }
 
-    public override func resetLocalParameters(generator: inout RandomGenerator) { weight.data = Tensor.ones(weight.shape) }
+    public override func resetLocalParameters(generator: inout RandomGenerator) {
+        weight.data = Tensor.ones(weight.shape)
+    }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try rmsNorm(x, weight: weight.value, eps: eps) }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try rmsNorm(x, weight: weight.value, eps: eps)
+    }
 }
 
 /// Group normalisation over NC* inputs (PyTorch `nn.GroupNorm`): `weight` `[C]`, `bias` `[C]`.
@@ -126,7 +133,10 @@ public final class BatchNorm2d: Module, UnaryLayer {
 
     public override var localParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
     public override var localBuffers: [(String, Buffer)] {
-        [("running_mean", runningMean), ("running_var", runningVar), ("num_batches_tracked", numBatchesTracked)]
+        [
+            ("running_mean", runningMean), ("running_var", runningVar),
+            ("num_batches_tracked", numBatchesTracked),
+        ]
     }
 
     public override func resetLocalParameters(generator: inout RandomGenerator) {
@@ -139,7 +149,8 @@ public final class BatchNorm2d: Module, UnaryLayer {
         var mean: Tensor? = runningMean.value
         var variance: Tensor? = runningVar.value
         let y = try batchNorm(
-            x, runningMean: &mean, runningVar: &variance, weight: weight.value, bias: bias.value, training: isTraining,
+            x, runningMean: &mean, runningVar: &variance, weight: weight.value, bias: bias.value,
+            training: isTraining,
             momentum: momentum, eps: eps)
         if isTraining {
             runningMean.value = mean!

@@ -16,7 +16,8 @@ public struct AttentionDims: Sendable, Equatable {
     public var scale: Float
 
     public init(
-        batch: Int, queryHeads: Int, kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int, valueDim: Int,
+        batch: Int, queryHeads: Int, kvHeads: Int, queryLength: Int, keyLength: Int, headDim: Int,
+        valueDim: Int,
         scale: Float
     ) {
         self.batch = batch
@@ -110,7 +111,9 @@ public enum AttentionKernels {
             let bq = Swift.max(1, sizes.query), bk = Swift.max(1, sizes.key)
             let tq = d.queryLength, tk = d.keyLength, batch = d.batch
             let nqb = (tq + bq - 1) / bq, nkb = (tk + bk - 1) / bk
-            (self.bq, self.bk, self.tq, self.tk, self.batch, self.nqb, self.nkb) = (bq, bk, tq, tk, batch, nqb, nkb)
+            (self.bq, self.bk, self.tq, self.tk, self.batch, self.nqb, self.nkb) = (
+                bq, bk, tq, tk, batch, nqb, nkb
+            )
             causal = m.causal
             offset = m.queryOffset
             func copy<T>(_ a: [T]) -> UnsafeMutablePointer<T> {
@@ -118,7 +121,9 @@ public enum AttentionKernels {
                 _ = UnsafeMutableBufferPointer(start: p, count: a.count).initialize(from: a)
                 return p
             }
-            func ranges(_ ids: UnsafeMutablePointer<Int>, _ len: Int, _ bs: Int, _ nb: Int) -> (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) {
+            func ranges(_ ids: UnsafeMutablePointer<Int>, _ len: Int, _ bs: Int, _ nb: Int) -> (
+                UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>
+            ) {
                 let lo = UnsafeMutablePointer<Int>.allocate(capacity: Swift.max(batch * nb, 1))
                 let hi = UnsafeMutablePointer<Int>.allocate(capacity: Swift.max(batch * nb, 1))
                 for b in 0..<batch {
@@ -165,7 +170,9 @@ public enum AttentionKernels {
 
         /// What the mask leaves of block (qb, kb) in batch b, and which conditions need per-element work.
         @inline(__always)
-        func classify(_ b: Int, _ qb: Int, _ kb: Int) -> (kind: BlockKind, causal: Bool, docs: Bool, valid: Bool) {
+        func classify(_ b: Int, _ qb: Int, _ kb: Int) -> (
+            kind: BlockKind, causal: Bool, docs: Bool, valid: Bool
+        ) {
             let q0 = qb * bq, q1 = Swift.min(tq, q0 + bq)
             let k0 = kb * bk, k1 = Swift.min(tk, k0 + bk)
             var needCausal = false, needDocs = false, needValid = false
@@ -253,9 +260,11 @@ public enum AttentionKernels {
         var s0 = SIMD8<Float>(repeating: 0), s1 = s0
         var i = 0
         while i + 16 <= n {
-            s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            s0 +=
+                ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
                 * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            s1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            s1 +=
+                ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
                 * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
             i += 16
         }
@@ -270,7 +279,8 @@ public enum AttentionKernels {
     /// Runs `body(item)` for every item in `0..<items` over the compute threads, dealing items out
     /// round-robin (so that unequal items, as under a causal mask, balance), with OpenBLAS on one
     /// thread. `body` gets its thread's scratch of `scratch` floats.
-    static func parallelItems(_ items: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
+    static func parallelItems(_ items: Int, scratch: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void)
+    {
         guard items > 0 else { return }
         let workers = Swift.max(1, Swift.min(ComputeRuntime.threads, items))
         BLAS.withSingleThread {
@@ -319,10 +329,13 @@ public enum AttentionKernels {
                 if cls.kind == .skip { continue }
                 let k0 = kb * bk, nk = Swift.min(bk, tk - k0)
                 BLAS.sgemm(
-                    transA: false, transB: true, m: nq, n: nk, k: hd, alpha: d.scale, a: Q, lda: hd, b: K + k0 * hd,
+                    transA: false, transB: true, m: nq, n: nk, k: hd, alpha: d.scale, a: Q, lda: hd,
+                    b: K + k0 * hd,
                     ldb: hd, beta: 0, c: s, ldc: bk)
                 if cls.kind == .partial {
-                    plan.applyMask(b, q0: q0, nq: nq, k0: k0, nk: nk, s, ld: bk, causal: cls.causal, docs: cls.docs, valid: cls.valid)
+                    plan.applyMask(
+                        b, q0: q0, nq: nq, k0: k0, nk: nk, s, ld: bk, causal: cls.causal, docs: cls.docs,
+                        valid: cls.valid)
                 }
                 var any = false
                 for i in 0..<nq {
@@ -346,7 +359,8 @@ public enum AttentionKernels {
                 }
                 if any && dv > 0 {
                     BLAS.sgemm(
-                        transA: false, transB: false, m: nq, n: dv, k: nk, alpha: 1, a: s, lda: bk, b: V + k0 * dv,
+                        transA: false, transB: false, m: nq, n: dv, k: nk, alpha: 1, a: s, lda: bk,
+                        b: V + k0 * dv,
                         ldb: dv, beta: 1, c: O, ldc: dv)
                 }
             }
@@ -375,7 +389,8 @@ public enum AttentionKernels {
     /// same in both, so results do not depend on the thread count.
     public static func backward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafePointer<Float>,
-        logSumExp: UnsafePointer<Float>, dOut: UnsafePointer<Float>, dims d: AttentionDims, mask: AttentionMaskSpec,
+        logSumExp: UnsafePointer<Float>, dOut: UnsafePointer<Float>, dims d: AttentionDims,
+        mask: AttentionMaskSpec,
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>
     ) {
         let plan = Plan(d, mask, blockSizes)
@@ -392,7 +407,10 @@ public enum AttentionKernels {
         }
 
         /// One (query head bh, query block qb, key block kb) step.
-        func step(_ b: Int, _ bh: Int, _ kvh: Int, _ qb: Int, _ kb: Int, doKV: Bool, doQ: Bool, _ buf: UnsafeMutablePointer<Float>) {
+        func step(
+            _ b: Int, _ bh: Int, _ kvh: Int, _ qb: Int, _ kb: Int, doKV: Bool, doQ: Bool,
+            _ buf: UnsafeMutablePointer<Float>
+        ) {
             let cls = plan.classify(b, qb, kb)
             if cls.kind == .skip { return }
             let q0 = qb * bq, nq = Swift.min(bq, tq - q0)
@@ -402,19 +420,27 @@ public enum AttentionKernels {
             let lse = logSumExp + bh * tq + q0, di = delta + bh * tq + q0
             let p = buf, ds = buf + bq * bk
             BLAS.sgemm(
-                transA: false, transB: true, m: nq, n: nk, k: hd, alpha: d.scale, a: Q, lda: hd, b: K, ldb: hd,
+                transA: false, transB: true, m: nq, n: nk, k: hd, alpha: d.scale, a: Q, lda: hd, b: K,
+                ldb: hd,
                 beta: 0, c: p, ldc: bk)
             if cls.kind == .partial {
-                plan.applyMask(b, q0: q0, nq: nq, k0: k0, nk: nk, p, ld: bk, causal: cls.causal, docs: cls.docs, valid: cls.valid)
+                plan.applyMask(
+                    b, q0: q0, nq: nq, k0: k0, nk: nk, p, ld: bk, causal: cls.causal, docs: cls.docs,
+                    valid: cls.valid)
             }
             for i in 0..<nq {
                 let row = p + i * bk
-                if lse[i] == -.infinity { row.update(repeating: 0, count: nk) } else { expShifted(row, nk, lse[i]) }
+                if lse[i] == -.infinity {
+                    row.update(repeating: 0, count: nk)
+                } else {
+                    expShifted(row, nk, lse[i])
+                }
             }
             if vd > 0 {
                 if doKV {
                     BLAS.sgemm(
-                        transA: true, transB: false, m: nk, n: vd, k: nq, alpha: 1, a: p, lda: bk, b: dO, ldb: vd,
+                        transA: true, transB: false, m: nk, n: vd, k: nq, alpha: 1, a: p, lda: bk, b: dO,
+                        ldb: vd,
                         beta: 1, c: dv + (kvh * tk + k0) * vd, ldc: vd)
                 }
                 BLAS.sgemm(
@@ -429,12 +455,14 @@ public enum AttentionKernels {
             }
             if doKV {
                 BLAS.sgemm(
-                    transA: true, transB: false, m: nk, n: hd, k: nq, alpha: d.scale, a: ds, lda: bk, b: Q, ldb: hd,
+                    transA: true, transB: false, m: nk, n: hd, k: nq, alpha: d.scale, a: ds, lda: bk, b: Q,
+                    ldb: hd,
                     beta: 1, c: dk + (kvh * tk + k0) * hd, ldc: hd)
             }
             if doQ {
                 BLAS.sgemm(
-                    transA: false, transB: false, m: nq, n: hd, k: nk, alpha: d.scale, a: ds, lda: bk, b: K, ldb: hd,
+                    transA: false, transB: false, m: nq, n: hd, k: nk, alpha: d.scale, a: ds, lda: bk, b: K,
+                    ldb: hd,
                     beta: 1, c: dq + (bh * tq + q0) * hd, ldc: hd)
             }
         }

@@ -107,8 +107,12 @@ public struct Pool2dGeometry: Equatable, Sendable {
     /// PyTorch's pooling output size: floor (or ceil in `ceilMode`) of
     /// (in + 2 pad - dilation (k - 1) - 1) / stride, plus one; in `ceilMode` the last window must start
     /// inside the input or the left padding.
-    public static func outputSize(input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int, ceilMode: Bool) -> Int {
-        var out = floorDivide(input + 2 * padding - dilation * (kernel - 1) - 1 + (ceilMode ? stride - 1 : 0), stride) + 1
+    public static func outputSize(
+        input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int, ceilMode: Bool
+    ) -> Int {
+        var out =
+            floorDivide(
+                input + 2 * padding - dilation * (kernel - 1) - 1 + (ceilMode ? stride - 1 : 0), stride) + 1
         if ceilMode && (out - 1) * stride >= input + padding { out -= 1 }
         return out
     }
@@ -159,8 +163,12 @@ public struct Resize2dGeometry: Equatable, Sendable {
     /// The per-axis source taps (height, width).
     public func tables() -> (height: ResampleTable, width: ResampleTable) {
         (
-            ResampleTable(mode: mode, inSize: inHeight, outSize: outHeight, alignCorners: alignCorners, antialias: antialias, scale: scaleHeight),
-            ResampleTable(mode: mode, inSize: inWidth, outSize: outWidth, alignCorners: alignCorners, antialias: antialias, scale: scaleWidth)
+            ResampleTable(
+                mode: mode, inSize: inHeight, outSize: outHeight, alignCorners: alignCorners,
+                antialias: antialias, scale: scaleHeight),
+            ResampleTable(
+                mode: mode, inSize: inWidth, outSize: outWidth, alignCorners: alignCorners,
+                antialias: antialias, scale: scaleWidth)
         )
     }
 }
@@ -183,7 +191,8 @@ public struct ResampleTable: Sendable {
 
     /// PyTorch's `area_pixel_compute_scale`: the source step per output step.
     @inline(__always)
-    public static func areaPixelScale(inSize: Int, outSize: Int, alignCorners: Bool, scale: Double?) -> Float {
+    public static func areaPixelScale(inSize: Int, outSize: Int, alignCorners: Bool, scale: Double?) -> Float
+    {
         if alignCorners { return outSize > 1 ? Float(inSize - 1) / Float(outSize - 1) : 0 }
         return scalesValue(scale, inSize: inSize, outSize: outSize)
     }
@@ -243,11 +252,17 @@ public struct ResampleTable: Sendable {
     /// `upsample_bilinear2d`, `upsample_bicubic2d` and the antialiased `_upsample_*_aa` separable
     /// kernels).
     /// - Parameter scale: the user's scale factor for this axis (output / input), if the size came from one.
-    public init(mode: InterpolationMode, inSize: Int, outSize: Int, alignCorners: Bool, antialias: Bool, scale: Double?) {
+    public init(
+        mode: InterpolationMode, inSize: Int, outSize: Int, alignCorners: Bool, antialias: Bool,
+        scale: Double?
+    ) {
         self.inSize = inSize
         self.outSize = outSize
         func identity() -> (Int, Bool, [Int32], [Float], [Int32]) {
-            (1, true, (0..<outSize).map { Int32($0) }, [Float](repeating: 1, count: outSize), [Int32](repeating: 1, count: outSize))
+            (
+                1, true, (0..<outSize).map { Int32($0) }, [Float](repeating: 1, count: outSize),
+                [Int32](repeating: 1, count: outSize)
+            )
         }
         var t: (taps: Int, id: Bool, index: [Int32], weight: [Float], count: [Int32])
         switch (mode, antialias) {
@@ -261,18 +276,23 @@ public struct ResampleTable: Sendable {
                     if outSize == 2 * inSize { return Int32(o >> 1) }
                     return Int32(Swift.min(Int((Float(o) * s).rounded(.down)), inSize - 1))
                 }
-                t = (1, false, idx, [Float](repeating: 1, count: outSize), [Int32](repeating: 1, count: outSize))
+                t = (
+                    1, false, idx, [Float](repeating: 1, count: outSize),
+                    [Int32](repeating: 1, count: outSize)
+                )
             }
         case (.bilinear, false):
             if outSize == inSize {
                 t = identity()
             } else {
-                let s = ResampleTable.areaPixelScale(inSize: inSize, outSize: outSize, alignCorners: alignCorners, scale: scale)
+                let s = ResampleTable.areaPixelScale(
+                    inSize: inSize, outSize: outSize, alignCorners: alignCorners, scale: scale)
                 var idx = [Int32](), w = [Float]()
                 idx.reserveCapacity(2 * outSize)
                 w.reserveCapacity(2 * outSize)
                 for o in 0..<outSize {
-                    let real = ResampleTable.sourceIndex(scale: s, dst: o, alignCorners: alignCorners, cubic: false)
+                    let real = ResampleTable.sourceIndex(
+                        scale: s, dst: o, alignCorners: alignCorners, cubic: false)
                     let (i0, l1) = ResampleTable.guardIndex(real, inSize: inSize)
                     let i1 = i0 + (i0 < inSize - 1 ? 1 : 0)
                     idx += [Int32(i0), Int32(i1)]
@@ -281,12 +301,14 @@ public struct ResampleTable: Sendable {
                 t = (2, false, idx, w, [Int32](repeating: 2, count: outSize))
             }
         case (.bicubic, false):
-            let s = ResampleTable.areaPixelScale(inSize: inSize, outSize: outSize, alignCorners: alignCorners, scale: scale)
+            let s = ResampleTable.areaPixelScale(
+                inSize: inSize, outSize: outSize, alignCorners: alignCorners, scale: scale)
             var idx = [Int32](), w = [Float]()
             idx.reserveCapacity(4 * outSize)
             w.reserveCapacity(4 * outSize)
             for o in 0..<outSize {
-                let real = ResampleTable.sourceIndex(scale: s, dst: o, alignCorners: alignCorners, cubic: true)
+                let real = ResampleTable.sourceIndex(
+                    scale: s, dst: o, alignCorners: alignCorners, cubic: true)
                 let (i0, lambda) = ResampleTable.guardIndex(real, inSize: inSize)
                 let c = ResampleTable.cubicCoefficients(lambda)
                 for j in 0..<4 { idx.append(Int32(Swift.max(Swift.min(i0 - 1 + j, inSize - 1), 0))) }
@@ -302,8 +324,10 @@ public struct ResampleTable: Sendable {
             }
             let cubic = mode == .bicubic
             let interpSize = cubic ? 4 : 2
-            let s = ResampleTable.areaPixelScale(inSize: inSize, outSize: outSize, alignCorners: alignCorners, scale: scale)
-            let support: Float = s >= 1 ? Float(Double(interpSize) * 0.5 * Double(s)) : Float(interpSize) * 0.5
+            let s = ResampleTable.areaPixelScale(
+                inSize: inSize, outSize: outSize, alignCorners: alignCorners, scale: scale)
+            let support: Float =
+                s >= 1 ? Float(Double(interpSize) * 0.5 * Double(s)) : Float(interpSize) * 0.5
             let maxTaps = Int(support.rounded(.up)) * 2 + 1
             let invScale: Float = s >= 1 ? Float(1.0 / Double(s)) : 1
             var idx = [Int32](repeating: 0, count: maxTaps * outSize)
@@ -346,8 +370,11 @@ func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) 
     let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
     var i = 0
     while i + 16 <= n {
-        acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        acc1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+        acc0 +=
+            ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        acc1 +=
+            ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
             * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
         i += 16
     }
@@ -379,7 +406,10 @@ public enum ConvKernels {
     }
 
     /// Unfolds group `grp` of images `n0 ..< n0 + nb` into `col` [Cg*kH*kW, nb*P] (P = Ho*Wo).
-    static func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, group grp: Int, n0: Int, nb: Int) {
+    static func im2col(
+        _ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, group grp: Int,
+        n0: Int, nb: Int
+    ) {
         let cg = g.inPerGroup, kh = g.kernelHeight, kw = g.kernelWidth
         let ho = g.outHeight, wo = g.outWidth, p = ho * wo
         let h = g.inHeight, w = g.inWidth
@@ -416,7 +446,10 @@ public enum ConvKernels {
     }
 
     /// Adds the columns `col` [Cg*kH*kW, nb*P] back into group `grp` of images `n0 ..< n0 + nb` of dx.
-    static func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, group grp: Int, n0: Int, nb: Int) {
+    static func col2im(
+        _ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, group grp: Int,
+        n0: Int, nb: Int
+    ) {
         let cg = g.inPerGroup, kh = g.kernelHeight, kw = g.kernelWidth
         let ho = g.outHeight, wo = g.outWidth, p = ho * wo
         let h = g.inHeight, w = g.inWidth
@@ -455,12 +488,16 @@ public enum ConvKernels {
     static func perImage(nb: Int, p: Int) -> Bool { nb == 1 || p >= 256 }
 
     /// Copies group `grp` of dy for images n0 ..< n0 + nb into t [Og, nb * P].
-    static func gatherGroup(_ dy: UnsafePointer<Float>, _ t: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, group grp: Int, n0: Int, nb: Int) {
+    static func gatherGroup(
+        _ dy: UnsafePointer<Float>, _ t: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, group grp: Int,
+        n0: Int, nb: Int
+    ) {
         let og = g.outPerGroup, p = g.outHeight * g.outWidth
         ComputeRuntime.parallelFor(nb * og, grain: Swift.max(1, 8192 / p)) { r in
             for item in r {
                 let j = item / og, o = item % og
-                (t + o * nb * p + j * p).update(from: dy + ((n0 + j) * g.outChannels + grp * og + o) * p, count: p)
+                (t + o * nb * p + j * p).update(
+                    from: dy + ((n0 + j) * g.outChannels + grp * og + o) * p, count: p)
             }
         }
     }
@@ -474,7 +511,8 @@ public enum ConvKernels {
 
     /// y [N, O, Ho, Wo] = conv(x, weight) + bias.
     public static func forward(
-        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ y: UnsafeMutablePointer<Float>,
         _ g: Conv2dGeometry
     ) {
         let p = g.outHeight * g.outWidth
@@ -517,19 +555,22 @@ public enum ConvKernels {
                     // One GEMM per image, straight into y, reading that image's block of columns.
                     for j in 0..<nb {
                         BLAS.sgemm(
-                            transA: false, transB: false, m: og, n: p, k: k, a: weight + grp * og * k, lda: k, b: col + j * p,
+                            transA: false, transB: false, m: og, n: p, k: k, a: weight + grp * og * k, lda: k,
+                            b: col + j * p,
                             ldb: nb * p, beta: 0, c: y + ((n0 + j) * g.outChannels + grp * og) * p, ldc: p)
                     }
                 } else {
                     let t = tmp!
                     BLAS.sgemm(
-                        transA: false, transB: false, m: og, n: nb * p, k: k, a: weight + grp * og * k, lda: k, b: col,
+                        transA: false, transB: false, m: og, n: nb * p, k: k, a: weight + grp * og * k,
+                        lda: k, b: col,
                         ldb: nb * p, beta: 0, c: t, ldc: nb * p)
                     // [Og, nb, P] -> y[n0 + j, grp * Og + o, P]
                     ComputeRuntime.parallelFor(nb * og, grain: Swift.max(1, 8192 / p)) { r in
                         for item in r {
                             let j = item / og, o = item % og
-                            (y + ((n0 + j) * g.outChannels + grp * og + o) * p).update(from: t + o * nb * p + j * p, count: p)
+                            (y + ((n0 + j) * g.outChannels + grp * og + o) * p).update(
+                                from: t + o * nb * p + j * p, count: p)
                         }
                     }
                 }
@@ -539,17 +580,21 @@ public enum ConvKernels {
         addBias(bias, y, g)
     }
 
-    static func fillBias(_ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+    static func fillBias(_ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry)
+    {
         let p = g.outHeight * g.outWidth
-        ComputeRuntime.parallelFor(g.batch * g.outChannels, grain: Swift.max(1, 8192 / Swift.max(p, 1))) { r in
+        ComputeRuntime.parallelFor(g.batch * g.outChannels, grain: Swift.max(1, 8192 / Swift.max(p, 1))) {
+            r in
             for item in r { (y + item * p).update(repeating: bias?[item % g.outChannels] ?? 0, count: p) }
         }
     }
 
-    static func addBias(_ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+    static func addBias(_ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry)
+    {
         guard let bias else { return }
         let p = g.outHeight * g.outWidth
-        ComputeRuntime.parallelFor(g.batch * g.outChannels, grain: Swift.max(1, 8192 / Swift.max(p, 1))) { r in
+        ComputeRuntime.parallelFor(g.batch * g.outChannels, grain: Swift.max(1, 8192 / Swift.max(p, 1))) {
+            r in
             for item in r {
                 let b = bias[item % g.outChannels]
                 let d = y + item * p
@@ -560,7 +605,8 @@ public enum ConvKernels {
 
     /// dx [N, C, H, W] = the input gradient of the convolution for output gradient dy.
     public static func backwardInput(
-        dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry
+        dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        _ g: Conv2dGeometry
     ) {
         let hw = g.inHeight * g.inWidth
         let p = g.outHeight * g.outWidth
@@ -604,13 +650,15 @@ public enum ConvKernels {
                     for j in 0..<nb {
                         BLAS.sgemm(
                             transA: true, transB: false, m: k, n: p, k: og, a: weight + grp * og * k, lda: k,
-                            b: dy + ((n0 + j) * g.outChannels + grp * og) * p, ldb: p, beta: 0, c: dcol + j * p, ldc: nb * p)
+                            b: dy + ((n0 + j) * g.outChannels + grp * og) * p, ldb: p, beta: 0,
+                            c: dcol + j * p, ldc: nb * p)
                     }
                 } else {
                     let t = dyg!
                     gatherGroup(dy, t, g, group: grp, n0: n0, nb: nb)
                     BLAS.sgemm(
-                        transA: true, transB: false, m: k, n: nb * p, k: og, a: weight + grp * og * k, lda: k, b: t, ldb: nb * p,
+                        transA: true, transB: false, m: k, n: nb * p, k: og, a: weight + grp * og * k, lda: k,
+                        b: t, ldb: nb * p,
                         beta: 0, c: dcol, ldc: nb * p)
                 }
                 col2im(dcol, dx, g, group: grp, n0: n0, nb: nb)
@@ -621,15 +669,19 @@ public enum ConvKernels {
 
     /// dWeight [O, C/groups, kH, kW] and dBias [O] (either may be nil) for output gradient dy.
     public static func backwardWeight(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+        dBias: UnsafeMutablePointer<Float>?,
         _ g: Conv2dGeometry
     ) {
         let p = g.outHeight * g.outWidth
         if let dBias {
-            ComputeRuntime.parallelFor(g.outChannels, grain: Swift.max(1, 8192 / Swift.max(p * g.batch, 1))) { r in
+            ComputeRuntime.parallelFor(g.outChannels, grain: Swift.max(1, 8192 / Swift.max(p * g.batch, 1))) {
+                r in
                 for o in r {
                     var acc = 0.0
-                    for n in 0..<g.batch { acc += Double(ReduceKernels.sum(dy + (n * g.outChannels + o) * p, p)) }
+                    for n in 0..<g.batch {
+                        acc += Double(ReduceKernels.sum(dy + (n * g.outChannels + o) * p, p))
+                    }
                     dBias[o] = Float(acc)
                 }
             }
@@ -650,7 +702,8 @@ public enum ConvKernels {
             for n in 0..<g.batch {
                 for grp in 0..<g.groups {
                     BLAS.sgemm(
-                        transA: false, transB: true, m: og, n: cg, k: p, a: dy + (n * g.outChannels + grp * og) * p, lda: p,
+                        transA: false, transB: true, m: og, n: cg, k: p,
+                        a: dy + (n * g.outChannels + grp * og) * p, lda: p,
                         b: x + (n * g.inChannels + grp * cg) * p, ldb: p, beta: n == 0 ? 0 : 1,
                         c: dWeight + grp * og * k, ldc: k)
                 }
@@ -672,14 +725,17 @@ public enum ConvKernels {
                 if perImage(nb: nb, p: p) {
                     for j in 0..<nb {
                         BLAS.sgemm(
-                            transA: false, transB: true, m: og, n: k, k: p, a: dy + ((n0 + j) * g.outChannels + grp * og) * p, lda: p,
-                            b: col + j * p, ldb: nb * p, beta: n0 + j == 0 ? 0 : 1, c: dWeight + grp * og * k, ldc: k)
+                            transA: false, transB: true, m: og, n: k, k: p,
+                            a: dy + ((n0 + j) * g.outChannels + grp * og) * p, lda: p,
+                            b: col + j * p, ldb: nb * p, beta: n0 + j == 0 ? 0 : 1, c: dWeight + grp * og * k,
+                            ldc: k)
                     }
                 } else {
                     let t = dyg!
                     gatherGroup(dy, t, g, group: grp, n0: n0, nb: nb)
                     BLAS.sgemm(
-                        transA: false, transB: true, m: og, n: k, k: nb * p, a: t, lda: nb * p, b: col, ldb: nb * p,
+                        transA: false, transB: true, m: og, n: k, k: nb * p, a: t, lda: nb * p, b: col,
+                        ldb: nb * p,
                         beta: n0 == 0 ? 0 : 1, c: dWeight + grp * og * k, ldc: k)
                 }
             }
@@ -690,13 +746,16 @@ public enum ConvKernels {
     // MARK: Depthwise (groups == C): direct loops over the taps
 
     static func depthwiseForward(
-        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ y: UnsafeMutablePointer<Float>,
         _ g: Conv2dGeometry
     ) {
         let mult = g.outPerGroup
         let h = g.inHeight, w = g.inWidth, ho = g.outHeight, wo = g.outWidth
         let kh = g.kernelHeight, kw = g.kernelWidth, sh = g.strideHeight, sw = g.strideWidth
-        ComputeRuntime.parallelFor(g.batch * g.outChannels, grain: Swift.max(1, 4096 / Swift.max(ho * wo * kh * kw, 1))) { r in
+        ComputeRuntime.parallelFor(
+            g.batch * g.outChannels, grain: Swift.max(1, 4096 / Swift.max(ho * wo * kh * kw, 1))
+        ) { r in
             for item in r {
                 let n = item / g.outChannels, o = item % g.outChannels
                 let c = o / mult
@@ -725,11 +784,16 @@ public enum ConvKernels {
         }
     }
 
-    static func depthwiseBackwardInput(dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+    static func depthwiseBackwardInput(
+        dy: UnsafePointer<Float>, weight: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        _ g: Conv2dGeometry
+    ) {
         let mult = g.outPerGroup
         let h = g.inHeight, w = g.inWidth, ho = g.outHeight, wo = g.outWidth
         let kh = g.kernelHeight, kw = g.kernelWidth, sh = g.strideHeight, sw = g.strideWidth
-        ComputeRuntime.parallelFor(g.batch * g.inChannels, grain: Swift.max(1, 4096 / Swift.max(ho * wo * kh * kw * mult, 1))) { r in
+        ComputeRuntime.parallelFor(
+            g.batch * g.inChannels, grain: Swift.max(1, 4096 / Swift.max(ho * wo * kh * kw * mult, 1))
+        ) { r in
             for item in r {
                 let n = item / g.inChannels, c = item % g.inChannels
                 let dst = dx + item * h * w
@@ -743,7 +807,8 @@ public enum ConvKernels {
                         for kx in 0..<kw {
                             let wv = weight[(o * kh + ky) * kw + kx]
                             let offX = kx * g.dilationWidth - g.padWidth
-                            let (xlo, xhi) = validOutputRange(offset: offX, stride: sw, inSize: w, outSize: wo)
+                            let (xlo, xhi) = validOutputRange(
+                                offset: offX, stride: sw, inSize: w, outSize: wo)
                             for oy in ylo..<yhi {
                                 let d = dst + (oy * sh + offY) * w + offX
                                 let s = src + oy * wo
@@ -760,11 +825,16 @@ public enum ConvKernels {
         }
     }
 
-    static func depthwiseBackwardWeight(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+    static func depthwiseBackwardWeight(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
+        _ g: Conv2dGeometry
+    ) {
         let mult = g.outPerGroup
         let h = g.inHeight, w = g.inWidth, ho = g.outHeight, wo = g.outWidth
         let kh = g.kernelHeight, kw = g.kernelWidth, sh = g.strideHeight, sw = g.strideWidth
-        ComputeRuntime.parallelFor(g.outChannels * kh * kw, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.batch, 1))) { r in
+        ComputeRuntime.parallelFor(
+            g.outChannels * kh * kw, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.batch, 1))
+        ) { r in
             for item in r {
                 let o = item / (kh * kw), ky = (item / kw) % kh, kx = item % kw
                 let c = o / mult
@@ -800,10 +870,13 @@ public enum PoolKernels {
     /// Max over each window (padding never wins; NaN propagates, the first maximum on ties); `indices`
     /// receives the flat index (ih * W + iw) of the winner within its plane, or -1 for an empty window.
     public static func maxForward(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>, _ g: Pool2dGeometry
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>,
+        _ g: Pool2dGeometry
     ) {
         let h = g.inHeight, w = g.inWidth, ho = g.outHeight, wo = g.outWidth
-        ComputeRuntime.parallelFor(g.planes, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.kernelHeight * g.kernelWidth, 1))) { r in
+        ComputeRuntime.parallelFor(
+            g.planes, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.kernelHeight * g.kernelWidth, 1))
+        ) { r in
             for plane in r {
                 let src = x + plane * h * w
                 let dst = y + plane * ho * wo
@@ -840,7 +913,10 @@ public enum PoolKernels {
     }
 
     /// dx = 0, then dx[argmax] += dy for every window.
-    public static func maxBackward(dy: UnsafePointer<Float>, indices: UnsafePointer<Int32>, dx: UnsafeMutablePointer<Float>, _ g: Pool2dGeometry) {
+    public static func maxBackward(
+        dy: UnsafePointer<Float>, indices: UnsafePointer<Int32>, dx: UnsafeMutablePointer<Float>,
+        _ g: Pool2dGeometry
+    ) {
         let hw = g.inHeight * g.inWidth, p = g.outHeight * g.outWidth
         ComputeRuntime.parallelFor(g.planes, grain: Swift.max(1, 8192 / Swift.max(hw + p, 1))) { r in
             for plane in r {
@@ -855,7 +931,9 @@ public enum PoolKernels {
 
     /// The window of output (oy, ox) for average pooling: clipped bounds and the divisor.
     @inline(__always)
-    static func avgWindow(_ oy: Int, _ ox: Int, _ g: Pool2dGeometry, countIncludePad: Bool) -> (Int, Int, Int, Int, Float) {
+    static func avgWindow(_ oy: Int, _ ox: Int, _ g: Pool2dGeometry, countIncludePad: Bool) -> (
+        Int, Int, Int, Int, Float
+    ) {
         var y0 = oy * g.strideHeight - g.padHeight, x0 = ox * g.strideWidth - g.padWidth
         var y1 = Swift.min(y0 + g.kernelHeight, g.inHeight + g.padHeight)
         var x1 = Swift.min(x0 + g.kernelWidth, g.inWidth + g.padWidth)
@@ -870,9 +948,14 @@ public enum PoolKernels {
 
     /// Mean over each window (PyTorch's divisor rule: the window clipped to input + padding when
     /// counting padding, else only the input part; an empty window gives 0).
-    public static func avgForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: Pool2dGeometry, countIncludePad: Bool) {
+    public static func avgForward(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: Pool2dGeometry,
+        countIncludePad: Bool
+    ) {
         let h = g.inHeight, w = g.inWidth, ho = g.outHeight, wo = g.outWidth
-        ComputeRuntime.parallelFor(g.planes, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.kernelHeight * g.kernelWidth, 1))) { r in
+        ComputeRuntime.parallelFor(
+            g.planes, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.kernelHeight * g.kernelWidth, 1))
+        ) { r in
             for plane in r {
                 let src = x + plane * h * w
                 let dst = y + plane * ho * wo
@@ -892,9 +975,13 @@ public enum PoolKernels {
         }
     }
 
-    public static func avgBackward(dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ g: Pool2dGeometry, countIncludePad: Bool) {
+    public static func avgBackward(
+        dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ g: Pool2dGeometry, countIncludePad: Bool
+    ) {
         let h = g.inHeight, w = g.inWidth, ho = g.outHeight, wo = g.outWidth
-        ComputeRuntime.parallelFor(g.planes, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.kernelHeight * g.kernelWidth, 1))) { r in
+        ComputeRuntime.parallelFor(
+            g.planes, grain: Swift.max(1, 4096 / Swift.max(ho * wo * g.kernelHeight * g.kernelWidth, 1))
+        ) { r in
             for plane in r {
                 let dst = dx + plane * h * w
                 dst.update(repeating: 0, count: h * w)
@@ -918,7 +1005,8 @@ public enum PoolKernels {
     }
 
     public static func adaptiveAvgForward(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, inHeight h: Int, inWidth w: Int, outHeight ho: Int,
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, inHeight h: Int,
+        inWidth w: Int, outHeight ho: Int,
         outWidth wo: Int
     ) {
         ComputeRuntime.parallelFor(planes, grain: Swift.max(1, 4096 / Swift.max(h * w, 1))) { r in
@@ -939,7 +1027,8 @@ public enum PoolKernels {
     }
 
     public static func adaptiveAvgBackward(
-        dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, planes: Int, inHeight h: Int, inWidth w: Int, outHeight ho: Int,
+        dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, planes: Int, inHeight h: Int,
+        inWidth w: Int, outHeight ho: Int,
         outWidth wo: Int
     ) {
         ComputeRuntime.parallelFor(planes, grain: Swift.max(1, 4096 / Swift.max(h * w, 1))) { r in
@@ -964,13 +1053,16 @@ public enum PoolKernels {
 
 public enum ResampleKernels {
     /// dst [rows, outSize] from src [rows, inSize] along the contiguous axis.
-    static func horizontal(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, _ t: ResampleTable) {
+    static func horizontal(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, _ t: ResampleTable
+    ) {
         let taps = t.taps, inW = t.inSize, outW = t.outSize
         t.index.withUnsafeBufferPointer { ib in
             t.weight.withUnsafeBufferPointer { wb in
                 t.count.withUnsafeBufferPointer { cb in
                     let idx = ib.baseAddress!, wt = wb.baseAddress!, cnt = cb.baseAddress!
-                    ComputeRuntime.parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(outW * taps, 1))) { r in
+                    ComputeRuntime.parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(outW * taps, 1))) {
+                        r in
                         for row in r {
                             let s = src + row * inW, d = dst + row * outW
                             for o in 0..<outW {
@@ -987,13 +1079,18 @@ public enum ResampleKernels {
     }
 
     /// dst [planes, outSize, width] from src [planes, inSize, width] along the middle axis.
-    static func vertical(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, planes: Int, width: Int, _ t: ResampleTable) {
+    static func vertical(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, planes: Int, width: Int,
+        _ t: ResampleTable
+    ) {
         let taps = t.taps, inH = t.inSize, outH = t.outSize
         t.index.withUnsafeBufferPointer { ib in
             t.weight.withUnsafeBufferPointer { wb in
                 t.count.withUnsafeBufferPointer { cb in
                     let idx = ib.baseAddress!, wt = wb.baseAddress!, cnt = cb.baseAddress!
-                    ComputeRuntime.parallelFor(planes * outH, grain: Swift.max(1, 8192 / Swift.max(width * taps, 1))) { r in
+                    ComputeRuntime.parallelFor(
+                        planes * outH, grain: Swift.max(1, 8192 / Swift.max(width * taps, 1))
+                    ) { r in
                         for item in r {
                             let p = item / outH, o = item % outH
                             let d = dst + item * width
@@ -1019,13 +1116,16 @@ public enum ResampleKernels {
     }
 
     /// Adjoint of `horizontal`: dst [rows, inSize] = sum of src [rows, outSize] along the taps.
-    static func horizontalAdjoint(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, _ t: ResampleTable) {
+    static func horizontalAdjoint(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, _ t: ResampleTable
+    ) {
         let taps = t.taps, inW = t.inSize, outW = t.outSize
         t.index.withUnsafeBufferPointer { ib in
             t.weight.withUnsafeBufferPointer { wb in
                 t.count.withUnsafeBufferPointer { cb in
                     let idx = ib.baseAddress!, wt = wb.baseAddress!, cnt = cb.baseAddress!
-                    ComputeRuntime.parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(outW * taps, 1))) { r in
+                    ComputeRuntime.parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(outW * taps, 1))) {
+                        r in
                         for row in r {
                             let s = src + row * outW, d = dst + row * inW
                             d.update(repeating: 0, count: inW)
@@ -1041,13 +1141,18 @@ public enum ResampleKernels {
     }
 
     /// Adjoint of `vertical`: dst [planes, inSize, width] from src [planes, outSize, width].
-    static func verticalAdjoint(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, planes: Int, width: Int, _ t: ResampleTable) {
+    static func verticalAdjoint(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, planes: Int, width: Int,
+        _ t: ResampleTable
+    ) {
         let taps = t.taps, inH = t.inSize, outH = t.outSize
         t.index.withUnsafeBufferPointer { ib in
             t.weight.withUnsafeBufferPointer { wb in
                 t.count.withUnsafeBufferPointer { cb in
                     let idx = ib.baseAddress!, wt = wb.baseAddress!, cnt = cb.baseAddress!
-                    ComputeRuntime.parallelFor(planes, grain: Swift.max(1, 8192 / Swift.max(width * outH * taps, 1))) { r in
+                    ComputeRuntime.parallelFor(
+                        planes, grain: Swift.max(1, 8192 / Swift.max(width * outH * taps, 1))
+                    ) { r in
                         for p in r {
                             let plane = dst + p * inH * width
                             plane.update(repeating: 0, count: inH * width)
@@ -1068,11 +1173,15 @@ public enum ResampleKernels {
     }
 
     static func copy(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
-        ComputeRuntime.parallelFor(n) { r in (dst + r.lowerBound).update(from: src + r.lowerBound, count: r.count) }
+        ComputeRuntime.parallelFor(n) { r in
+            (dst + r.lowerBound).update(from: src + r.lowerBound, count: r.count)
+        }
     }
 
     /// y [planes, outH, outW] = resize(x [planes, inH, inW]): the width pass, then the height pass.
-    public static func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: Resize2dGeometry) {
+    public static func forward(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: Resize2dGeometry
+    ) {
         let (th, tw) = g.tables()
         let rows = g.planes * g.inHeight
         if g.planes == 0 { return }
@@ -1089,7 +1198,9 @@ public enum ResampleKernels {
     }
 
     /// dx [planes, inH, inW] = the adjoint of `forward` applied to dy [planes, outH, outW].
-    public static func backward(dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ g: Resize2dGeometry) {
+    public static func backward(
+        dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ g: Resize2dGeometry
+    ) {
         let (th, tw) = g.tables()
         let rows = g.planes * g.inHeight
         if g.planes == 0 { return }

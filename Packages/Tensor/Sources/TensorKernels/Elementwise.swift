@@ -147,7 +147,9 @@ struct AbsF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) ->
 struct ReluF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x > 0 ? x : 0 } }
 struct SquareF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x * x } }
 struct SqrtF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x.squareRoot() } }
-struct RsqrtF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x.squareRoot() } }
+struct RsqrtF: UnaryFunctor {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x.squareRoot() }
+}
 struct RecipF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / x } }
 struct AffineF: UnaryFunctor {
     let a: Float, b: Float
@@ -158,9 +160,15 @@ struct ClampF: UnaryFunctor {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { Swift.min(Swift.max(x, lo), hi) }
 }
 struct ExpF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { FastMath.exp(x) } }
-struct SigmoidF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / (1 + FastMath.exp(-x)) } }
-struct SiluF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + FastMath.exp(-x)) } }
-struct QuickGeluF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + FastMath.exp(-1.702 * x)) } }
+struct SigmoidF: UnaryFunctor {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { 1 / (1 + FastMath.exp(-x)) }
+}
+struct SiluF: UnaryFunctor {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + FastMath.exp(-x)) }
+}
+struct QuickGeluF: UnaryFunctor {
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { x / (1 + FastMath.exp(-1.702 * x)) }
+}
 struct TanhF: UnaryFunctor { @inline(__always) func callAsFunction(_ x: Float) -> Float { FastMath.tanh(x) } }
 struct GeluTanhF: UnaryFunctor {
     @inline(__always) func callAsFunction(_ v: Float) -> Float {
@@ -172,10 +180,18 @@ struct ScalarUnaryF: UnaryFunctor {
     @inline(__always) func callAsFunction(_ x: Float) -> Float { Scalar.unary(op, x) }
 }
 
-struct AddF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b } }
-struct SubF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b } }
-struct MulF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b } }
-struct DivF: BinaryFunctor { @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b } }
+struct AddF: BinaryFunctor {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b }
+}
+struct SubF: BinaryFunctor {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a - b }
+}
+struct MulF: BinaryFunctor {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b }
+}
+struct DivF: BinaryFunctor {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a / b }
+}
 struct ScalarBinaryF: BinaryFunctor {
     let op: BinaryOp
     @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { Scalar.binary(op, a, b) }
@@ -184,7 +200,9 @@ struct ScalarBinaryF: BinaryFunctor {
 /// Vectorised, multi-threaded elementwise loops over contiguous buffers.
 public enum ElementwiseKernels {
     @inline(__always)
-    static func map<F: UnaryFunctor>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ f: F) {
+    static func map<F: UnaryFunctor>(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ f: F
+    ) {
         ComputeRuntime.parallelFor(n) { r in
             let xs = x + r.lowerBound, ys = y + r.lowerBound
             for i in 0..<r.count { ys[i] = f(xs[i]) }
@@ -192,7 +210,9 @@ public enum ElementwiseKernels {
     }
 
     /// y = op(x) over `n` elements.
-    public static func unary(_ op: UnaryOp, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    public static func unary(
+        _ op: UnaryOp, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int
+    ) {
         switch op {
         case .neg: map(x, y, n, NegF())
         case .abs: map(x, y, n, AbsF())
@@ -246,7 +266,8 @@ public enum ElementwiseKernels {
 
     @inline(__always)
     static func zipLoop<F: BinaryFunctor>(
-        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ n: Int, _ f: F
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ n: Int,
+        _ f: F
     ) {
         ComputeRuntime.parallelFor(n) { r in
             let as_ = a + r.lowerBound, bs = b + r.lowerBound, cs = c + r.lowerBound
@@ -256,7 +277,8 @@ public enum ElementwiseKernels {
 
     /// c = a op b where a and b have the same number of elements `n`, contiguous.
     public static func binarySame(
-        _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ n: Int
+        _ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, _ n: Int
     ) {
         switch op {
         case .add: zipLoop(a, b, c, n, AddF())
@@ -270,7 +292,8 @@ public enum ElementwiseKernels {
     /// General broadcasting: `shape` is the output shape; `aStrides`/`bStrides` are element strides
     /// of a and b over it (0 along broadcast dimensions). The output is contiguous.
     public static func binaryBroadcast(
-        _ op: BinaryOp, _ a: UnsafePointer<Float>, _ aStrides: [Int], _ b: UnsafePointer<Float>, _ bStrides: [Int],
+        _ op: BinaryOp, _ a: UnsafePointer<Float>, _ aStrides: [Int], _ b: UnsafePointer<Float>,
+        _ bStrides: [Int],
         _ c: UnsafeMutablePointer<Float>, shape: [Int]
     ) {
         switch op {
@@ -380,7 +403,9 @@ public enum ElementwiseKernels {
     }
 
     /// Writes contiguous `src` of `shape` into the strided view of `dst` (non-overlapping).
-    public static func scatter(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, strides: [Int], shape: [Int]) {
+    public static func scatter(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, strides: [Int], shape: [Int]
+    ) {
         let rank = shape.count
         let n = shape.reduce(1, *)
         if n == 0 { return }

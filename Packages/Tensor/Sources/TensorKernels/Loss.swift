@@ -122,7 +122,8 @@ public enum CrossEntropyKernels {
     ///            - gradLoss * ((1 - eps) * [j == t] + eps / classes),
     /// and 0 for ignored rows. `lse` is what `forward` wrote.
     public static func backward(
-        logits: UnsafePointer<Float>, targets: UnsafePointer<Int>, lse: UnsafePointer<Float>, rows: Int, classes: Int,
+        logits: UnsafePointer<Float>, targets: UnsafePointer<Int>, lse: UnsafePointer<Float>, rows: Int,
+        classes: Int,
         ignoreIndex: Int, labelSmoothing eps: Float, gradLoss: Float, gradZ: Float, zLossCoefficient: Float,
         dlogits: UnsafeMutablePointer<Float>
     ) {
@@ -220,7 +221,8 @@ public enum IndexKernels {
     /// contiguously to `out`), out[c] = src[c with c[axis] replaced by index[c]] where src is read
     /// through `srcStrides`. Index values must lie in range.
     public static func gather(
-        _ src: UnsafePointer<Float>, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int],
+        _ src: UnsafePointer<Float>, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>,
+        indexShape: [Int],
         _ out: UnsafeMutablePointer<Float>
     ) {
         let count = indexShape.reduce(1, *)
@@ -245,7 +247,8 @@ public enum IndexKernels {
     /// dst[c with c[axis] replaced by index[c]] += src[c] (dst and src read through their strides).
     /// Work is split over the non-axis coordinates, so no two threads write one element.
     public static func scatterAdd(
-        _ src: UnsafePointer<Float>, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int],
+        _ src: UnsafePointer<Float>, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>,
+        indexShape: [Int],
         _ dst: UnsafeMutablePointer<Float>, dstStrides: [Int]
     ) {
         let count = indexShape.reduce(1, *)
@@ -260,7 +263,8 @@ public enum IndexKernels {
         let outer = srcOuter.count
         let pieces = outer >= threads ? 1 : Swift.max(1, Swift.min((threads + outer - 1) / outer, inner / 16))
         let width = (inner + pieces - 1) / pieces
-        ComputeRuntime.parallelFor(outer * pieces, grain: Swift.max(1, (1 << 14) / Swift.max(1, k * width))) { r in
+        ComputeRuntime.parallelFor(outer * pieces, grain: Swift.max(1, (1 << 14) / Swift.max(1, k * width))) {
+            r in
             for u in r {
                 let o = u / pieces
                 let c0 = (u % pieces) * width

@@ -44,7 +44,9 @@ public enum NormKernels {
 
     /// (sum dy, sum dy * (x - c)) over `n` contiguous floats.
     @inline(__always)
-    static func gradMoments(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, _ c: Float) -> (Float, Float) {
+    static func gradMoments(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, _ c: Float) -> (
+        Float, Float
+    ) {
         let rg = UnsafeRawPointer(dy), rx = UnsafeRawPointer(x)
         let cv = SIMD8<Float>(repeating: c)
         var s0 = SIMD8<Float>(repeating: 0), s1 = SIMD8<Float>(repeating: 0)
@@ -81,9 +83,11 @@ public enum NormKernels {
         var p0 = SIMD8<Float>(repeating: 0), p1 = SIMD8<Float>(repeating: 0)
         var i = 0
         while i + 16 <= n {
-            let g0 = rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let g0 =
+                rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
                 * rw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            let g1 = rg.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            let g1 =
+                rg.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
                 * rw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
             let a = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - cv
             let b = rx.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) - cv
@@ -178,9 +182,11 @@ public enum NormKernels {
     /// `dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))` (without the `mean(gw)` term for RMS),
     /// `dweight[c] = sum dy * xhat`, `dbias[c] = sum dy`.
     public static func groupedBackward(
-        _ x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        _ x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+        rstd: UnsafePointer<Float>,
         weight: UnsafePointer<Float>?, rows: Int, groups: Int, channels: Int, inner: Int, rms: Bool,
-        dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?
+        dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+        dbias: UnsafeMutablePointer<Float>?
     ) {
         let cpg = channels / groups
         let m = cpg * inner
@@ -331,7 +337,9 @@ public enum NormKernels {
             }
             for c in r {
                 var s: Double = 0
-                for b in 0..<batch { s += Double(centeredMoments(x + (b * channels + c) * inner, inner, 0).0) }
+                for b in 0..<batch {
+                    s += Double(centeredMoments(x + (b * channels + c) * inner, inner, 0).0)
+                }
                 let mu = Float(s / Swift.max(count, 1))
                 var d: Double = 0, q: Double = 0
                 for b in 0..<batch {
@@ -361,7 +369,9 @@ public enum NormKernels {
                     let xs = x + b * channels, ys = out + b * channels
                     if let dy {
                         let gs = dy + b * channels
-                        for c in 0..<channels { ys[c] = gs[c] * scale[c] - shift[c] - (xs[c] - center[c]) * slope[c] }
+                        for c in 0..<channels {
+                            ys[c] = gs[c] * scale[c] - shift[c] - (xs[c] - center[c]) * slope[c]
+                        }
                     } else {
                         for c in 0..<channels { ys[c] = xs[c] * scale[c] + shift[c] }
                     }
@@ -369,7 +379,8 @@ public enum NormKernels {
             }
             return
         }
-        ComputeRuntime.parallelFor(batch * channels, grain: Swift.max(1, (1 << 14) / Swift.max(inner, 1))) { r in
+        ComputeRuntime.parallelFor(batch * channels, grain: Swift.max(1, (1 << 14) / Swift.max(inner, 1))) {
+            r in
             for row in r {
                 let c = row % channels
                 let a = scale[c], s0 = shift[c], m = center[c], sl = slope[c]
@@ -406,7 +417,8 @@ public enum NormKernels {
     public static func batchBackward(
         _ x: UnsafePointer<Float>, dy: UnsafePointer<Float>, batch: Int, channels: Int, inner: Int,
         mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>?, training: Bool,
-        dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?
+        dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+        dbias: UnsafeMutablePointer<Float>?
     ) {
         // Per channel: sum dy and sum dy * (x - mean).
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(2 * channels, 1))

@@ -50,7 +50,8 @@ public enum ReduceKernels {
 
     /// out[o, i] = reduce_j x[o, j, i].
     public static func reduce(
-        _ op: ReduceOp, _ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, _ out: UnsafeMutablePointer<Float>
+        _ op: ReduceOp, _ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int,
+        _ out: UnsafeMutablePointer<Float>
     ) {
         if inner == 1 {
             ComputeRuntime.parallelFor(outer, grain: Swift.max(1, (1 << 14) / Swift.max(n, 1))) { r in
@@ -94,8 +95,14 @@ public enum ReduceKernels {
                         }
                     }
                 }
-                if n == 0 { for i in i0..<i1 { dst[i] = op == .sum ? 0 : (op == .max ? -.infinity : .infinity) } }
-                if nanSeen { for i in i0..<i1 where (0..<n).contains(where: { base[$0 * inner + i].isNaN }) { dst[i] = .nan } }
+                if n == 0 {
+                    for i in i0..<i1 { dst[i] = op == .sum ? 0 : (op == .max ? -.infinity : .infinity) }
+                }
+                if nanSeen {
+                    for i in i0..<i1 where (0..<n).contains(where: { base[$0 * inner + i].isNaN }) {
+                        dst[i] = .nan
+                    }
+                }
                 idx += i1 - i0
             }
         }
@@ -126,7 +133,9 @@ public enum ReduceKernels {
     }
 
     /// Softmax (or log-softmax) of each of `rows` contiguous rows of length `n`.
-    public static func softmax(_ x: UnsafePointer<Float>, rows: Int, n: Int, _ y: UnsafeMutablePointer<Float>, log: Bool) {
+    public static func softmax(
+        _ x: UnsafePointer<Float>, rows: Int, n: Int, _ y: UnsafeMutablePointer<Float>, log: Bool
+    ) {
         ComputeRuntime.parallelFor(rows, grain: Swift.max(1, (1 << 13) / Swift.max(n, 1))) { r in
             for row in r {
                 let xs = x + row * n, ys = y + row * n
@@ -148,7 +157,8 @@ public enum ReduceKernels {
     /// Gradient of softmax (dx = y * (dy - sum(dy * y))) or of log-softmax
     /// (dx = dy - exp(y) * sum(dy)), row by row.
     public static func softmaxBackward(
-        y: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Int, n: Int, dx: UnsafeMutablePointer<Float>, log: Bool
+        y: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Int, n: Int, dx: UnsafeMutablePointer<Float>,
+        log: Bool
     ) {
         ComputeRuntime.parallelFor(rows, grain: Swift.max(1, (1 << 13) / Swift.max(n, 1))) { r in
             for row in r {
@@ -167,7 +177,8 @@ public enum ReduceKernels {
 
     /// Inclusive cumulative sum along the middle axis (`reverse`: from the end).
     public static func cumsum(
-        _ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, _ y: UnsafeMutablePointer<Float>, reverse: Bool
+        _ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, _ y: UnsafeMutablePointer<Float>,
+        reverse: Bool
     ) {
         ComputeRuntime.parallelFor(outer * inner, grain: 256) { r in
             for idx in r {

@@ -74,7 +74,9 @@ public enum ComputeRuntime {
     @usableFromInline
     static func ensureBLASThreads() {
         if lock.withLock({ blasThreadsApplied }) { return }
-        let n = lock.withLock { () -> Int in blasThreadsApplied = true; return _threads }
+        let n = lock.withLock { () -> Int in
+            blasThreadsApplied = true; return _threads
+        }
         sl_blas_set_threads(Int32(n))
     }
 

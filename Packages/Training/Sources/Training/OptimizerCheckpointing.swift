@@ -9,7 +9,9 @@ extension OptimizerState {
     public init(_ optimizer: any Optimizer) throws {
         var grouped: [String: [(String, Tensor)]] = [:]
         for (key, t) in optimizer.stateTensors() {
-            guard let dot = key.lastIndex(of: ".") else { throw OptimizerError("state tensor \(key) has no slot name") }
+            guard let dot = key.lastIndex(of: ".") else {
+                throw OptimizerError("state tensor \(key) has no slot name")
+            }
             grouped[String(key[..<dot]), default: []].append((String(key[key.index(after: dot)...]), t))
         }
         var docs = JSONDocuments()

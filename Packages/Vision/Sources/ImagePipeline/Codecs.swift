@@ -34,7 +34,9 @@ public enum ImageCodec {
     /// - Returns: 1 to 4 channels (gray, gray + alpha, RGB, RGBA); see `Image.rgb(background:)`.
     /// - Throws: `VisionError` naming the file: missing or unreadable, empty, not PNG or JPEG,
     ///   truncated or corrupt, zero-sized, or over `limits.maxPixels`.
-    public static func decode(contentsOf path: String, limits: ImageLimits = ImageLimits(), applyOrientation: Bool = true) throws -> Image {
+    public static func decode(
+        contentsOf path: String, limits: ImageLimits = ImageLimits(), applyOrientation: Bool = true
+    ) throws -> Image {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -45,7 +47,9 @@ public enum ImageCodec {
     }
 
     /// Decodes image bytes; errors name `name`.
-    public static func decode(_ bytes: [UInt8], name: String, limits: ImageLimits = ImageLimits(), applyOrientation: Bool = true) throws -> Image {
+    public static func decode(
+        _ bytes: [UInt8], name: String, limits: ImageLimits = ImageLimits(), applyOrientation: Bool = true
+    ) throws -> Image {
         guard !bytes.isEmpty else { throw VisionError(name, "the file is empty") }
         guard let format = ImageFormat.sniff(bytes) else {
             let head = bytes.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
@@ -60,7 +64,9 @@ public enum ImageCodec {
         }
         defer { sl_image_free(&raw) }
         guard status == 0, let p = raw.pixels else {
-            let message = withUnsafeBytes(of: raw.error) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let message = withUnsafeBytes(of: raw.error) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             throw VisionError(name, message.isEmpty ? "cannot decode the \(format.rawValue) data" : message)
         }
         let count = Int(raw.width) * Int(raw.height) * Int(raw.channels)
@@ -78,10 +84,14 @@ public enum ImageCodec {
     }
 
     /// Encodes as baseline JPEG; alpha is composited on `background` first, gray stays gray.
-    public static func encodeJPEG(_ image: Image, quality: Int = 90, background: [UInt8] = [255, 255, 255]) throws -> [UInt8] {
+    public static func encodeJPEG(_ image: Image, quality: Int = 90, background: [UInt8] = [255, 255, 255])
+        throws -> [UInt8]
+    {
         let flat = image.channels == 1 ? image : try image.rgb(background: background)
         return try encode(flat, "JPEG") { px, out, size, err in
-            sl_encode_jpeg(px, Int32(flat.width), Int32(flat.height), Int32(flat.channels), Int32(quality), out, size, err)
+            sl_encode_jpeg(
+                px, Int32(flat.width), Int32(flat.height), Int32(flat.channels), Int32(quality), out, size,
+                err)
         }
     }
 
@@ -104,7 +114,10 @@ public enum ImageCodec {
 
     private static func encode(
         _ image: Image, _ what: String,
-        _ body: (UnsafePointer<UInt8>?, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>) -> Int32
+        _ body: (
+            UnsafePointer<UInt8>?, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
+            UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>
+        ) -> Int32
     ) throws -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
@@ -114,7 +127,9 @@ public enum ImageCodec {
         }
         defer { sl_free(out) }
         guard status == 0, let out else {
-            throw VisionError("encode\(what)", String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw VisionError(
+                "encode\(what)",
+                String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         return Array(UnsafeBufferPointer(start: out, count: size))
     }

@@ -12,8 +12,12 @@ public struct Image: Equatable, Sendable {
 
     /// - Throws: `VisionError` when the sizes are not positive, `channels` is not 1...4, or the pixel count is wrong.
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws {
-        guard width > 0, height > 0 else { throw VisionError("Image", "size \(width) x \(height) must be positive") }
-        guard (1...4).contains(channels) else { throw VisionError("Image", "channels must be 1...4, got \(channels)") }
+        guard width > 0, height > 0 else {
+            throw VisionError("Image", "size \(width) x \(height) must be positive")
+        }
+        guard (1...4).contains(channels) else {
+            throw VisionError("Image", "channels must be 1...4, got \(channels)")
+        }
         guard pixels.count == width * height * channels else {
             throw VisionError("Image", "\(pixels.count) samples for \(width) x \(height) x \(channels)")
         }
@@ -41,7 +45,8 @@ public struct Image: Equatable, Sendable {
     /// - Throws: `VisionError` when the normalisation has another channel count.
     public func tensor(normalization: ImageNormalization? = nil) throws -> Tensor {
         if let n = normalization, n.mean.count != channels || n.std.count != channels {
-            throw VisionError("Image.tensor", "normalisation for \(n.mean.count) channels applied to \(channels)")
+            throw VisionError(
+                "Image.tensor", "normalisation for \(n.mean.count) channels applied to \(channels)")
         }
         let plane = width * height
         var out = [Float](repeating: 0, count: plane * channels)
@@ -81,9 +86,12 @@ public struct ImageNormalization: Equatable, Sendable {
 /// - Throws: `VisionError` when the list is empty or the shapes differ.
 public func imageBatch(_ images: [Image], normalization: ImageNormalization? = .clip) throws -> Tensor {
     guard let first = images.first else { throw VisionError("imageBatch", "no images") }
-    for (i, im) in images.enumerated() where (im.width, im.height, im.channels) != (first.width, first.height, first.channels) {
+    for (i, im) in images.enumerated()
+    where (im.width, im.height, im.channels) != (first.width, first.height, first.channels) {
         throw VisionError(
-            "imageBatch", "image \(i) is \(im.width) x \(im.height) x \(im.channels), image 0 is \(first.width) x \(first.height) x \(first.channels)")
+            "imageBatch",
+            "image \(i) is \(im.width) x \(im.height) x \(im.channels), image 0 is \(first.width) x \(first.height) x \(first.channels)"
+        )
     }
     return try Tensor.stack(images.map { try $0.tensor(normalization: normalization) }, axis: 0)
 }

@@ -34,7 +34,9 @@ extension Image {
     /// Three-channel RGB: gray is replicated, and transparency is composited onto the opaque
     /// `background` colour (HF's `convert_to_rgb` uses white), with Pillow's `alpha_composite` rounding.
     public func rgb(background: [UInt8] = [255, 255, 255]) throws -> Image {
-        guard background.count == 3 else { throw VisionError("Image.rgb", "background needs 3 values, got \(background.count)") }
+        guard background.count == 3 else {
+            throw VisionError("Image.rgb", "background needs 3 values, got \(background.count)")
+        }
         if channels == 3 { return self }
         let n = width * height
         var out = [UInt8](repeating: 0, count: n * 3)
@@ -44,11 +46,13 @@ extension Image {
             switch channels {
             case 1: (color, alpha) = ((pixels[i], pixels[i], pixels[i]), 255)
             case 2: (color, alpha) = ((pixels[2 * i], pixels[2 * i], pixels[2 * i]), pixels[2 * i + 1])
-            default: (color, alpha) = ((pixels[4 * i], pixels[4 * i + 1], pixels[4 * i + 2]), pixels[4 * i + 3])
+            default:
+                (color, alpha) = ((pixels[4 * i], pixels[4 * i + 1], pixels[4 * i + 2]), pixels[4 * i + 3])
             }
             let src = [color.0, color.1, color.2]
             for c in 0..<3 {
-                out[3 * i + c] = alpha == 255 ? src[c] : Image.composite(src[c], over: background[c], alpha: alpha)
+                out[3 * i + c] =
+                    alpha == 255 ? src[c] : Image.composite(src[c], over: background[c], alpha: alpha)
             }
         }
         return try Image(width: width, height: height, channels: 3, pixels: out)
@@ -73,7 +77,9 @@ extension Image {
     /// resampled like colour (no premultiplication): composite first (`rgb`) to match Pillow on RGBA.
     /// - Throws: `VisionError` for a non-positive size.
     public func resized(width ow: Int, height oh: Int) throws -> Image {
-        guard ow > 0, oh > 0 else { throw VisionError("Image.resized", "target size \(ow) x \(oh) must be positive") }
+        guard ow > 0, oh > 0 else {
+            throw VisionError("Image.resized", "target size \(ow) x \(oh) must be positive")
+        }
         var img = self
         if ow != width { img = img.resampledHorizontally(to: ow) }
         if oh != height { img = img.transposedAxes().resampledHorizontally(to: oh).transposedAxes() }
@@ -85,16 +91,21 @@ extension Image {
     public func resized(shortestEdge size: Int) throws -> Image {
         let (short, long) = width <= height ? (width, height) : (height, width)
         let newLong = Int(Double(size) * Double(long) / Double(short))
-        return width <= height ? try resized(width: size, height: newLong) : try resized(width: newLong, height: size)
+        return width <= height
+            ? try resized(width: size, height: newLong) : try resized(width: newLong, height: size)
     }
 
     /// The centre `width x height` region, HF's rule: top = (H - h) / 2 and left = (W - w) / 2 rounded
     /// down; where the image is smaller, the missing border is `fill` (HF pads with 0), the image centred
     /// the same way.
     public func centerCropped(width cw: Int, height ch: Int, fill: [UInt8]? = nil) throws -> Image {
-        guard cw > 0, ch > 0 else { throw VisionError("Image.centerCropped", "crop size \(cw) x \(ch) must be positive") }
+        guard cw > 0, ch > 0 else {
+            throw VisionError("Image.centerCropped", "crop size \(cw) x \(ch) must be positive")
+        }
         let f = fill ?? [UInt8](repeating: 0, count: channels)
-        guard f.count == channels else { throw VisionError("Image.centerCropped", "fill needs \(channels) values") }
+        guard f.count == channels else {
+            throw VisionError("Image.centerCropped", "fill needs \(channels) values")
+        }
         let top = (height - ch) >= 0 ? (height - ch) / 2 : -((ch - height + 1) / 2)
         let left = (width - cw) >= 0 ? (width - cw) / 2 : -((cw - width + 1) / 2)
         return crop(left: left, top: top, width: cw, height: ch, fill: f)
@@ -103,10 +114,13 @@ extension Image {
     /// Pads to a square of side max(W, H) with `fill`, the image at ((side - W) / 2, (side - H) / 2)
     /// rounded down (LLaVA's `expand2square`).
     public func paddedToSquare(fill: [UInt8]) throws -> Image {
-        guard fill.count == channels else { throw VisionError("Image.paddedToSquare", "fill needs \(channels) values") }
+        guard fill.count == channels else {
+            throw VisionError("Image.paddedToSquare", "fill needs \(channels) values")
+        }
         let side = max(width, height)
         if width == height { return self }
-        return crop(left: -((side - width) / 2), top: -((side - height) / 2), width: side, height: side, fill: fill)
+        return crop(
+            left: -((side - width) / 2), top: -((side - height) / 2), width: side, height: side, fill: fill)
     }
 
     /// The region at (left, top) of the given size; pixels outside the image are `fill`.

@@ -25,7 +25,9 @@ public enum CLIPActivation: String, Sendable {
         case "gelu_new", "gelu_fast", "gelu_pytorch_tanh": self = .geluTanh
         case "relu": self = .relu
         case "silu", "swish": self = .silu
-        default: throw VisionError(source, "hidden_act \"\(hfName)\" is not supported (quick_gelu, gelu, gelu_new, relu, silu)")
+        default:
+            throw VisionError(
+                source, "hidden_act \"\(hfName)\" is not supported (quick_gelu, gelu, gelu_new, relu, silu)")
         }
     }
 
@@ -88,14 +90,18 @@ public final class CLIPVisionEmbeddings: Module {
 
     /// - Parameter pixels: `[B, 3, H, W]`; the grid is `(H / p, W / p)` rounded down, as the convolution.
     /// - Returns: `[B, 1 + h*w, C]` (class token first) and the grid.
-    public func callAsFunction(_ pixels: Tensor, method: PositionInterpolation) throws -> (Tensor, (height: Int, width: Int)) {
+    public func callAsFunction(_ pixels: Tensor, method: PositionInterpolation) throws -> (
+        Tensor, (height: Int, width: Int)
+    ) {
         let op = "CLIPVisionEmbeddings"
         let channels = patchEmbedding.weight.shape[1]
         guard pixels.rank == 4, pixels.shape[1] == channels else {
             throw VisionError(op, "expects pixels [B, \(channels), H, W], got \(pixels.shape)")
         }
         guard pixels.shape[2] >= patchSize, pixels.shape[3] >= patchSize else {
-            throw VisionError(op, "image \(pixels.shape[2]) x \(pixels.shape[3]) is smaller than one \(patchSize)-pixel patch")
+            throw VisionError(
+                op,
+                "image \(pixels.shape[2]) x \(pixels.shape[3]) is smaller than one \(patchSize)-pixel patch")
         }
         let b = pixels.shape[0]
         let patches = try patchEmbedding(pixels)  // [B, C, h, w]
@@ -124,12 +130,16 @@ public final class CLIPEncoderLayer: Module {
         selfAttention = MultiHeadAttention(
             embedDim: config.hiddenSize, numHeads: config.numAttentionHeads, names: .clip, seed: seed)
         layerNorm1 = LayerNorm([config.hiddenSize], eps: eps)
-        mlp = MLP(config.hiddenSize, hidden: config.intermediateSize, activation: { act($0) }, seed: seed &+ 10)
+        mlp = MLP(
+            config.hiddenSize, hidden: config.intermediateSize, activation: { act($0) }, seed: seed &+ 10)
         layerNorm2 = LayerNorm([config.hiddenSize], eps: eps)
     }
 
     public override var localChildren: [(String, Module)] {
-        [("self_attn", selfAttention), ("layer_norm1", layerNorm1), ("mlp", mlp), ("layer_norm2", layerNorm2)]
+        [
+            ("self_attn", selfAttention), ("layer_norm1", layerNorm1), ("mlp", mlp),
+            ("layer_norm2", layerNorm2),
+        ]
     }
 
     /// - Parameter x: `[B, T, C]`
@@ -145,7 +155,10 @@ public final class CLIPEncoder: Module {
     public let layers: ModuleList<CLIPEncoderLayer>
 
     public init(config: CLIPVisionConfig, seed: UInt64 = 0) throws {
-        layers = ModuleList(try (0..<config.numHiddenLayers).map { try CLIPEncoderLayer(config: config, seed: seed &+ UInt64($0) &* 100) })
+        layers = ModuleList(
+            try (0..<config.numHiddenLayers).map {
+                try CLIPEncoderLayer(config: config, seed: seed &+ UInt64($0) &* 100)
+            })
     }
 
     public override var localChildren: [(String, Module)] { [("layers", layers)] }
@@ -197,7 +210,10 @@ public final class CLIPVisionTransformer: Module {
     }
 
     public override var localChildren: [(String, Module)] {
-        [("embeddings", embeddings), ("pre_layrnorm", preLayerNorm), ("encoder", encoder), ("post_layernorm", postLayerNorm)]
+        [
+            ("embeddings", embeddings), ("pre_layrnorm", preLayerNorm), ("encoder", encoder),
+            ("post_layernorm", postLayerNorm),
+        ]
     }
 
     /// Records the resized position table's image size in the config (used by `resizePositionEmbeddings`).

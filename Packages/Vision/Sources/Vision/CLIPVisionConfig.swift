@@ -90,10 +90,14 @@ extension CLIPVisionConfig {
     public func validate(source: String = "CLIPVisionConfig") throws {
         func fail(_ m: String) -> VisionError { VisionError(source, m) }
         guard patchSize > 0, imageSize >= patchSize else {
-            throw fail("image_size \(imageSize) and patch_size \(patchSize) must be positive, image_size >= patch_size")
+            throw fail(
+                "image_size \(imageSize) and patch_size \(patchSize) must be positive, image_size >= patch_size"
+            )
         }
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
-            throw fail("hidden_size \(hiddenSize) must be a positive multiple of num_attention_heads \(numAttentionHeads)")
+            throw fail(
+                "hidden_size \(hiddenSize) must be a positive multiple of num_attention_heads \(numAttentionHeads)"
+            )
         }
         guard numHiddenLayers >= 0, intermediateSize > 0, numChannels > 0 else {
             throw fail("num_hidden_layers, intermediate_size and num_channels must be positive")

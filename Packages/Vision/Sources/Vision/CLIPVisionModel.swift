@@ -54,7 +54,9 @@ public final class CLIPVisionModel: Module {
         let n = layerCount
         let i = index < 0 ? index + n + 1 : index
         guard i >= 0 && i <= n else {
-            throw VisionError("CLIPVisionModel", "hidden state \(index) is out of range for \(n) layers (valid: \(-(n + 1))...\(n))")
+            throw VisionError(
+                "CLIPVisionModel",
+                "hidden state \(index) is out of range for \(n) layers (valid: \(-(n + 1))...\(n))")
         }
         return i
     }
@@ -68,7 +70,9 @@ public final class CLIPVisionModel: Module {
     ///   - pooled: also return `post_layernorm` of the last layer's class token (runs every layer).
     /// - Returns: the requested hidden states `[B, 1 + h*w, C]`, the pooled output `[B, C]` when asked, and the grid.
     /// - Throws: `VisionError` for a bad input shape or index; `TensorError` from the ops.
-    public func forward(_ pixels: Tensor, hiddenStates: [Int], pooled: Bool = false) throws -> CLIPVisionOutput {
+    public func forward(_ pixels: Tensor, hiddenStates: [Int], pooled: Bool = false) throws
+        -> CLIPVisionOutput
+    {
         if isFrozen { return try noGrad { try run(pixels, hiddenStates: hiddenStates, pooled: pooled) } }
         return try run(pixels, hiddenStates: hiddenStates, pooled: pooled)
     }
@@ -108,7 +112,9 @@ public final class CLIPVisionModel: Module {
     /// - Returns: one `[B, h*w, C]` tensor per layer and the grid (h, w).
     public func features(_ pixels: Tensor, layers: [Int]? = nil) throws -> VisionFeatures {
         let requested = layers ?? featureLayers
-        guard !requested.isEmpty else { throw VisionError("CLIPVisionModel.features", "no feature layers requested") }
+        guard !requested.isEmpty else {
+            throw VisionError("CLIPVisionModel.features", "no feature layers requested")
+        }
         let resolved = try requested.map(resolveLayer)
         let o = try forward(pixels, hiddenStates: resolved)
         let levels = try resolved.map { i -> Tensor in
@@ -126,7 +132,8 @@ public final class CLIPVisionModel: Module {
     public func resizePositionEmbeddings(imageSize: Int, method: PositionInterpolation? = nil) throws {
         let p = config.patchSize
         guard imageSize >= p else {
-            throw VisionError("resizePositionEmbeddings", "image size \(imageSize) is smaller than the patch size \(p)")
+            throw VisionError(
+                "resizePositionEmbeddings", "image size \(imageSize) is smaller than the patch size \(p)")
         }
         let g = imageSize / p
         let weight = visionModel.embeddings.positionEmbedding.weight

@@ -41,7 +41,8 @@ extension CLIPVisionModel {
         let params = namedParameters()
         let expected = Dictionary(uniqueKeysWithValues: params.map { ($0.0, $0.1) })
         var chosen: [String: String] = [:]  // model name -> checkpoint key
-        var ignored: [String] = [], unexpected: [String] = [], duplicated: [String] = [], mismatched: [String] = []
+        var ignored: [String] = [], unexpected: [String] = [], duplicated: [String] = [],
+            mismatched: [String] = []
         for key in keys {
             guard let name = Self.modelKey(forCheckpointKey: key) else {
                 ignored.append(key)
@@ -61,11 +62,18 @@ extension CLIPVisionModel {
         }
         let missing = params.map(\.0).filter { chosen[$0] == nil }
         var problems: [String] = []
-        if !missing.isEmpty { problems.append("missing \(missing.count): \(missing.joined(separator: ", "))") }
-        if !unexpected.isEmpty { problems.append("unexpected \(unexpected.count): \(unexpected.joined(separator: ", "))") }
+        if !missing.isEmpty {
+            problems.append("missing \(missing.count): \(missing.joined(separator: ", "))")
+        }
+        if !unexpected.isEmpty {
+            problems.append("unexpected \(unexpected.count): \(unexpected.joined(separator: ", "))")
+        }
         if !duplicated.isEmpty { problems.append("given twice: \(duplicated.joined(separator: "; "))") }
         if !mismatched.isEmpty { problems.append("shape mismatch: \(mismatched.joined(separator: "; "))") }
-        guard problems.isEmpty else { throw VisionError(source, "cannot load the CLIP vision tower: " + problems.joined(separator: "; ")) }
+        guard problems.isEmpty else {
+            throw VisionError(
+                source, "cannot load the CLIP vision tower: " + problems.joined(separator: "; "))
+        }
         var values: [(Parameter, Tensor)] = []
         for (name, p) in params {
             let t = try read(chosen[name]!)
@@ -82,6 +90,7 @@ extension CLIPVisionModel {
     @discardableResult
     public func load(stateDict: [String: Tensor], source: String = "state dict") throws -> CLIPLoadReport {
         try load(
-            keys: stateDict.keys.sorted(), shape: { stateDict[$0]!.shape }, read: { stateDict[$0]! }, source: source)
+            keys: stateDict.keys.sorted(), shape: { stateDict[$0]!.shape }, read: { stateDict[$0]! },
+            source: source)
     }
 }

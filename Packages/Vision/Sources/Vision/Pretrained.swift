@@ -23,10 +23,12 @@ extension CLIPVisionModel {
         } catch {
             throw VisionError(directory, "cannot open the weights: \(error)")
         }
-        let shapes = Dictionary(source.tensorInfos.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        let shapes = Dictionary(
+            source.tensorInfos.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         do {
             try model.load(
-                keys: source.tensorInfos.map(\.name), shape: { shapes[$0]! }, read: source.readTensor, source: source.path)
+                keys: source.tensorInfos.map(\.name), shape: { shapes[$0]! }, read: source.readTensor,
+                source: source.path)
         } catch let e as TensorFileError {
             throw VisionError(e.file, e.tensor.map { "tensor '\($0)': \(e.message)" } ?? e.message)
         }
@@ -43,11 +45,13 @@ extension CLIPVisionModel {
     public func savePretrained(directory: String, prefixed: Bool = true) throws {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as! [String: Any]
+            var object =
+                try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as! [String: Any]
             object["model_type"] = "clip_vision_model"
             object["architectures"] = ["CLIPVisionModel"]
             object["attention_dropout"] = 0.0
-            let json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            let json = try JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             try json.write(to: URL(fileURLWithPath: directory + "/config.json"), options: .atomic)
             let tensors = (prefixed ? stateDict() : visionModel.stateDict()).map { ($0.0, $0.1) }
             try SafetensorsFile.write(

@@ -111,7 +111,8 @@ public struct SubImageDecomposition: Sendable, Equatable {
     /// - Throws: `VisionError` when the batch is not a multiple of `count`.
     public func mergeTokens(_ tokens: Tensor) throws -> Tensor {
         guard tokens.rank == 3, tokens.shape[0] % count == 0 else {
-            throw VisionError("SubImageDecomposition.mergeTokens", "expects [B * \(count), T, C], got \(tokens.shape)")
+            throw VisionError(
+                "SubImageDecomposition.mergeTokens", "expects [B * \(count), T, C], got \(tokens.shape)")
         }
         return try tokens.reshaped([tokens.shape[0] / count, count * tokens.shape[1], tokens.shape[2]])
     }

@@ -23,7 +23,8 @@ public struct BPEModel: Sendable {
 
     /// - Throws: `TokenizerError` when a merge names a token outside the vocabulary.
     public init(
-        vocabulary: [String: Int], merges: [(String, String)], unknownToken: String? = nil, byteFallback: Bool = false,
+        vocabulary: [String: Int], merges: [(String, String)], unknownToken: String? = nil,
+        byteFallback: Bool = false,
         fuseUnknown: Bool = false, ignoreMerges: Bool = false
     ) throws {
         self.vocabulary = vocabulary
@@ -37,7 +38,8 @@ public struct BPEModel: Sendable {
                 throw TokenizerError("merge \(rank) (\"\(a)\" \"\(b)\") names a token outside the vocabulary")
             }
             guard let merged = vocabulary[a + b] else {
-                throw TokenizerError("merge \(rank) (\"\(a)\" \"\(b)\") produces \"\(a + b)\", which is not in the vocabulary")
+                throw TokenizerError(
+                    "merge \(rank) (\"\(a)\" \"\(b)\") produces \"\(a + b)\", which is not in the vocabulary")
             }
             let k = Self.key(ia, ib)
             if m[k] == nil { m[k] = (Int32(rank), Int32(merged)) }
@@ -101,7 +103,9 @@ public struct BPEModel: Sendable {
             while ids.count > 1 {
                 var best = Int32.max, at = -1, newId: Int32 = 0
                 for i in 0..<(ids.count - 1) {
-                    if let m = merges[Self.key(ids[i], ids[i + 1])], m.rank < best { best = m.rank; at = i; newId = m.id }
+                    if let m = merges[Self.key(ids[i], ids[i + 1])], m.rank < best {
+                        best = m.rank; at = i; newId = m.id
+                    }
                 }
                 if at < 0 { break }
                 ids[at] = Int(newId)
@@ -117,7 +121,9 @@ public struct BPEModel: Sendable {
         var alive = [Bool](repeating: true, count: n)
         var heap = MergeHeap()
         for i in 0..<(n - 1) {
-            if let m = merges[Self.key(sym[i], sym[i + 1])] { heap.push(.init(rank: m.rank, pos: Int32(i), id: m.id)) }
+            if let m = merges[Self.key(sym[i], sym[i + 1])] {
+                heap.push(.init(rank: m.rank, pos: Int32(i), id: m.id))
+            }
         }
         while let top = heap.pop() {
             let p = Int(top.pos)
@@ -145,7 +151,9 @@ struct MergeHeap {
     struct Item { var rank: Int32; var pos: Int32; var id: Int32 }
     var items: [Item] = []
 
-    @inline(__always) static func less(_ a: Item, _ b: Item) -> Bool { a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos }
+    @inline(__always) static func less(_ a: Item, _ b: Item) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos
+    }
 
     mutating func push(_ x: Item) {
         items.append(x)

@@ -47,11 +47,13 @@ extension Tokenizer {
     ///   - endOfTurn: the token closing each answer (Vicuna: `</s>`).
     /// - Throws: `TokenizerError` when turns do not alternate user/assistant.
     public func format(
-        _ turns: [ConversationTurn], template: ConversationTemplate, addBOS: Bool = true, endOfTurn: String = "</s>",
+        _ turns: [ConversationTurn], template: ConversationTemplate, addBOS: Bool = true,
+        endOfTurn: String = "</s>",
         ignoreIndex: Int = -100
     ) throws -> FormattedConversation {
         for (i, t) in turns.enumerated() where t.role != (i % 2 == 0 ? .user : .assistant) {
-            throw TokenizerError("turn \(i) is \(t.role.rawValue); turns must alternate user, assistant, starting with user")
+            throw TokenizerError(
+                "turn \(i) is \(t.role.rawValue); turns must alternate user, assistant, starting with user")
         }
         var out = FormattedConversation(ids: [], labels: [], assistantSpans: [], text: "")
         func add(_ piece: String, supervised: Bool) {

@@ -70,15 +70,19 @@ indirect enum Normalizer {
 
     init(_ o: JSONObject) throws {
         switch jsonString(o["type"]) {
-        case "Sequence": self = .sequence(try ((o["normalizers"] as? [JSONObject]) ?? []).map(Normalizer.init))
+        case "Sequence":
+            self = .sequence(try ((o["normalizers"] as? [JSONObject]) ?? []).map(Normalizer.init))
         case "Prepend": self = .prepend(jsonString(o["prepend"]) ?? "")
-        case "Replace": self = .replace(try Pattern(o["pattern"], stage: "Replace normalizer"), jsonString(o["content"]) ?? "")
+        case "Replace":
+            self = .replace(
+                try Pattern(o["pattern"], stage: "Replace normalizer"), jsonString(o["content"]) ?? "")
         case "NFC": self = .nfc
         case "NFKC": self = .nfkc
         case "NFD": self = .nfd
         case "NFKD": self = .nfkd
         case "Lowercase": self = .lowercase
-        case "Strip": self = .strip(left: jsonBool(o["strip_left"], true), right: jsonBool(o["strip_right"], true))
+        case "Strip":
+            self = .strip(left: jsonBool(o["strip_left"], true), right: jsonBool(o["strip_right"], true))
         case let t: throw TokenizerError("unsupported normalizer \(t ?? "nil")")
         }
     }
@@ -157,18 +161,28 @@ indirect enum PreTokenizer {
 
     init(_ o: JSONObject) throws {
         switch jsonString(o["type"]) {
-        case "Sequence": self = .sequence(try ((o["pretokenizers"] as? [JSONObject]) ?? []).map(PreTokenizer.init))
-        case "ByteLevel": self = .byteLevel(addPrefixSpace: jsonBool(o["add_prefix_space"], true), useRegex: jsonBool(o["use_regex"], true))
+        case "Sequence":
+            self = .sequence(try ((o["pretokenizers"] as? [JSONObject]) ?? []).map(PreTokenizer.init))
+        case "ByteLevel":
+            self = .byteLevel(
+                addPrefixSpace: jsonBool(o["add_prefix_space"], true),
+                useRegex: jsonBool(o["use_regex"], true))
         case "Split":
             let behavior = jsonString(o["behavior"]) ?? "Isolated"
             guard ["Isolated", "Removed", "MergedWithPrevious", "MergedWithNext"].contains(behavior) else {
                 throw TokenizerError("unsupported Split behavior \(behavior)")
             }
-            self = .split(try Pattern(o["pattern"], stage: "Split pre-tokenizer"), behavior: behavior, invert: jsonBool(o["invert"], false))
+            self = .split(
+                try Pattern(o["pattern"], stage: "Split pre-tokenizer"), behavior: behavior,
+                invert: jsonBool(o["invert"], false))
         case "Metaspace":
             var scheme = jsonString(o["prepend_scheme"]) ?? "always"
-            if o["prepend_scheme"] == nil, o["add_prefix_space"] != nil { scheme = jsonBool(o["add_prefix_space"], true) ? "always" : "never" }
-            self = .metaspace(replacement: jsonString(o["replacement"]) ?? "\u{2581}", prependScheme: scheme, split: jsonBool(o["split"], true))
+            if o["prepend_scheme"] == nil, o["add_prefix_space"] != nil {
+                scheme = jsonBool(o["add_prefix_space"], true) ? "always" : "never"
+            }
+            self = .metaspace(
+                replacement: jsonString(o["replacement"]) ?? "\u{2581}", prependScheme: scheme,
+                split: jsonBool(o["split"], true))
         case "Digits": self = .digits(individual: jsonBool(o["individual_digits"], false))
         case "WhitespaceSplit": self = .whitespaceSplit
         case let t: throw TokenizerError("unsupported pre-tokenizer \(t ?? "nil")")
@@ -183,21 +197,33 @@ indirect enum PreTokenizer {
         case .byteLevel(let addPrefix, let useRegex):
             return pieces.flatMap { p -> [String] in
                 let s = addPrefix && p.unicodeScalars.first != " " ? " " + p : p
-                let parts = useRegex ? splitPieces(Substring(s), .builtin(.gpt2), behavior: "Isolated", invert: false) : [Substring(s)]
+                let parts =
+                    useRegex
+                    ? splitPieces(Substring(s), .builtin(.gpt2), behavior: "Isolated", invert: false)
+                    : [Substring(s)]
                 return parts.map { ByteLevelAlphabet.encode($0) }
             }
         case .split(let pattern, let behavior, let invert):
-            return pieces.flatMap { splitPieces(Substring($0), pattern, behavior: behavior, invert: invert).map(String.init) }
+            return pieces.flatMap {
+                splitPieces(Substring($0), pattern, behavior: behavior, invert: invert).map(String.init)
+            }
         case .metaspace(let rep, let scheme, let doSplit):
             return pieces.flatMap { p -> [String] in
                 var s = replacingScalars(" ", in: p, with: rep)
-                if (scheme == "always" || (scheme == "first" && first)) && !s.unicodeScalars.starts(with: rep.unicodeScalars) { s = rep + s }
+                if (scheme == "always" || (scheme == "first" && first))
+                    && !s.unicodeScalars.starts(with: rep.unicodeScalars)
+                {
+                    s = rep + s
+                }
                 guard doSplit else { return [s] }
-                return splitPieces(Substring(s), .literal(rep), behavior: "MergedWithNext", invert: false).map(String.init)
+                return splitPieces(Substring(s), .literal(rep), behavior: "MergedWithNext", invert: false)
+                    .map(String.init)
             }
         case .digits(let individual):
             let re = try! NSRegularExpression(pattern: individual ? #"\p{Nd}"# : #"\p{Nd}+"#)
-            return pieces.flatMap { splitPieces(Substring($0), .regex(re), behavior: "Isolated", invert: false).map(String.init) }
+            return pieces.flatMap {
+                splitPieces(Substring($0), .regex(re), behavior: "Isolated", invert: false).map(String.init)
+            }
         case .whitespaceSplit:
             return pieces.flatMap { $0.split(whereSeparator: { $0.isWhitespace }).map(String.init) }
         }
@@ -222,17 +248,25 @@ func splitPieces(_ s: Substring, _ pattern: Pattern, behavior: String, invert: B
     case "MergedWithPrevious":
         var pending: Range<String.Index>? = nil
         for (r, isDelim) in spans {
-            if isDelim, let p = pending { out.append(s[p.lowerBound..<r.upperBound]); pending = nil }
-            else if isDelim { out.append(s[r]) }
-            else { if let p = pending { out.append(s[p]) }; pending = r }
+            if isDelim, let p = pending {
+                out.append(s[p.lowerBound..<r.upperBound]); pending = nil
+            } else if isDelim {
+                out.append(s[r])
+            } else {
+                if let p = pending { out.append(s[p]) }; pending = r
+            }
         }
         if let p = pending { out.append(s[p]) }
     case "MergedWithNext":
         var pending: Range<String.Index>? = nil
         for (r, isDelim) in spans {
-            if isDelim { if let p = pending { out.append(s[p]) }; pending = r }
-            else if let p = pending { out.append(s[p.lowerBound..<r.upperBound]); pending = nil }
-            else { out.append(s[r]) }
+            if isDelim {
+                if let p = pending { out.append(s[p]) }; pending = r
+            } else if let p = pending {
+                out.append(s[p.lowerBound..<r.upperBound]); pending = nil
+            } else {
+                out.append(s[r])
+            }
         }
         if let p = pending { out.append(s[p]) }
     default: out = spans.map { s[$0.0] }
@@ -255,14 +289,20 @@ indirect enum TokenDecoder {
         switch jsonString(o["type"]) {
         case "Sequence": self = .sequence(try ((o["decoders"] as? [JSONObject]) ?? []).map(TokenDecoder.init))
         case "ByteLevel": self = .byteLevel
-        case "Replace": self = .replace(try Pattern(o["pattern"], stage: "Replace decoder"), jsonString(o["content"]) ?? "")
+        case "Replace":
+            self = .replace(
+                try Pattern(o["pattern"], stage: "Replace decoder"), jsonString(o["content"]) ?? "")
         case "ByteFallback": self = .byteFallback
         case "Fuse": self = .fuse
         case "Strip":
-            self = .strip(content: (jsonString(o["content"]) ?? " ").unicodeScalars.first ?? " ", start: jsonInt(o["start"]) ?? 0, stop: jsonInt(o["stop"]) ?? 0)
+            self = .strip(
+                content: (jsonString(o["content"]) ?? " ").unicodeScalars.first ?? " ",
+                start: jsonInt(o["start"]) ?? 0, stop: jsonInt(o["stop"]) ?? 0)
         case "Metaspace":
             var scheme = jsonString(o["prepend_scheme"]) ?? "always"
-            if o["prepend_scheme"] == nil, o["add_prefix_space"] != nil { scheme = jsonBool(o["add_prefix_space"], true) ? "always" : "never" }
+            if o["prepend_scheme"] == nil, o["add_prefix_space"] != nil {
+                scheme = jsonBool(o["add_prefix_space"], true) ? "always" : "never"
+            }
             self = .metaspace(replacement: jsonString(o["replacement"]) ?? "\u{2581}", prependScheme: scheme)
         case let t: throw TokenizerError("unsupported decoder \(t ?? "nil")")
         }
@@ -289,12 +329,17 @@ indirect enum TokenDecoder {
             var pending: [UInt8] = []
             func flush() {
                 guard !pending.isEmpty else { return }
-                if let s = String(validatingUTF8Bytes: pending) { out.append(s) }
-                else { out += Array(repeating: "\u{FFFD}", count: pending.count) }
+                if let s = String(validatingUTF8Bytes: pending) {
+                    out.append(s)
+                } else {
+                    out += Array(repeating: "\u{FFFD}", count: pending.count)
+                }
                 pending = []
             }
             for t in tokens {
-                if t.count == 6, t.hasPrefix("<0x"), t.hasSuffix(">"), let b = UInt8(t.dropFirst(3).prefix(2), radix: 16) {
+                if t.count == 6, t.hasPrefix("<0x"), t.hasSuffix(">"),
+                    let b = UInt8(t.dropFirst(3).prefix(2), radix: 16)
+                {
                     pending.append(b)
                 } else {
                     flush()

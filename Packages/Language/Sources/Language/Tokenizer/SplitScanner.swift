@@ -7,7 +7,8 @@ public enum BuiltinSplitPattern: String, CaseIterable, Sendable {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2 = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     /// Llama 3 / tiktoken cl100k-style (`Split` with `Isolated`).
-    case llama3 = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    case llama3 =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// The pattern, compiled (the slow reference).
     public var regex: NSRegularExpression { try! NSRegularExpression(pattern: rawValue) }
@@ -38,7 +39,8 @@ public enum BuiltinSplitPattern: String, CaseIterable, Sendable {
         }
         let p = c.properties
         switch p.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return .letter
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
+            return .letter
         case .decimalNumber, .letterNumber, .otherNumber: return .number
         default: return p.isWhitespace ? .space : .other
         }
@@ -107,7 +109,8 @@ public enum BuiltinSplitPattern: String, CaseIterable, Sendable {
         return whitespace(i, n, isSpace)
     }
 
-    private func nextLlama3(_ i: Int, _ sc: [Unicode.Scalar], _ cl: [Class], _ isSpace: (Int) -> Bool) -> Int {
+    private func nextLlama3(_ i: Int, _ sc: [Unicode.Scalar], _ cl: [Class], _ isSpace: (Int) -> Bool) -> Int
+    {
         let n = sc.count
         if let e = contraction(i, sc, caseInsensitive: true) { return e }
         // [^\r\n\p{L}\p{N}]?\p{L}+

@@ -53,12 +53,16 @@ public final class Tokenizer: @unchecked Sendable {
             throw TokenizerError("tokenizer.json is not a JSON object")
         }
         guard let m = root["model"] as? JSONObject, (jsonString(m["type"]) ?? "BPE") == "BPE" else {
-            throw TokenizerError("only BPE models are supported (model.type = \(((root["model"] as? JSONObject)?["type"]) ?? "nil"))")
+            throw TokenizerError(
+                "only BPE models are supported (model.type = \(((root["model"] as? JSONObject)?["type"]) ?? "nil"))"
+            )
         }
         if let p = jsonString(m["continuing_subword_prefix"]), !p.isEmpty {
             throw TokenizerError("continuing_subword_prefix is not supported")
         }
-        if let p = jsonString(m["end_of_word_suffix"]), !p.isEmpty { throw TokenizerError("end_of_word_suffix is not supported") }
+        if let p = jsonString(m["end_of_word_suffix"]), !p.isEmpty {
+            throw TokenizerError("end_of_word_suffix is not supported")
+        }
         var vocab: [String: Int] = [:]
         for (k, v) in (m["vocab"] as? JSONObject) ?? [:] { if let i = jsonInt(v) { vocab[k] = i } }
         var merges: [(String, String)] = []
@@ -83,10 +87,12 @@ public final class Tokenizer: @unchecked Sendable {
         postProcessor = try PostProcessor(root["post_processor"] as? JSONObject)
         for t in (root["added_tokens"] as? [JSONObject]) ?? [] {
             guard let content = jsonString(t["content"]), let id = jsonInt(t["id"]) else { continue }
-            register(AddedToken(
-                content: content, id: id, special: jsonBool(t["special"], false), lstrip: jsonBool(t["lstrip"], false),
-                rstrip: jsonBool(t["rstrip"], false), singleWord: jsonBool(t["single_word"], false),
-                normalized: jsonBool(t["normalized"], false)))
+            register(
+                AddedToken(
+                    content: content, id: id, special: jsonBool(t["special"], false),
+                    lstrip: jsonBool(t["lstrip"], false),
+                    rstrip: jsonBool(t["rstrip"], false), singleWord: jsonBool(t["single_word"], false),
+                    normalized: jsonBool(t["normalized"], false)))
         }
         rebuildMatchers()
     }
@@ -212,7 +218,9 @@ struct AddedMatcher {
     init(tokens: [Tokenizer.AddedToken]) {
         var d: [Unicode.Scalar: [Tokenizer.AddedToken]] = [:]
         for t in tokens where !t.content.isEmpty { d[t.content.unicodeScalars.first!, default: []].append(t) }
-        byFirst = d.mapValues { $0.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count } }
+        byFirst = d.mapValues {
+            $0.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count }
+        }
         var a = [Bool](repeating: false, count: 128)
         for k in d.keys where k.value < 128 { a[Int(k.value)] = true }
         asciiStarts = a
@@ -243,7 +251,11 @@ struct AddedMatcher {
             }
             guard let (t, r) = matched else { i = u.index(after: i); continue }
             var lo = r.lowerBound, hi = r.upperBound
-            if t.lstrip { while lo > textStart, u[u.index(before: lo)].properties.isWhitespace { lo = u.index(before: lo) } }
+            if t.lstrip {
+                while lo > textStart, u[u.index(before: lo)].properties.isWhitespace {
+                    lo = u.index(before: lo)
+                }
+            }
             if t.rstrip { while hi < u.endIndex, u[hi].properties.isWhitespace { hi = u.index(after: hi) } }
             if textStart < lo { out.append(.text(s[textStart..<lo])) }
             out.append(.token(t.id))

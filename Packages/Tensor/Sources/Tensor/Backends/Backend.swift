@@ -22,17 +22,23 @@ public protocol ElementwiseBackend {
     /// out[i] = a[i] op b[i] for i < n (operands of the same shape).
     func binarySame(_ op: BinaryOp, _ a: ConstPtr, _ b: ConstPtr, _ out: MutPtr, _ n: Int)
     /// out = a op b over `shape`, with element strides of a and b (0 where broadcast). out contiguous.
-    func binary(_ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int])
+    func binary(
+        _ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr,
+        shape: [Int])
     /// y[i] = alpha * x[i] + beta * y[i] for i < n (in place; the optimizers' update primitive).
     func axpby(_ alpha: Float, _ x: ConstPtr, _ beta: Float, _ y: MutPtr, _ n: Int)
     /// out[i] = cond[i] != 0 ? a[i] : b[i] with broadcasting strides.
-    func select(_ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int])
+    func select(
+        _ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr,
+        _ bStrides: [Int], _ out: MutPtr, shape: [Int])
 }
 
 /// Reduction kernels over the middle axis of `[outer, n, inner]`.
 public protocol ReductionBackend {
     func reduce(_ op: ReduceOp, _ x: ConstPtr, outer: Int, n: Int, inner: Int, _ out: MutPtr)
-    func argReduce(max: Bool, _ x: ConstPtr, outer: Int, n: Int, inner: Int, values: MutPtr, indices: UnsafeMutablePointer<Int>)
+    func argReduce(
+        max: Bool, _ x: ConstPtr, outer: Int, n: Int, inner: Int, values: MutPtr,
+        indices: UnsafeMutablePointer<Int>)
     /// Softmax or log-softmax of contiguous rows.
     func softmax(_ x: ConstPtr, rows: Int, n: Int, _ y: MutPtr, log: Bool)
     func softmaxBackward(y: ConstPtr, dy: ConstPtr, rows: Int, n: Int, dx: MutPtr, log: Bool)
@@ -60,7 +66,6 @@ public protocol MovementBackend {
     /// dst[i] = value for i < n.
     func fill(_ value: Float, _ dst: MutPtr, _ n: Int)
 }
-
 
 /// A device: one implementation of every kernel family.
 public protocol Backend: AnyObject, ElementwiseBackend, ReductionBackend, LinalgBackend, MovementBackend,

@@ -13,6 +13,7 @@ extension CPUBackend {
         dims: AttentionDims, mask: AttentionMaskSpec, dq: MutPtr, dk: MutPtr, dv: MutPtr
     ) {
         AttentionKernels.backward(
-            q: q, k: k, v: v, out: out, logSumExp: logSumExp, dOut: dOut, dims: dims, mask: mask, dq: dq, dk: dk, dv: dv)
+            q: q, k: k, v: v, out: out, logSumExp: logSumExp, dOut: dOut, dims: dims, mask: mask, dq: dq,
+            dk: dk, dv: dv)
     }
 }

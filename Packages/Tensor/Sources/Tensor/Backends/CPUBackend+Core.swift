@@ -13,7 +13,10 @@ extension CPUBackend {
         ElementwiseKernels.binarySame(op, a, b, out, n)
     }
 
-    public func binary(_ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
+    public func binary(
+        _ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr,
+        shape: [Int]
+    ) {
         let contiguous = contiguousStrides(shape)
         if aStrides == contiguous && bStrides == contiguous {
             ElementwiseKernels.binarySame(op, a, b, out, shape.reduce(1, *))
@@ -32,7 +35,10 @@ extension CPUBackend {
         }
     }
 
-    public func select(_ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
+    public func select(
+        _ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr,
+        _ bStrides: [Int], _ out: MutPtr, shape: [Int]
+    ) {
         forEachIndex(shape) { lin, idx in
             out[lin] = cond[dot(idx, cStrides)] != 0 ? a[dot(idx, aStrides)] : b[dot(idx, bStrides)]
         }
@@ -42,8 +48,12 @@ extension CPUBackend {
         ReduceKernels.reduce(op, x, outer: outer, n: n, inner: inner, out)
     }
 
-    public func argReduce(max: Bool, _ x: ConstPtr, outer: Int, n: Int, inner: Int, values: MutPtr, indices: UnsafeMutablePointer<Int>) {
-        ReduceKernels.argReduce(max: max, x, outer: outer, n: n, inner: inner, values: values, indices: indices)
+    public func argReduce(
+        max: Bool, _ x: ConstPtr, outer: Int, n: Int, inner: Int, values: MutPtr,
+        indices: UnsafeMutablePointer<Int>
+    ) {
+        ReduceKernels.argReduce(
+            max: max, x, outer: outer, n: n, inner: inner, values: values, indices: indices)
     }
 
     public func softmax(_ x: ConstPtr, rows: Int, n: Int, _ y: MutPtr, log: Bool) {
@@ -71,8 +81,12 @@ extension CPUBackend {
             return
         }
         // Problems whose A is shared and contiguous stack into one taller GEMM: [batch*m, k] x [k, n].
-        if batch > 1 && strideA != 0 && !transA && strideB == 0 && lda == k && strideA == m * k && ldc == n && strideC == m * n {
-            BLAS.sgemm(transA: false, transB: transB, m: batch * m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        if batch > 1 && strideA != 0 && !transA && strideB == 0 && lda == k && strideA == m * k && ldc == n
+            && strideC == m * n
+        {
+            BLAS.sgemm(
+                transA: false, transB: transB, m: batch * m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         let flops = 2.0 * Double(m) * Double(n) * Double(k)
@@ -81,10 +95,14 @@ extension CPUBackend {
             // there, and it allocates a 512 KB job buffer with malloc on every call.
             if flops < 4e6 && ComputeRuntime.threads > 1 {
                 BLAS.withSingleThread {
-                    BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                    BLAS.sgemm(
+                        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                        ldb: ldb, beta: beta, c: c, ldc: ldc)
                 }
             } else {
-                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                BLAS.sgemm(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                    ldb: ldb, beta: beta, c: c, ldc: ldc)
             }
             return
         }
@@ -94,17 +112,19 @@ extension CPUBackend {
             BLAS.withSingleThread {
                 ComputeRuntime.parallelFor(batch, grain: 1) { r in
                     for bi in r {
-                        BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                   a: a + bi * strideA, lda: lda, b: b + bi * strideB, ldb: ldb, beta: beta,
-                                   c: c + bi * strideC, ldc: ldc)
+                        BLAS.sgemm(
+                            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                            a: a + bi * strideA, lda: lda, b: b + bi * strideB, ldb: ldb, beta: beta,
+                            c: c + bi * strideC, ldc: ldc)
                     }
                 }
             }
         } else {
             for bi in 0..<batch {
-                BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                           a: a + bi * strideA, lda: lda, b: b + bi * strideB, ldb: ldb, beta: beta,
-                           c: c + bi * strideC, ldc: ldc)
+                BLAS.sgemm(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                    a: a + bi * strideA, lda: lda, b: b + bi * strideB, ldb: ldb, beta: beta,
+                    c: c + bi * strideC, ldc: ldc)
             }
         }
     }

@@ -11,12 +11,15 @@ extension CPUBackend {
     }
 
     public func crossEntropyBackward(
-        logits: ConstPtr, targets: UnsafePointer<Int>, lse: ConstPtr, rows: Int, classes: Int, ignoreIndex: Int,
+        logits: ConstPtr, targets: UnsafePointer<Int>, lse: ConstPtr, rows: Int, classes: Int,
+        ignoreIndex: Int,
         labelSmoothing: Float, gradLoss: Float, gradZ: Float, zLossCoefficient: Float, dlogits: MutPtr
     ) {
         CrossEntropyKernels.backward(
-            logits: logits, targets: targets, lse: lse, rows: rows, classes: classes, ignoreIndex: ignoreIndex,
-            labelSmoothing: labelSmoothing, gradLoss: gradLoss, gradZ: gradZ, zLossCoefficient: zLossCoefficient,
+            logits: logits, targets: targets, lse: lse, rows: rows, classes: classes,
+            ignoreIndex: ignoreIndex,
+            labelSmoothing: labelSmoothing, gradLoss: gradLoss, gradZ: gradZ,
+            zLossCoefficient: zLossCoefficient,
             dlogits: dlogits)
     }
 
@@ -33,9 +36,11 @@ extension CPUBackend {
     }
 
     public func gatherAlongAxis(
-        _ src: ConstPtr, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int], _ out: MutPtr
+        _ src: ConstPtr, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int],
+        _ out: MutPtr
     ) {
-        IndexKernels.gather(src, srcStrides: srcStrides, axis: axis, index: index, indexShape: indexShape, out)
+        IndexKernels.gather(
+            src, srcStrides: srcStrides, axis: axis, index: index, indexShape: indexShape, out)
     }
 
     public func scatterAddAlongAxis(
@@ -43,10 +48,12 @@ extension CPUBackend {
         _ dst: MutPtr, dstStrides: [Int]
     ) {
         IndexKernels.scatterAdd(
-            src, srcStrides: srcStrides, axis: axis, index: index, indexShape: indexShape, dst, dstStrides: dstStrides)
+            src, srcStrides: srcStrides, axis: axis, index: index, indexShape: indexShape, dst,
+            dstStrides: dstStrides)
     }
 
-    public func philoxDropout(_ x: ConstPtr, _ y: MutPtr, count: Int, p: Float, seed: UInt64, offset: UInt64) {
+    public func philoxDropout(_ x: ConstPtr, _ y: MutPtr, count: Int, p: Float, seed: UInt64, offset: UInt64)
+    {
         let scale = 1 / (1 - p)
         // Chunks start on Philox block boundaries (multiples of 4 elements).
         let blocks = (count + 3) / 4

@@ -11,7 +11,8 @@ public protocol ConvBackend {
     /// dx [N, C, H, W] from dy [N, O, Ho, Wo].
     func conv2dBackwardInput(dy: ConstPtr, weight: ConstPtr, dx: MutPtr, _ g: Conv2dGeometry)
     /// dWeight [O, C/groups, kH, kW] and dBias [O] from dy and x; either output may be nil (not needed).
-    func conv2dBackwardWeight(dy: ConstPtr, x: ConstPtr, dWeight: MutPtr?, dBias: MutPtr?, _ g: Conv2dGeometry)
+    func conv2dBackwardWeight(
+        dy: ConstPtr, x: ConstPtr, dWeight: MutPtr?, dBias: MutPtr?, _ g: Conv2dGeometry)
 
     /// Max pooling of `g.planes` planes; `indices` receives each window's argmax (flat index within
     /// its input plane, the first maximum on ties, -1 for a window with no input element).
@@ -22,8 +23,10 @@ public protocol ConvBackend {
     func avgPool2d(_ x: ConstPtr, _ y: MutPtr, _ g: Pool2dGeometry, countIncludePad: Bool)
     func avgPool2dBackward(dy: ConstPtr, dx: MutPtr, _ g: Pool2dGeometry, countIncludePad: Bool)
     /// Adaptive average pooling over PyTorch's bins [floor(i*In/Out), ceil((i+1)*In/Out)).
-    func adaptiveAvgPool2d(_ x: ConstPtr, _ y: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int)
-    func adaptiveAvgPool2dBackward(dy: ConstPtr, dx: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int)
+    func adaptiveAvgPool2d(
+        _ x: ConstPtr, _ y: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int)
+    func adaptiveAvgPool2dBackward(
+        dy: ConstPtr, dx: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int)
 
     /// y [planes, outH, outW] = interpolate(x [planes, inH, inW]) with the taps of `ResampleTable`.
     func resize2d(_ x: ConstPtr, _ y: MutPtr, _ g: Resize2dGeometry)

@@ -19,7 +19,8 @@ public protocol LossBackend {
     ///  - gradLoss * ((1 - eps) * [j == t] + eps / classes)`, and 0 on ignored rows.
     /// `lse` is what `crossEntropyForward` wrote.
     func crossEntropyBackward(
-        logits: ConstPtr, targets: UnsafePointer<Int>, lse: ConstPtr, rows: Int, classes: Int, ignoreIndex: Int,
+        logits: ConstPtr, targets: UnsafePointer<Int>, lse: ConstPtr, rows: Int, classes: Int,
+        ignoreIndex: Int,
         labelSmoothing: Float, gradLoss: Float, gradZ: Float, zLossCoefficient: Float, dlogits: MutPtr)
 
     /// `out[o, i, :] = x[o, indices[i], :]` for x of `[outer, n, inner]` and out of `[outer, k, inner]`
@@ -35,7 +36,8 @@ public protocol LossBackend {
     /// torch.gather along `axis`: for every multi-index c of `indexShape`, `out[c] = src[c']` where
     /// c' is c with `c'[axis] = index[c]`; src is read through `srcStrides`, out is contiguous.
     func gatherAlongAxis(
-        _ src: ConstPtr, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int], _ out: MutPtr)
+        _ src: ConstPtr, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int],
+        _ out: MutPtr)
 
     /// torch.scatter_add along `axis`, in place: for every multi-index c of `indexShape`,
     /// `dst[c'] += src[c]` where c' is c with `c'[axis] = index[c]` (both read through their strides).

@@ -16,15 +16,18 @@ public protocol NormBackend {
     /// Fused backward of `groupedNormForward` from the saved `mean`/`rstd`: writes `dx`, `dweight`
     /// and `dbias` (`[channels]`) where they are non-nil.
     func groupedNormBackward(
-        _ x: ConstPtr, dy: ConstPtr, mean: ConstPtr, rstd: ConstPtr, weight: ConstPtr?, rows: Int, groups: Int,
+        _ x: ConstPtr, dy: ConstPtr, mean: ConstPtr, rstd: ConstPtr, weight: ConstPtr?, rows: Int,
+        groups: Int,
         channels: Int, inner: Int, rms: Bool, dx: MutPtr?, dweight: MutPtr?, dbias: MutPtr?)
 
     /// Per-channel mean and biased variance of `x` (`[batch, channels, inner]`).
-    func batchNormStatistics(_ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: MutPtr, variance: MutPtr)
+    func batchNormStatistics(
+        _ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: MutPtr, variance: MutPtr)
 
     /// `y = (x - mean[c]) * rstd[c] * weight[c] + bias[c]` over `[batch, channels, inner]`.
     func batchNormForward(
-        _ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: ConstPtr, rstd: ConstPtr, weight: ConstPtr?,
+        _ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: ConstPtr, rstd: ConstPtr,
+        weight: ConstPtr?,
         bias: ConstPtr?, y: MutPtr)
 
     /// Fused batch-norm backward. `training`: the statistics came from this batch (their gradient is

@@ -7,7 +7,9 @@ import TensorKernels
 extension ReferenceBackend {
     public func conv2d(_ x: ConstPtr, weight: ConstPtr, bias: ConstPtr?, _ y: MutPtr, _ g: Conv2dGeometry) {
         let cg = g.inPerGroup, og = g.outPerGroup
-        let (h, w, ho, wo, kh, kw) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
+        let (h, w, ho, wo, kh, kw) = (
+            g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth
+        )
         for n in 0..<g.batch {
             for o in 0..<g.outChannels {
                 let grp = o / og
@@ -22,7 +24,9 @@ extension ReferenceBackend {
                                 for kx in 0..<kw {
                                     let ix = ox * g.strideWidth - g.padWidth + kx * g.dilationWidth
                                     if ix < 0 || ix >= w { continue }
-                                    acc += Double(weight[((o * cg + c) * kh + ky) * kw + kx]) * Double(x[((n * g.inChannels + ci) * h + iy) * w + ix])
+                                    acc +=
+                                        Double(weight[((o * cg + c) * kh + ky) * kw + kx])
+                                        * Double(x[((n * g.inChannels + ci) * h + iy) * w + ix])
                                 }
                             }
                         }
@@ -35,7 +39,9 @@ extension ReferenceBackend {
 
     public func conv2dBackwardInput(dy: ConstPtr, weight: ConstPtr, dx: MutPtr, _ g: Conv2dGeometry) {
         let cg = g.inPerGroup, og = g.outPerGroup
-        let (h, w, ho, wo, kh, kw) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
+        let (h, w, ho, wo, kh, kw) = (
+            g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth
+        )
         var acc = [Double](repeating: 0, count: g.batch * g.inChannels * h * w)
         for n in 0..<g.batch {
             for o in 0..<g.outChannels {
@@ -51,7 +57,8 @@ extension ReferenceBackend {
                                 for kx in 0..<kw {
                                     let ix = ox * g.strideWidth - g.padWidth + kx * g.dilationWidth
                                     if ix < 0 || ix >= w { continue }
-                                    acc[((n * g.inChannels + ci) * h + iy) * w + ix] += gv * Double(weight[((o * cg + c) * kh + ky) * kw + kx])
+                                    acc[((n * g.inChannels + ci) * h + iy) * w + ix] +=
+                                        gv * Double(weight[((o * cg + c) * kh + ky) * kw + kx])
                                 }
                             }
                         }
@@ -62,13 +69,19 @@ extension ReferenceBackend {
         for i in 0..<acc.count { dx[i] = Float(acc[i]) }
     }
 
-    public func conv2dBackwardWeight(dy: ConstPtr, x: ConstPtr, dWeight: MutPtr?, dBias: MutPtr?, _ g: Conv2dGeometry) {
+    public func conv2dBackwardWeight(
+        dy: ConstPtr, x: ConstPtr, dWeight: MutPtr?, dBias: MutPtr?, _ g: Conv2dGeometry
+    ) {
         let cg = g.inPerGroup, og = g.outPerGroup
-        let (h, w, ho, wo, kh, kw) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth)
+        let (h, w, ho, wo, kh, kw) = (
+            g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelHeight, g.kernelWidth
+        )
         if let dBias {
             for o in 0..<g.outChannels {
                 var s = 0.0
-                for n in 0..<g.batch { for i in 0..<(ho * wo) { s += Double(dy[(n * g.outChannels + o) * ho * wo + i]) } }
+                for n in 0..<g.batch {
+                    for i in 0..<(ho * wo) { s += Double(dy[(n * g.outChannels + o) * ho * wo + i]) }
+                }
                 dBias[o] = Float(s)
             }
         }
@@ -87,7 +100,9 @@ extension ReferenceBackend {
                                 for ox in 0..<wo {
                                     let ix = ox * g.strideWidth - g.padWidth + kx * g.dilationWidth
                                     if ix < 0 || ix >= w { continue }
-                                    s += Double(dy[((n * g.outChannels + o) * ho + oy) * wo + ox]) * Double(x[((n * g.inChannels + ci) * h + iy) * w + ix])
+                                    s +=
+                                        Double(dy[((n * g.outChannels + o) * ho + oy) * wo + ox])
+                                        * Double(x[((n * g.inChannels + ci) * h + iy) * w + ix])
                                 }
                             }
                         }
@@ -98,7 +113,9 @@ extension ReferenceBackend {
         }
     }
 
-    public func maxPool2d(_ x: ConstPtr, _ y: MutPtr, indices: UnsafeMutablePointer<Int32>, _ g: Pool2dGeometry) {
+    public func maxPool2d(
+        _ x: ConstPtr, _ y: MutPtr, indices: UnsafeMutablePointer<Int32>, _ g: Pool2dGeometry
+    ) {
         let (h, w, ho, wo) = (g.inHeight, g.inWidth, g.outHeight, g.outWidth)
         for plane in 0..<g.planes {
             for oy in 0..<ho {
@@ -127,7 +144,9 @@ extension ReferenceBackend {
         }
     }
 
-    public func maxPool2dBackward(dy: ConstPtr, indices: UnsafePointer<Int32>, dx: MutPtr, _ g: Pool2dGeometry) {
+    public func maxPool2dBackward(
+        dy: ConstPtr, indices: UnsafePointer<Int32>, dx: MutPtr, _ g: Pool2dGeometry
+    ) {
         let hw = g.inHeight * g.inWidth, p = g.outHeight * g.outWidth
         var acc = [Double](repeating: 0, count: g.planes * hw)
         for plane in 0..<g.planes {
@@ -139,7 +158,9 @@ extension ReferenceBackend {
     }
 
     /// Taps of one average-pooling window: the in-input elements and the divisor.
-    private func avgTaps(_ oy: Int, _ ox: Int, _ g: Pool2dGeometry, countIncludePad: Bool) -> (taps: [Int], divisor: Double) {
+    private func avgTaps(_ oy: Int, _ ox: Int, _ g: Pool2dGeometry, countIncludePad: Bool) -> (
+        taps: [Int], divisor: Double
+    ) {
         var taps: [Int] = []
         var padded = 0
         for ky in 0..<g.kernelHeight {
@@ -148,7 +169,9 @@ extension ReferenceBackend {
                 let ix = ox * g.strideWidth - g.padWidth + kx
                 // Window positions beyond the padding (ceil mode) count for nothing.
                 if iy < g.inHeight + g.padHeight && ix < g.inWidth + g.padWidth { padded += 1 }
-                if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth { taps.append(iy * g.inWidth + ix) }
+                if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth {
+                    taps.append(iy * g.inWidth + ix)
+                }
             }
         }
         return (taps, Double(countIncludePad ? padded : taps.count))
@@ -188,7 +211,9 @@ extension ReferenceBackend {
         return lo..<hi
     }
 
-    public func adaptiveAvgPool2d(_ x: ConstPtr, _ y: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int) {
+    public func adaptiveAvgPool2d(
+        _ x: ConstPtr, _ y: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int
+    ) {
         for plane in 0..<planes {
             for oy in 0..<outHeight {
                 let ry = bin(oy, inHeight, outHeight)
@@ -202,7 +227,9 @@ extension ReferenceBackend {
         }
     }
 
-    public func adaptiveAvgPool2dBackward(dy: ConstPtr, dx: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int) {
+    public func adaptiveAvgPool2dBackward(
+        dy: ConstPtr, dx: MutPtr, planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int
+    ) {
         var acc = [Double](repeating: 0, count: planes * inHeight * inWidth)
         for plane in 0..<planes {
             for oy in 0..<outHeight {
@@ -231,7 +258,9 @@ extension ReferenceBackend {
                 for ox in 0..<g.outWidth {
                     var s = 0.0
                     for (iy, wy) in rowTaps {
-                        for (ix, wx) in colTaps[ox] { s += wy * wx * Double(x[(plane * g.inHeight + iy) * g.inWidth + ix]) }
+                        for (ix, wx) in colTaps[ox] {
+                            s += wy * wx * Double(x[(plane * g.inHeight + iy) * g.inWidth + ix])
+                        }
                     }
                     y[(plane * g.outHeight + oy) * g.outWidth + ox] = Float(s)
                 }
@@ -249,7 +278,9 @@ extension ReferenceBackend {
                 for ox in 0..<g.outWidth {
                     let v = Double(dy[(plane * g.outHeight + oy) * g.outWidth + ox])
                     for (iy, wy) in rowTaps {
-                        for (ix, wx) in colTaps[ox] { acc[(plane * g.inHeight + iy) * g.inWidth + ix] += wy * wx * v }
+                        for (ix, wx) in colTaps[ox] {
+                            acc[(plane * g.inHeight + iy) * g.inWidth + ix] += wy * wx * v
+                        }
                     }
                 }
             }

@@ -14,15 +14,23 @@ extension ReferenceBackend {
         for i in 0..<n { out[i] = Scalar.binary(op, a[i], b[i]) }
     }
 
-    public func binary(_ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
-        forEachIndex(shape) { lin, idx in out[lin] = Scalar.binary(op, a[dot(idx, aStrides)], b[dot(idx, bStrides)]) }
+    public func binary(
+        _ op: BinaryOp, _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr,
+        shape: [Int]
+    ) {
+        forEachIndex(shape) { lin, idx in
+            out[lin] = Scalar.binary(op, a[dot(idx, aStrides)], b[dot(idx, bStrides)])
+        }
     }
 
     public func axpby(_ alpha: Float, _ x: ConstPtr, _ beta: Float, _ y: MutPtr, _ n: Int) {
         for i in 0..<n { y[i] = Float(Double(alpha) * Double(x[i]) + Double(beta) * Double(y[i])) }
     }
 
-    public func select(_ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr, _ bStrides: [Int], _ out: MutPtr, shape: [Int]) {
+    public func select(
+        _ cond: ConstPtr, _ cStrides: [Int], _ a: ConstPtr, _ aStrides: [Int], _ b: ConstPtr,
+        _ bStrides: [Int], _ out: MutPtr, shape: [Int]
+    ) {
         forEachIndex(shape) { lin, idx in
             out[lin] = cond[dot(idx, cStrides)] != 0 ? a[dot(idx, aStrides)] : b[dot(idx, bStrides)]
         }
@@ -45,7 +53,10 @@ extension ReferenceBackend {
         }
     }
 
-    public func argReduce(max: Bool, _ x: ConstPtr, outer: Int, n: Int, inner: Int, values: MutPtr, indices: UnsafeMutablePointer<Int>) {
+    public func argReduce(
+        max: Bool, _ x: ConstPtr, outer: Int, n: Int, inner: Int, values: MutPtr,
+        indices: UnsafeMutablePointer<Int>
+    ) {
         for o in 0..<outer {
             for i in 0..<inner {
                 var best = x[o * n * inner + i]
@@ -78,7 +89,9 @@ extension ReferenceBackend {
     public func softmaxBackward(y: ConstPtr, dy: ConstPtr, rows: Int, n: Int, dx: MutPtr, log: Bool) {
         for r in 0..<rows {
             var acc = 0.0
-            for j in 0..<n { acc += log ? Double(dy[r * n + j]) : Double(dy[r * n + j]) * Double(y[r * n + j]) }
+            for j in 0..<n {
+                acc += log ? Double(dy[r * n + j]) : Double(dy[r * n + j]) * Double(y[r * n + j])
+            }
             for j in 0..<n {
                 let yv = Double(y[r * n + j]), g = Double(dy[r * n + j])
                 dx[r * n + j] = Float(log ? g - Foundation.exp(yv) * acc : yv * (g - acc))

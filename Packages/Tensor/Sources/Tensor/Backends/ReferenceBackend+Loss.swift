@@ -31,7 +31,8 @@ extension ReferenceBackend {
     }
 
     public func crossEntropyBackward(
-        logits: ConstPtr, targets: UnsafePointer<Int>, lse: ConstPtr, rows: Int, classes: Int, ignoreIndex: Int,
+        logits: ConstPtr, targets: UnsafePointer<Int>, lse: ConstPtr, rows: Int, classes: Int,
+        ignoreIndex: Int,
         labelSmoothing: Float, gradLoss: Float, gradZ: Float, zLossCoefficient: Float, dlogits: MutPtr
     ) {
         let eps = Double(labelSmoothing), gl = Double(gradLoss)
@@ -73,14 +74,17 @@ extension ReferenceBackend {
         var acc = [Double](repeating: 0, count: outer * n * inner)
         for o in 0..<outer {
             for i in 0..<k {
-                for c in 0..<inner { acc[(o * n + indices[i]) * inner + c] += Double(src[(o * k + i) * inner + c]) }
+                for c in 0..<inner {
+                    acc[(o * n + indices[i]) * inner + c] += Double(src[(o * k + i) * inner + c])
+                }
             }
         }
         for e in 0..<acc.count where acc[e] != 0 { dst[e] = Float(Double(dst[e]) + acc[e]) }
     }
 
     public func gatherAlongAxis(
-        _ src: ConstPtr, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int], _ out: MutPtr
+        _ src: ConstPtr, srcStrides: [Int], axis: Int, index: UnsafePointer<Int>, indexShape: [Int],
+        _ out: MutPtr
     ) {
         forEachIndex(indexShape) { lin, idx in
             var c = idx
@@ -102,7 +106,8 @@ extension ReferenceBackend {
         for (offset, v) in acc { dst[offset] = Float(Double(dst[offset]) + v) }
     }
 
-    public func philoxDropout(_ x: ConstPtr, _ y: MutPtr, count: Int, p: Float, seed: UInt64, offset: UInt64) {
+    public func philoxDropout(_ x: ConstPtr, _ y: MutPtr, count: Int, p: Float, seed: UInt64, offset: UInt64)
+    {
         let keep = 1 - Double(p)
         for i in 0..<count {
             let block = RandomGenerator.philox(offset &+ UInt64(i / 4), seed)

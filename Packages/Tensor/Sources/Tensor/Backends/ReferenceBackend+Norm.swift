@@ -30,7 +30,8 @@ extension ReferenceBackend {
     }
 
     public func groupedNormBackward(
-        _ x: ConstPtr, dy: ConstPtr, mean: ConstPtr, rstd: ConstPtr, weight: ConstPtr?, rows: Int, groups: Int,
+        _ x: ConstPtr, dy: ConstPtr, mean: ConstPtr, rstd: ConstPtr, weight: ConstPtr?, rows: Int,
+        groups: Int,
         channels: Int, inner: Int, rms: Bool, dx: MutPtr?, dweight: MutPtr?, dbias: MutPtr?
     ) {
         let cpg = channels / groups, m = cpg * inner
@@ -64,7 +65,9 @@ extension ReferenceBackend {
         }
     }
 
-    public func batchNormStatistics(_ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: MutPtr, variance: MutPtr) {
+    public func batchNormStatistics(
+        _ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: MutPtr, variance: MutPtr
+    ) {
         let n = Double(Swift.max(batch * inner, 1))
         for c in 0..<channels {
             var s = 0.0
@@ -83,7 +86,8 @@ extension ReferenceBackend {
     }
 
     public func batchNormForward(
-        _ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: ConstPtr, rstd: ConstPtr, weight: ConstPtr?,
+        _ x: ConstPtr, batch: Int, channels: Int, inner: Int, mean: ConstPtr, rstd: ConstPtr,
+        weight: ConstPtr?,
         bias: ConstPtr?, y: MutPtr
     ) {
         for b in 0..<batch {

@@ -137,7 +137,8 @@ public struct Gradients: Sequence {
             let g = other.tensors[name]!
             if let mine = tensors[name] {
                 guard mine.shape == g.shape else {
-                    throw TensorError("Gradients.accumulate", "\(name): \(fmt(mine.shape)) vs \(fmt(g.shape))")
+                    throw TensorError(
+                        "Gradients.accumulate", "\(name): \(fmt(mine.shape)) vs \(fmt(g.shape))")
                 }
                 tensors[name] = try noGrad { try mine + g }
             } else {
@@ -188,7 +189,8 @@ func runBackward(root: GradNode, seed: Tensor, sink: (GradNode, Tensor) throws -
             }
             let inputGrads = try n.backward!(g)
             guard inputGrads.count == n.inputs.count else {
-                throw TensorError("backward", "\(n.op) returned \(inputGrads.count) gradients for \(n.inputs.count) inputs")
+                throw TensorError(
+                    "backward", "\(n.op) returned \(inputGrads.count) gradients for \(n.inputs.count) inputs")
             }
             for (input, ig) in zip(n.inputs, inputGrads) {
                 guard let input else { continue }
@@ -196,7 +198,9 @@ func runBackward(root: GradNode, seed: Tensor, sink: (GradNode, Tensor) throws -
                 if let ig {
                     guard ig.shape == input.shape else {
                         throw TensorError(
-                            "backward", "\(n.op) produced a gradient of shape \(fmt(ig.shape)) for an input of shape \(fmt(input.shape))")
+                            "backward",
+                            "\(n.op) produced a gradient of shape \(fmt(ig.shape)) for an input of shape \(fmt(input.shape))"
+                        )
                     }
                     if let prev = grads[iid] { grads[iid] = try prev + ig } else { grads[iid] = ig }
                 }
@@ -266,7 +270,8 @@ public func valueAndGradient(
     }
     var out = inputs.map { Tensor.zeros($0.shape) }
     guard let root = value.node else { return (value.detached(), out) }
-    let index = Dictionary(uniqueKeysWithValues: leaves.enumerated().map { (ObjectIdentifier($0.element.node!), $0.offset) })
+    let index = Dictionary(
+        uniqueKeysWithValues: leaves.enumerated().map { (ObjectIdentifier($0.element.node!), $0.offset) })
     try runBackward(root: root, seed: Tensor(shape: value.shape, storage: Storage(copying: [1]))) { leaf, g in
         if let i = index[ObjectIdentifier(leaf)] { out[i] = g }
     }

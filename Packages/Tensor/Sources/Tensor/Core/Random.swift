@@ -71,7 +71,8 @@ public struct RandomGenerator: Codable, Equatable, Sendable {
         ComputeRuntime.parallelFor(n, grain: 1 << 11) { r in
             for i in r {
                 let block = RandomGenerator.philox(base &+ UInt64(i / 2), key)
-                let a = RandomGenerator.word(block, (i & 1) * 2), b = RandomGenerator.word(block, (i & 1) * 2 + 1)
+                let a = RandomGenerator.word(block, (i & 1) * 2),
+                    b = RandomGenerator.word(block, (i & 1) * 2 + 1)
                 let u1 = (Double(a) + 0.5) * 0x1p-32, u2 = Double(b) * 0x1p-32
                 out[i] = Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
             }
@@ -82,25 +83,34 @@ public struct RandomGenerator: Codable, Equatable, Sendable {
 
 extension Tensor {
     /// Uniform values in [low, high).
-    public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, generator: inout RandomGenerator) -> Tensor {
+    public static func uniform(
+        _ shape: [Int], low: Float = 0, high: Float = 1, generator: inout RandomGenerator
+    ) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
         generator.fillUniform(t.storage.pointer, t.count)
-        if low != 0 || high != 1 { Backends.current.unary(.affine(high - low, low), t.ptr, t.storage.pointer, t.count) }
+        if low != 0 || high != 1 {
+            Backends.current.unary(.affine(high - low, low), t.ptr, t.storage.pointer, t.count)
+        }
         return t
     }
 
     /// Normal values with the given mean and standard deviation.
-    public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, generator: inout RandomGenerator) -> Tensor {
+    public static func normal(
+        _ shape: [Int], mean: Float = 0, std: Float = 1, generator: inout RandomGenerator
+    ) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
         generator.fillNormal(t.storage.pointer, t.count)
-        if mean != 0 || std != 1 { Backends.current.unary(.affine(std, mean), t.ptr, t.storage.pointer, t.count) }
+        if mean != 0 || std != 1 {
+            Backends.current.unary(.affine(std, mean), t.ptr, t.storage.pointer, t.count)
+        }
         return t
     }
 
     /// Normal values truncated to [a, b] (absolute bounds, as `torch.nn.init.trunc_normal_`), drawn by
     /// inverting the normal CDF over the allowed interval.
     public static func truncatedNormal(
-        _ shape: [Int], mean: Float = 0, std: Float = 1, a: Float = -2, b: Float = 2, generator: inout RandomGenerator
+        _ shape: [Int], mean: Float = 0, std: Float = 1, a: Float = -2, b: Float = 2,
+        generator: inout RandomGenerator
     ) -> Tensor {
         func cdf(_ x: Double) -> Double { (1 + Foundation.erf(x / 2.0.squareRoot())) / 2 }
         let lo = cdf(Double((a - mean) / std)), hi = cdf(Double((b - mean) / std))
@@ -108,7 +118,9 @@ extension Tensor {
         let p = t.storage.pointer
         for i in 0..<t.count {
             let u = (2 * lo - 1) + (2 * hi - 2 * lo) * Double(p[i])
-            let x = erfinv(Swift.min(Swift.max(u, -1 + 1e-15), 1 - 1e-15)) * 2.0.squareRoot() * Double(std) + Double(mean)
+            let x =
+                erfinv(Swift.min(Swift.max(u, -1 + 1e-15), 1 - 1e-15)) * 2.0.squareRoot() * Double(std)
+                + Double(mean)
             p[i] = Swift.min(Swift.max(Float(x), a), b)
         }
         return t
@@ -122,14 +134,20 @@ func erfinv(_ y: Double) -> Double {
     if w < 5 {
         w -= 2.5
         var p = 2.81022636e-08
-        for c in [3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941] {
+        for c in [
+            3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503, -0.00417768164,
+            0.246640727, 1.50140941,
+        ] {
             p = c + p * w
         }
         x = p * y
     } else {
         w = w.squareRoot() - 3
         var p = -0.000200214257
-        for c in [0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682] {
+        for c in [
+            0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047,
+            1.00167406, 2.83297682,
+        ] {
             p = c + p * w
         }
         x = p * y

@@ -51,7 +51,9 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Upper bound on bytes kept in free lists (default 2 GiB, or `SIGHTLINE_POOL_MB`).
     public var capacityBytes: Int = {
-        if let s = ProcessInfo.processInfo.environment["SIGHTLINE_POOL_MB"], let mb = Int(s) { return mb << 20 }
+        if let s = ProcessInfo.processInfo.environment["SIGHTLINE_POOL_MB"], let mb = Int(s) {
+            return mb << 20
+        }
         return 2 << 30
     }()
 

@@ -79,7 +79,9 @@ public struct Tensor {
     /// The value of a one-element tensor.
     /// - Throws: `TensorError` when the tensor has more than one element.
     public func item() throws -> Float {
-        guard count == 1 else { throw TensorError("item", "tensor of shape \(fmt(shape)) has \(count) elements, not 1") }
+        guard count == 1 else {
+            throw TensorError("item", "tensor of shape \(fmt(shape)) has \(count) elements, not 1")
+        }
         return storage.pointer[0]
     }
 

@@ -43,7 +43,9 @@ public struct AttentionMask: Sendable, Equatable {
     /// Causal, with queries aligned to the end of the keys (`Tk - Tq + i`).
     public static var causal: AttentionMask { AttentionMask(causal: true) }
     /// Causal with query 0 at absolute position `queryOffset`.
-    public static func causal(queryOffset: Int) -> AttentionMask { AttentionMask(causal: true, queryOffset: queryOffset) }
+    public static func causal(queryOffset: Int) -> AttentionMask {
+        AttentionMask(causal: true, queryOffset: queryOffset)
+    }
     /// Block-diagonal masking by document ids `[B, Tk]` (with `causal`: the packed-sequence mask).
     public static func documents(_ ids: IndexTensor, causal: Bool = false) -> AttentionMask {
         AttentionMask(causal: causal, documentIds: ids)
@@ -57,7 +59,8 @@ public struct AttentionMask: Sendable, Equatable {
         guard valid.allSatisfy({ $0.count == tk }) else {
             throw TensorError("AttentionMask.keyPadding", "rows of different lengths \(valid.map(\.count))")
         }
-        return AttentionMask(keyPadding: try IndexTensor(shape: [valid.count, tk], values: valid.joined().map { $0 ? 1 : 0 }))
+        return AttentionMask(
+            keyPadding: try IndexTensor(shape: [valid.count, tk], values: valid.joined().map { $0 ? 1 : 0 }))
     }
 
     /// The mask that hides what either mask hides.
@@ -83,7 +86,8 @@ public struct AttentionMask: Sendable, Equatable {
                 guard a.shape == b.shape else {
                     throw TensorError(op, "key paddings \(fmt(a.shape)) and \(fmt(b.shape)) differ in shape")
                 }
-                out.keyPadding = IndexTensor(shape: a.shape, unchecked: zip(a.values, b.values).map { $0 != 0 && $1 != 0 ? 1 : 0 })
+                out.keyPadding = IndexTensor(
+                    shape: a.shape, unchecked: zip(a.values, b.values).map { $0 != 0 && $1 != 0 ? 1 : 0 })
             } else {
                 out.keyPadding = b
             }
@@ -103,13 +107,16 @@ public struct AttentionMask: Sendable, Equatable {
             spec.keyDocuments = ids.values
             if let qids = queryDocumentIds {
                 guard qids.shape == [batch, tq] else {
-                    throw TensorError(op, "queryDocumentIds \(fmt(qids.shape)) must be [B, Tq] = [\(batch), \(tq)]")
+                    throw TensorError(
+                        op, "queryDocumentIds \(fmt(qids.shape)) must be [B, Tq] = [\(batch), \(tq)]")
                 }
                 spec.queryDocuments = qids.values
             } else {
                 guard offset >= 0, offset + tq <= tk else {
                     throw TensorError(
-                        op, "queries at positions \(offset)..<\(offset + tq) lie outside the \(tk) document ids; pass queryDocumentIds")
+                        op,
+                        "queries at positions \(offset)..<\(offset + tq) lie outside the \(tk) document ids; pass queryDocumentIds"
+                    )
                 }
                 var q = [Int](repeating: 0, count: batch * tq)
                 for b in 0..<batch { for i in 0..<tq { q[b * tq + i] = ids.values[b * tk + offset + i] } }
@@ -170,17 +177,20 @@ public func scaledDotProductAttention(
     guard s.isFinite else { throw TensorError(op, "scale must be finite, got \(s)") }
     let spec = try mask.spec(batch: b, queryLength: tq, keyLength: tk)
     let dims = AttentionDims(
-        batch: b, queryHeads: hq, kvHeads: hkv, queryLength: tq, keyLength: tk, headDim: hd, valueDim: vd, scale: s)
+        batch: b, queryHeads: hq, kvHeads: hkv, queryLength: tq, keyLength: tk, headDim: hd, valueDim: vd,
+        scale: s)
     let out = Tensor(uninitializedShape: [b, hq, tq, vd])
     let lse = Tensor(uninitializedShape: [b, hq, tq])
     Backends.current.attentionForward(
-        q: q.ptr, k: k.ptr, v: v.ptr, dims: dims, mask: spec, out: out.storage.pointer, logSumExp: lse.storage.pointer)
+        q: q.ptr, k: k.ptr, v: v.ptr, dims: dims, mask: spec, out: out.storage.pointer,
+        logSumExp: lse.storage.pointer)
     return Tensor.record(out, op: op, inputs: [q, k, v]) { g in
         let dq = Tensor(uninitializedShape: q.shape)
         let dk = Tensor(uninitializedShape: k.shape)
         let dv = Tensor(uninitializedShape: v.shape)
         Backends.current.attentionBackward(
-            q: q.ptr, k: k.ptr, v: v.ptr, out: out.ptr, logSumExp: lse.ptr, dOut: g.ptr, dims: dims, mask: spec,
+            q: q.ptr, k: k.ptr, v: v.ptr, out: out.ptr, logSumExp: lse.ptr, dOut: g.ptr, dims: dims,
+            mask: spec,
             dq: dq.storage.pointer, dk: dk.storage.pointer, dv: dv.storage.pointer)
         return [q.node != nil ? dq : nil, k.node != nil ? dk : nil, v.node != nil ? dv : nil]
     }

@@ -12,7 +12,8 @@ public func broadcastShapes(_ a: [Int], _ b: [Int], op: String = "broadcast") th
         } else if da == 1 {
             out[i] = db
         } else {
-            throw TensorError(op, "shapes \(fmt(a)) and \(fmt(b)) cannot be broadcast (dimension \(i): \(da) vs \(db))")
+            throw TensorError(
+                op, "shapes \(fmt(a)) and \(fmt(b)) cannot be broadcast (dimension \(i): \(da) vs \(db))")
         }
     }
     return out
@@ -34,7 +35,9 @@ extension Tensor {
         if self.shape == shape { return self }
         let offset = self.shape.count - shape.count
         var axes: [Int] = Array(0..<offset)
-        for (i, s) in shape.enumerated() where s == 1 && self.shape[i + offset] != 1 { axes.append(i + offset) }
+        for (i, s) in shape.enumerated() where s == 1 && self.shape[i + offset] != 1 {
+            axes.append(i + offset)
+        }
         let summed = axes.isEmpty ? self : try sum(axes: axes, keepDim: true)
         return try summed.reshaped(shape)
     }
@@ -44,11 +47,13 @@ extension Tensor {
     public func broadcast(to shape: [Int]) throws -> Tensor {
         let target = try broadcastShapes(self.shape, shape, op: "broadcast(to:)")
         guard target == shape else {
-            throw TensorError("broadcast(to:)", "shape \(fmt(self.shape)) cannot be broadcast to \(fmt(shape))")
+            throw TensorError(
+                "broadcast(to:)", "shape \(fmt(self.shape)) cannot be broadcast to \(fmt(shape))")
         }
         if self.shape == shape { return self }
         var out = Tensor(uninitializedShape: shape)
-        Backends.current.gather(ptr, strides: broadcastStrides(self.shape, to: shape), out.storage.pointer, shape: shape)
+        Backends.current.gather(
+            ptr, strides: broadcastStrides(self.shape, to: shape), out.storage.pointer, shape: shape)
         let inShape = self.shape
         out = Tensor.record(out, op: "broadcast", inputs: [self]) { g in [try g.sumToShape(inShape)] }
         return out

@@ -9,7 +9,9 @@ private func checkNCHW(_ x: Tensor, _ op: String) throws {
 }
 
 private func checkPositive(_ pair: (Int, Int), _ name: String, _ op: String) throws {
-    guard pair.0 > 0 && pair.1 > 0 else { throw TensorError(op, "\(name) must be positive, got (\(pair.0), \(pair.1))") }
+    guard pair.0 > 0 && pair.1 > 0 else {
+        throw TensorError(op, "\(name) must be positive, got (\(pair.0), \(pair.1))")
+    }
 }
 
 /// 2-D convolution (cross-correlation, as PyTorch) of an NCHW input.
@@ -28,33 +30,44 @@ private func checkPositive(_ pair: (Int, Int), _ name: String, _ op: String) thr
 ///   `weight.shape[1] * groups`, O is not divisible by `groups`, the bias is not `[O]`, or the dilated
 ///   kernel is larger than the padded input.
 public func conv2d(
-    _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+    _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+    padding: (Int, Int) = (0, 0),
     dilation: (Int, Int) = (1, 1), groups: Int = 1
 ) throws -> Tensor {
     let op = "conv2d"
     try checkNCHW(x, op)
     guard weight.rank == 4 else {
-        throw TensorError(op, "expected a 4-D weight [O, C/groups, kH, kW], got \(fmt(weight.shape)) for input \(fmt(x.shape))")
+        throw TensorError(
+            op,
+            "expected a 4-D weight [O, C/groups, kH, kW], got \(fmt(weight.shape)) for input \(fmt(x.shape))")
     }
     guard groups > 0 else { throw TensorError(op, "groups must be positive, got \(groups)") }
     try checkPositive(stride, "stride", op)
     try checkPositive(dilation, "dilation", op)
-    guard padding.0 >= 0 && padding.1 >= 0 else { throw TensorError(op, "padding must be non-negative, got (\(padding.0), \(padding.1))") }
+    guard padding.0 >= 0 && padding.1 >= 0 else {
+        throw TensorError(op, "padding must be non-negative, got (\(padding.0), \(padding.1))")
+    }
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
     guard kh > 0 && kw > 0 else { throw TensorError(op, "weight \(fmt(weight.shape)) has an empty kernel") }
     guard o % groups == 0 else {
-        throw TensorError(op, "weight \(fmt(weight.shape)) has \(o) output channels, which groups = \(groups) does not divide")
+        throw TensorError(
+            op,
+            "weight \(fmt(weight.shape)) has \(o) output channels, which groups = \(groups) does not divide")
     }
     guard c % groups == 0 else {
-        throw TensorError(op, "input \(fmt(x.shape)) has \(c) channels, which groups = \(groups) does not divide")
+        throw TensorError(
+            op, "input \(fmt(x.shape)) has \(c) channels, which groups = \(groups) does not divide")
     }
     guard weight.shape[1] * groups == c else {
         throw TensorError(
-            op, "with groups = \(groups), weight \(fmt(weight.shape)) expects an input with \(weight.shape[1] * groups) channels, but input \(fmt(x.shape)) has \(c)")
+            op,
+            "with groups = \(groups), weight \(fmt(weight.shape)) expects an input with \(weight.shape[1] * groups) channels, but input \(fmt(x.shape)) has \(c)"
+        )
     }
     if let bias, bias.shape != [o] {
-        throw TensorError(op, "bias \(fmt(bias.shape)) does not match weight \(fmt(weight.shape)) (expected [\(o)])")
+        throw TensorError(
+            op, "bias \(fmt(bias.shape)) does not match weight \(fmt(weight.shape)) (expected [\(o)])")
     }
     let g = Conv2dGeometry(
         batch: n, inChannels: c, inHeight: h, inWidth: w, outChannels: o, kernel: (kh, kw), stride: stride,
@@ -62,7 +75,9 @@ public func conv2d(
     guard g.outHeight > 0 && g.outWidth > 0 else {
         let ekh = dilation.0 * (kh - 1) + 1, ekw = dilation.1 * (kw - 1) + 1
         throw TensorError(
-            op, "padded input \(h + 2 * padding.0) x \(w + 2 * padding.1) of \(fmt(x.shape)) is smaller than the (dilated) kernel \(ekh) x \(ekw) of weight \(fmt(weight.shape))")
+            op,
+            "padded input \(h + 2 * padding.0) x \(w + 2 * padding.1) of \(fmt(x.shape)) is smaller than the (dilated) kernel \(ekh) x \(ekw) of weight \(fmt(weight.shape))"
+        )
     }
     let y = Tensor(uninitializedShape: [n, o, g.outHeight, g.outWidth])
     Backends.current.conv2d(x.ptr, weight: weight.ptr, bias: bias?.ptr, y.storage.pointer, g)
@@ -77,7 +92,8 @@ public func conv2d(
         let dw: Tensor? = weight.node != nil ? Tensor(uninitializedShape: weight.shape) : nil
         let db: Tensor? = bias?.node != nil ? Tensor(uninitializedShape: [o]) : nil
         if dw != nil || db != nil {
-            Backends.current.conv2dBackwardWeight(dy: gy.ptr, x: x.ptr, dWeight: dw?.storage.pointer, dBias: db?.storage.pointer, g)
+            Backends.current.conv2dBackwardWeight(
+                dy: gy.ptr, x: x.ptr, dWeight: dw?.storage.pointer, dBias: db?.storage.pointer, g)
         }
         return bias == nil ? [dx, dw] : [dx, dw, db]
     }
@@ -85,7 +101,8 @@ public func conv2d(
 
 /// Validates pooling arguments and returns the geometry (output sizes from PyTorch's rule).
 private func poolGeometry(
-    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int)?, padding: (Int, Int), dilation: (Int, Int), ceilMode: Bool, op: String
+    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int)?, padding: (Int, Int), dilation: (Int, Int),
+    ceilMode: Bool, op: String
 ) throws -> Pool2dGeometry {
     try checkNCHW(x, op)
     try checkPositive(kernel, "kernel size", op)
@@ -94,17 +111,24 @@ private func poolGeometry(
     try checkPositive(dilation, "dilation", op)
     guard padding.0 >= 0 && padding.1 >= 0 && padding.0 <= kernel.0 / 2 && padding.1 <= kernel.1 / 2 else {
         throw TensorError(
-            op, "padding (\(padding.0), \(padding.1)) must be non-negative and at most half of the kernel (\(kernel.0), \(kernel.1))")
+            op,
+            "padding (\(padding.0), \(padding.1)) must be non-negative and at most half of the kernel (\(kernel.0), \(kernel.1))"
+        )
     }
     let (h, w) = (x.shape[2], x.shape[3])
-    let oh = Pool2dGeometry.outputSize(input: h, kernel: kernel.0, stride: s.0, padding: padding.0, dilation: dilation.0, ceilMode: ceilMode)
-    let ow = Pool2dGeometry.outputSize(input: w, kernel: kernel.1, stride: s.1, padding: padding.1, dilation: dilation.1, ceilMode: ceilMode)
+    let oh = Pool2dGeometry.outputSize(
+        input: h, kernel: kernel.0, stride: s.0, padding: padding.0, dilation: dilation.0, ceilMode: ceilMode)
+    let ow = Pool2dGeometry.outputSize(
+        input: w, kernel: kernel.1, stride: s.1, padding: padding.1, dilation: dilation.1, ceilMode: ceilMode)
     guard oh > 0 && ow > 0 else {
         throw TensorError(
-            op, "input \(fmt(x.shape)) is too small for kernel (\(kernel.0), \(kernel.1)) with padding (\(padding.0), \(padding.1)) and dilation (\(dilation.0), \(dilation.1)): the output would be \(oh) x \(ow)")
+            op,
+            "input \(fmt(x.shape)) is too small for kernel (\(kernel.0), \(kernel.1)) with padding (\(padding.0), \(padding.1)) and dilation (\(dilation.0), \(dilation.1)): the output would be \(oh) x \(ow)"
+        )
     }
     return Pool2dGeometry(
-        planes: x.shape[0] * x.shape[1], inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, kernel: kernel, stride: s,
+        planes: x.shape[0] * x.shape[1], inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, kernel: kernel,
+        stride: s,
         padding: padding, dilation: dilation)
 }
 
@@ -123,10 +147,13 @@ private func poolGeometry(
 /// - Throws: `TensorError` for a non-4-D input, non-positive sizes, too much padding, or an input
 ///   smaller than the kernel.
 public func maxPool2d(
-    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
+    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
+    dilation: (Int, Int) = (1, 1),
     ceilMode: Bool = false
 ) throws -> Tensor {
-    let g = try poolGeometry(x, kernel: kernel, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode, op: "max_pool2d")
+    let g = try poolGeometry(
+        x, kernel: kernel, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode,
+        op: "max_pool2d")
     let y = Tensor(uninitializedShape: [x.shape[0], x.shape[1], g.outHeight, g.outWidth])
     var argmax = [Int32](repeating: -1, count: y.count)
     argmax.withUnsafeMutableBufferPointer { ib in
@@ -137,7 +164,8 @@ public func maxPool2d(
     return Tensor.record(y, op: "max_pool2d", inputs: [x]) { gy in
         let dx = Tensor(uninitializedShape: inShape)
         indices.withUnsafeBufferPointer { ib in
-            Backends.current.maxPool2dBackward(dy: gy.ptr, indices: ib.baseAddress!, dx: dx.storage.pointer, g)
+            Backends.current.maxPool2dBackward(
+                dy: gy.ptr, indices: ib.baseAddress!, dx: dx.storage.pointer, g)
         }
         return [dx]
     }
@@ -155,16 +183,20 @@ public func maxPool2d(
 /// - Returns: `[N, C, Ho, Wo]`
 /// - Throws: `TensorError` as `maxPool2d`.
 public func avgPool2d(
-    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), ceilMode: Bool = false,
+    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
+    ceilMode: Bool = false,
     countIncludePad: Bool = true
 ) throws -> Tensor {
-    let g = try poolGeometry(x, kernel: kernel, stride: stride, padding: padding, dilation: (1, 1), ceilMode: ceilMode, op: "avg_pool2d")
+    let g = try poolGeometry(
+        x, kernel: kernel, stride: stride, padding: padding, dilation: (1, 1), ceilMode: ceilMode,
+        op: "avg_pool2d")
     let y = Tensor(uninitializedShape: [x.shape[0], x.shape[1], g.outHeight, g.outWidth])
     Backends.current.avgPool2d(x.ptr, y.storage.pointer, g, countIncludePad: countIncludePad)
     let inShape = x.shape
     return Tensor.record(y, op: "avg_pool2d", inputs: [x]) { gy in
         let dx = Tensor(uninitializedShape: inShape)
-        Backends.current.avgPool2dBackward(dy: gy.ptr, dx: dx.storage.pointer, g, countIncludePad: countIncludePad)
+        Backends.current.avgPool2dBackward(
+            dy: gy.ptr, dx: dx.storage.pointer, g, countIncludePad: countIncludePad)
         return [dx]
     }
 }
@@ -181,15 +213,19 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Ten
     try checkNCHW(x, op)
     try checkPositive(outputSize, "output size", op)
     let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
-    guard h > 0 && w > 0 else { throw TensorError(op, "input \(fmt(x.shape)) has an empty spatial dimension") }
+    guard h > 0 && w > 0 else {
+        throw TensorError(op, "input \(fmt(x.shape)) has an empty spatial dimension")
+    }
     let (oh, ow) = outputSize
     let y = Tensor(uninitializedShape: [x.shape[0], x.shape[1], oh, ow])
-    Backends.current.adaptiveAvgPool2d(x.ptr, y.storage.pointer, planes: planes, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow)
+    Backends.current.adaptiveAvgPool2d(
+        x.ptr, y.storage.pointer, planes: planes, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow)
     let inShape = x.shape
     return Tensor.record(y, op: op, inputs: [x]) { gy in
         let dx = Tensor(uninitializedShape: inShape)
         Backends.current.adaptiveAvgPool2dBackward(
-            dy: gy.ptr, dx: dx.storage.pointer, planes: planes, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow)
+            dy: gy.ptr, dx: dx.storage.pointer, planes: planes, inHeight: h, inWidth: w, outHeight: oh,
+            outWidth: ow)
         return [dx]
     }
 }
@@ -230,7 +266,9 @@ public func interpolate(
     if mode == .nearest && antialias {
         throw TensorError(op, "antialias applies only to the bilinear and bicubic modes, not nearest")
     }
-    guard h > 0 && w > 0 else { throw TensorError(op, "input \(fmt(x.shape)) has an empty spatial dimension") }
+    guard h > 0 && w > 0 else {
+        throw TensorError(op, "input \(fmt(x.shape)) has an empty spatial dimension")
+    }
     let oh: Int, ow: Int
     if let size {
         (oh, ow) = size
@@ -247,7 +285,8 @@ public func interpolate(
     }
     let g = Resize2dGeometry(
         planes: x.shape[0] * x.shape[1], inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, mode: mode,
-        alignCorners: alignCorners, antialias: antialias, scaleHeight: scaleFactor?.0, scaleWidth: scaleFactor?.1)
+        alignCorners: alignCorners, antialias: antialias, scaleHeight: scaleFactor?.0,
+        scaleWidth: scaleFactor?.1)
     let y = Tensor(uninitializedShape: [x.shape[0], x.shape[1], oh, ow])
     Backends.current.resize2d(x.ptr, y.storage.pointer, g)
     let inShape = x.shape

@@ -35,7 +35,10 @@ extension Tensor {
         let step = (end - start) / Float(Swift.max(count - 1, 1))
         // PyTorch fills the second half from the end for symmetry.
         let half = count / 2
-        return Tensor((0..<Swift.max(count, 0)).map { i in i < half ? start + step * Float(i) : end - step * Float(count - 1 - i) })
+        return Tensor(
+            (0..<Swift.max(count, 0)).map { i in
+                i < half ? start + step * Float(i) : end - step * Float(count - 1 - i)
+            })
     }
 
     /// The `n x m` identity (m defaults to n).

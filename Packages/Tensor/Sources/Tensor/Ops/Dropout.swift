@@ -14,7 +14,8 @@ import TensorKernels
 ///   - p: drop probability in [0, 1]; p = 1 gives zeros.
 /// - Returns: `x.shape`.
 /// - Throws: `TensorError` when p is outside [0, 1].
-public func dropout(_ x: Tensor, p: Float, training: Bool, generator: inout RandomGenerator) throws -> Tensor {
+public func dropout(_ x: Tensor, p: Float, training: Bool, generator: inout RandomGenerator) throws -> Tensor
+{
     let out = try dropout(x, p: p, training: training, seed: generator.seed, offset: generator.offset)
     if training && p > 0 && p < 1 { generator.offset &+= UInt64((x.count + 3) / 4) }
     return out
@@ -33,10 +34,15 @@ public func dropout(_ x: Tensor, p: Float, training: Bool, seed: UInt64, offset:
     if p == 1 { return x * 0 }
     let n = x.count
     let y = Tensor(uninitializedShape: x.shape)
-    if n > 0 { Backends.current.philoxDropout(x.ptr, y.storage.pointer, count: n, p: p, seed: seed, offset: offset) }
+    if n > 0 {
+        Backends.current.philoxDropout(x.ptr, y.storage.pointer, count: n, p: p, seed: seed, offset: offset)
+    }
     return Tensor.record(y, op: "dropout", inputs: [x]) { g in
         let dx = Tensor(uninitializedShape: g.shape)
-        if n > 0 { Backends.current.philoxDropout(g.ptr, dx.storage.pointer, count: n, p: p, seed: seed, offset: offset) }
+        if n > 0 {
+            Backends.current.philoxDropout(
+                g.ptr, dx.storage.pointer, count: n, p: p, seed: seed, offset: offset)
+        }
         return [dx]
     }
 }

@@ -9,7 +9,8 @@ extension Tensor {
         let x = self
         return Tensor.record(out, op: name, inputs: [self]) { g in
             let dx = Tensor(uninitializedShape: x.shape)
-            Backends.current.unaryBackward(op, x: x.ptr, y: out.ptr, dy: g.ptr, dx: dx.storage.pointer, x.count)
+            Backends.current.unaryBackward(
+                op, x: x.ptr, y: out.ptr, dy: g.ptr, dx: dx.storage.pointer, x.count)
             return [dx]
         }
     }
@@ -50,7 +51,9 @@ extension Tensor {
                 gb = b.node != nil ? try (-(g * out) / b).sumToShape(b.shape) : nil
             case .pow:
                 // d/da a^b = b a^(b-1); d/db a^b = a^b ln a (0 where a == 0, as PyTorch for b > 0).
-                ga = a.node != nil ? try (g * b * binaryRaw(.pow, a, b - 1, name: name)).sumToShape(a.shape) : nil
+                ga =
+                    a.node != nil
+                    ? try (g * b * binaryRaw(.pow, a, b - 1, name: name)).sumToShape(a.shape) : nil
                 if b.node != nil {
                     let lna = a.unaryOp(.log, name: "log").detached()
                     let safe = try Tensor.where(binaryRaw(.greater, a, Tensor(0), name: name), lna, Tensor(0))
@@ -95,30 +98,44 @@ extension Tensor {
     public static prefix func - (a: Tensor) -> Tensor { a.unaryOp(.neg, name: "neg") }
 
     /// a ** b elementwise with broadcasting.
-    public func pow(_ exponent: Tensor) throws -> Tensor { try Tensor.binaryOp(.pow, self, exponent, name: "pow") }
+    public func pow(_ exponent: Tensor) throws -> Tensor {
+        try Tensor.binaryOp(.pow, self, exponent, name: "pow")
+    }
     /// a ** p for a constant p.
     public func pow(_ p: Float) -> Tensor { unaryOp(.pow(p), name: "pow") }
     /// Elementwise maximum with broadcasting (ties share the gradient).
-    public static func maximum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binaryOp(.maximum, a, b, name: "maximum") }
+    public static func maximum(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try binaryOp(.maximum, a, b, name: "maximum")
+    }
     /// Elementwise minimum with broadcasting.
-    public static func minimum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binaryOp(.minimum, a, b, name: "minimum") }
+    public static func minimum(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try binaryOp(.minimum, a, b, name: "minimum")
+    }
 
     // MARK: Comparisons (masks of 0 and 1, not differentiable)
 
     public func greater(_ b: Tensor) throws -> Tensor { try Tensor.binaryRaw(.greater, self, b, name: "gt") }
     public func less(_ b: Tensor) throws -> Tensor { try Tensor.binaryRaw(.less, self, b, name: "lt") }
     public func equal(_ b: Tensor) throws -> Tensor { try Tensor.binaryRaw(.equal, self, b, name: "eq") }
-    public func greaterEqual(_ b: Tensor) throws -> Tensor { try Tensor.binaryRaw(.greaterEqual, self, b, name: "ge") }
-    public func lessEqual(_ b: Tensor) throws -> Tensor { try Tensor.binaryRaw(.lessEqual, self, b, name: "le") }
-    public func notEqual(_ b: Tensor) throws -> Tensor { try Tensor.binaryRaw(.notEqual, self, b, name: "ne") }
+    public func greaterEqual(_ b: Tensor) throws -> Tensor {
+        try Tensor.binaryRaw(.greaterEqual, self, b, name: "ge")
+    }
+    public func lessEqual(_ b: Tensor) throws -> Tensor {
+        try Tensor.binaryRaw(.lessEqual, self, b, name: "le")
+    }
+    public func notEqual(_ b: Tensor) throws -> Tensor {
+        try Tensor.binaryRaw(.notEqual, self, b, name: "ne")
+    }
 
     /// `condition != 0 ? a : b` elementwise, all three broadcast together.
     /// - Returns: shape of the three broadcast together.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {
-        let shape = try broadcastShapes(try broadcastShapes(condition.shape, a.shape, op: "where"), b.shape, op: "where")
+        let shape = try broadcastShapes(
+            try broadcastShapes(condition.shape, a.shape, op: "where"), b.shape, op: "where")
         let out = Tensor(uninitializedShape: shape)
         Backends.current.select(
-            condition.ptr, broadcastStrides(condition.shape, to: shape), a.ptr, broadcastStrides(a.shape, to: shape),
+            condition.ptr, broadcastStrides(condition.shape, to: shape), a.ptr,
+            broadcastStrides(a.shape, to: shape),
             b.ptr, broadcastStrides(b.shape, to: shape), out.storage.pointer, shape: shape)
         return record(out, op: "where", inputs: [a, b]) { g in
             let zero = Tensor(0)

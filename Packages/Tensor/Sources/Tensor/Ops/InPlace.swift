@@ -21,7 +21,9 @@ extension Tensor {
     /// Multiplies every element by `factor`, in place.
     public mutating func scale(by factor: Float) {
         let n = count
-        withUnsafeMutableBufferPointer { y in Backends.current.unary(.affine(factor, 0), UnsafePointer(y.baseAddress!), y.baseAddress!, n) }
+        withUnsafeMutableBufferPointer { y in
+            Backends.current.unary(.affine(factor, 0), UnsafePointer(y.baseAddress!), y.baseAddress!, n)
+        }
     }
 
     /// Sets every element to `value`, in place.

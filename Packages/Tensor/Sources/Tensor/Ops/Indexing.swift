@@ -28,12 +28,19 @@ public func embedding(_ ids: IndexTensor, weight: Tensor) throws -> Tensor {
     let k = ids.count
     let out = Tensor(uninitializedShape: ids.shape + [dim])
     ids.values.withUnsafeBufferPointer { ip in
-        if k > 0 { Backends.current.indexSelect(weight.ptr, outer: 1, n: vocab, inner: dim, indices: ip.baseAddress!, k: k, out.storage.pointer) }
+        if k > 0 {
+            Backends.current.indexSelect(
+                weight.ptr, outer: 1, n: vocab, inner: dim, indices: ip.baseAddress!, k: k,
+                out.storage.pointer)
+        }
     }
     return Tensor.record(out, op: "embedding", inputs: [weight]) { g in
         let dw = Tensor.zeros([vocab, dim])
         ids.values.withUnsafeBufferPointer { ip in
-            if k > 0 { Backends.current.indexAdd(g.ptr, outer: 1, k: k, inner: dim, indices: ip.baseAddress!, n: vocab, dw.storage.pointer) }
+            if k > 0 {
+                Backends.current.indexAdd(
+                    g.ptr, outer: 1, k: k, inner: dim, indices: ip.baseAddress!, n: vocab, dw.storage.pointer)
+            }
         }
         return [dw]
     }
@@ -57,7 +64,9 @@ extension Tensor {
         let (outer, n, inner) = split3(a)
         for (pos, i) in indices.values.enumerated() where i < 0 || i >= n {
             throw TensorError(
-                op, "index \(i) at position \(pos) is out of range for dimension \(a) of size \(n) (input \(fmt(shape)))")
+                op,
+                "index \(i) at position \(pos) is out of range for dimension \(a) of size \(n) (input \(fmt(shape)))"
+            )
         }
         let k = indices.count
         var outShape = shape
@@ -65,7 +74,9 @@ extension Tensor {
         let out = Tensor(uninitializedShape: outShape)
         indices.values.withUnsafeBufferPointer { ip in
             if out.count > 0 {
-                Backends.current.indexSelect(ptr, outer: outer, n: n, inner: inner, indices: ip.baseAddress!, k: k, out.storage.pointer)
+                Backends.current.indexSelect(
+                    ptr, outer: outer, n: n, inner: inner, indices: ip.baseAddress!, k: k, out.storage.pointer
+                )
             }
         }
         let inShape = shape
@@ -73,7 +84,9 @@ extension Tensor {
             let dx = Tensor.zeros(inShape)
             indices.values.withUnsafeBufferPointer { ip in
                 if g.count > 0 {
-                    Backends.current.indexAdd(g.ptr, outer: outer, k: k, inner: inner, indices: ip.baseAddress!, n: n, dx.storage.pointer)
+                    Backends.current.indexAdd(
+                        g.ptr, outer: outer, k: k, inner: inner, indices: ip.baseAddress!, n: n,
+                        dx.storage.pointer)
                 }
             }
             return [dx]
@@ -85,7 +98,8 @@ extension Tensor {
     /// [0, shape[a]).
     func checkAxisIndex(_ index: IndexTensor, axis a: Int, op: String, limit: [Int]? = nil) throws {
         guard index.shape.count == rank else {
-            throw TensorError(op, "index of shape \(fmt(index.shape)) must have the rank of the input \(fmt(shape))")
+            throw TensorError(
+                op, "index of shape \(fmt(index.shape)) must have the rank of the input \(fmt(shape))")
         }
         for d in 0..<rank {
             if d != a, index.shape[d] > shape[d] {
@@ -100,7 +114,9 @@ extension Tensor {
         let n = shape[a]
         for (pos, i) in index.values.enumerated() where i < 0 || i >= n {
             throw TensorError(
-                op, "index \(i) at position \(indexingPositionDescription(pos, index.shape)) is out of range for dimension \(a) of size \(n) (input \(fmt(shape)))")
+                op,
+                "index \(i) at position \(indexingPositionDescription(pos, index.shape)) is out of range for dimension \(a) of size \(n) (input \(fmt(shape)))"
+            )
         }
     }
 
@@ -122,7 +138,8 @@ extension Tensor {
         index.values.withUnsafeBufferPointer { ip in
             if out.count > 0 {
                 Backends.current.gatherAlongAxis(
-                    ptr, srcStrides: strides, axis: a, index: ip.baseAddress!, indexShape: index.shape, out.storage.pointer)
+                    ptr, srcStrides: strides, axis: a, index: ip.baseAddress!, indexShape: index.shape,
+                    out.storage.pointer)
             }
         }
         let inShape = shape
@@ -164,7 +181,8 @@ extension Tensor {
         index.values.withUnsafeBufferPointer { ip in
             if index.count > 0 {
                 Backends.current.scatterAddAlongAxis(
-                    source.ptr, srcStrides: sourceStrides, axis: a, index: ip.baseAddress!, indexShape: index.shape,
+                    source.ptr, srcStrides: sourceStrides, axis: a, index: ip.baseAddress!,
+                    indexShape: index.shape,
                     out.storage.pointer, dstStrides: strides)
             }
         }

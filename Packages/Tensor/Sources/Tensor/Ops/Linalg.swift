@@ -9,9 +9,12 @@ extension Tensor {
     /// A 2-D `b` against a batched `a` runs as one GEMM over all rows.
     /// - Returns: `[..., m, n]`.
     /// - Throws: `TensorError` naming both shapes when inner dimensions differ or batches do not broadcast.
-    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false)
+        throws -> Tensor
+    {
         guard a.rank >= 1, b.rank >= 1 else {
-            throw TensorError("matmul", "both operands need at least 1 dimension, got \(fmt(a.shape)) and \(fmt(b.shape))")
+            throw TensorError(
+                "matmul", "both operands need at least 1 dimension, got \(fmt(a.shape)) and \(fmt(b.shape))")
         }
         if a.rank == 1 {
             return try matmul(a.unsqueezed(0), b, transposeA: false, transposeB: transposeB).squeezed(-2)
@@ -25,7 +28,9 @@ extension Tensor {
         let n = transposeB ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
         guard ka == kb else {
             throw TensorError(
-                "matmul", "inner dimensions differ: \(fmt(a.shape))\(transposeA ? "^T" : "") x \(fmt(b.shape))\(transposeB ? "^T" : "") (\(ka) vs \(kb))")
+                "matmul",
+                "inner dimensions differ: \(fmt(a.shape))\(transposeA ? "^T" : "") x \(fmt(b.shape))\(transposeB ? "^T" : "") (\(ka) vs \(kb))"
+            )
         }
         // A batched a against a 2-D b: fold the batch into the rows, one GEMM.
         if b.rank == 2 && a.rank > 2 && !transposeA {
@@ -38,24 +43,37 @@ extension Tensor {
         let nb = batch.reduce(1, *)
         var A = a, B = b
         var strideA = a.shape.suffix(2).reduce(1, *), strideB = b.shape.suffix(2).reduce(1, *)
-        if batchA.reduce(1, *) == 1 { strideA = 0 } else if batchA != batch { A = try a.broadcast(to: batch + a.shape.suffix(2)) }
-        if batchB.reduce(1, *) == 1 { strideB = 0 } else if batchB != batch { B = try b.broadcast(to: batch + b.shape.suffix(2)) }
+        if batchA.reduce(1, *) == 1 {
+            strideA = 0
+        } else if batchA != batch {
+            A = try a.broadcast(to: batch + a.shape.suffix(2))
+        }
+        if batchB.reduce(1, *) == 1 {
+            strideB = 0
+        } else if batchB != batch {
+            B = try b.broadcast(to: batch + b.shape.suffix(2))
+        }
         let out = Tensor(uninitializedShape: batch + [m, n])
         if out.count > 0 {
             Backends.current.gemm(
                 batch: nb, transA: transposeA, transB: transposeB, m: m, n: n, k: ka, alpha: 1,
-                a: A.ptr, lda: a.shape[a.rank - 1], strideA: strideA, b: B.ptr, ldb: b.shape[b.rank - 1], strideB: strideB,
+                a: A.ptr, lda: a.shape[a.rank - 1], strideA: strideA, b: B.ptr, ldb: b.shape[b.rank - 1],
+                strideB: strideB,
                 beta: 0, c: out.storage.pointer, ldc: n, strideC: m * n)
         }
         let (ta, tb) = (transposeA, transposeB)
         return record(out, op: "matmul", inputs: [a, b]) { g in
             var ga: Tensor? = nil, gb: Tensor? = nil
             if a.node != nil {
-                let full = ta ? try matmul(b, g, transposeA: tb, transposeB: true) : try matmul(g, b, transposeB: !tb)
+                let full =
+                    ta
+                    ? try matmul(b, g, transposeA: tb, transposeB: true) : try matmul(g, b, transposeB: !tb)
                 ga = try full.sumToShape(a.shape)
             }
             if b.node != nil {
-                let full = tb ? try matmul(g, a, transposeA: true, transposeB: ta) : try matmul(a, g, transposeA: !ta)
+                let full =
+                    tb
+                    ? try matmul(g, a, transposeA: true, transposeB: ta) : try matmul(a, g, transposeA: !ta)
                 gb = try full.sumToShape(b.shape)
             }
             return [ga, gb]
@@ -77,7 +95,8 @@ extension Tensor {
 /// - Throws: `TensorError` when `in` differs or the bias is not `[out]`.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
     guard weight.rank == 2, x.shape.last == weight.shape[1] else {
-        throw TensorError("linear", "input \(fmt(x.shape)) does not match weight \(fmt(weight.shape)) ([out, in])")
+        throw TensorError(
+            "linear", "input \(fmt(x.shape)) does not match weight \(fmt(weight.shape)) ([out, in])")
     }
     let y = try Tensor.matmul(x, weight, transposeB: true)
     guard let bias else { return y }

@@ -56,7 +56,9 @@ public func crossEntropyParts(
     let lead = Array(logits.shape.dropLast())
     guard targets.shape == lead else {
         throw TensorError(
-            op, "targets of shape \(fmt(targets.shape)) do not match logits \(fmt(logits.shape)) (expected \(fmt(lead)))")
+            op,
+            "targets of shape \(fmt(targets.shape)) do not match logits \(fmt(logits.shape)) (expected \(fmt(lead)))"
+        )
     }
     guard labelSmoothing >= 0, labelSmoothing <= 1 else {
         throw TensorError(op, "labelSmoothing must be in [0, 1], got \(labelSmoothing)")
@@ -69,7 +71,8 @@ public func crossEntropyParts(
     for (row, t) in targets.values.enumerated() where t != ignoreIndex {
         guard t >= 0, t < classes else {
             throw TensorError(
-                op, "target \(t) at row \(indexingPositionDescription(row, lead)) is outside [0, \(classes)) for logits \(fmt(logits.shape)) "
+                op,
+                "target \(t) at row \(indexingPositionDescription(row, lead)) is outside [0, \(classes)) for logits \(fmt(logits.shape)) "
                     + "and is not ignoreIndex \(ignoreIndex)")
         }
         count += 1
@@ -80,7 +83,8 @@ public func crossEntropyParts(
     let backend = Backends.current
     targets.values.withUnsafeBufferPointer { tp in
         backend.crossEntropyForward(
-            logits: logits.ptr, targets: tp.baseAddress!, rows: rows, classes: classes, ignoreIndex: ignoreIndex,
+            logits: logits.ptr, targets: tp.baseAddress!, rows: rows, classes: classes,
+            ignoreIndex: ignoreIndex,
             labelSmoothing: labelSmoothing, lse: lse.storage.pointer, loss: perRow.storage.pointer)
     }
     var lossSum = 0.0, lseSquares = 0.0
@@ -144,7 +148,8 @@ public func crossEntropy(
 /// - Throws: `TensorError` when the shapes differ.
 public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: LossReduction = .mean) throws -> Tensor {
     guard input.shape == target.shape else {
-        throw TensorError("mse_loss", "input \(fmt(input.shape)) and target \(fmt(target.shape)) differ in shape")
+        throw TensorError(
+            "mse_loss", "input \(fmt(input.shape)) and target \(fmt(target.shape)) differ in shape")
     }
     let squared = try (input - target).square()
     switch reduction {

@@ -20,12 +20,15 @@ public func layerNorm(
     guard !normalizedShape.isEmpty, normalizedShape.count <= x.rank,
         Array(x.shape.suffix(normalizedShape.count)) == normalizedShape
     else {
-        throw TensorError(op, "input \(fmt(x.shape)) does not end with normalizedShape \(fmt(normalizedShape))")
+        throw TensorError(
+            op, "input \(fmt(x.shape)) does not end with normalizedShape \(fmt(normalizedShape))")
     }
     try checkAffine(op, weight: weight, bias: bias, expected: normalizedShape)
     let n = shapeCount(normalizedShape)
     let rows = n == 0 ? 0 : x.count / n
-    return groupedNorm(x, rows: rows, groups: 1, channels: n, inner: 1, weight: weight, bias: bias, eps: eps, rms: false, op: op)
+    return groupedNorm(
+        x, rows: rows, groups: 1, channels: n, inner: 1, weight: weight, bias: bias, eps: eps, rms: false,
+        op: op)
 }
 
 /// RMS normalisation over the last dimension, as Hugging Face `LlamaRMSNorm`:
@@ -37,10 +40,14 @@ public func layerNorm(
 /// - Throws: `TensorError` when `x` is a scalar or the weight is not `[D]`.
 public func rmsNorm(_ x: Tensor, weight: Tensor? = nil, eps: Float = 1e-6) throws -> Tensor {
     let op = "rms_norm"
-    guard let d = x.shape.last else { throw TensorError(op, "input must have at least 1 dimension, got \(fmt(x.shape))") }
+    guard let d = x.shape.last else {
+        throw TensorError(op, "input must have at least 1 dimension, got \(fmt(x.shape))")
+    }
     try checkAffine(op, weight: weight, bias: nil, expected: [d])
     let rows = d == 0 ? 0 : x.count / d
-    return groupedNorm(x, rows: rows, groups: 1, channels: d, inner: 1, weight: weight, bias: nil, eps: eps, rms: true, op: op)
+    return groupedNorm(
+        x, rows: rows, groups: 1, channels: d, inner: 1, weight: weight, bias: nil, eps: eps, rms: true,
+        op: op)
 }
 
 /// Group normalisation, as `torch.nn.functional.group_norm`: the channels are split into `groups`
@@ -65,7 +72,9 @@ public func groupNorm(
     }
     try checkAffine(op, weight: weight, bias: bias, expected: [c])
     let inner = x.shape.dropFirst(2).reduce(1, *)
-    return groupedNorm(x, rows: x.shape[0], groups: groups, channels: c, inner: inner, weight: weight, bias: bias, eps: eps, rms: false, op: op)
+    return groupedNorm(
+        x, rows: x.shape[0], groups: groups, channels: c, inner: inner, weight: weight, bias: bias, eps: eps,
+        rms: false, op: op)
 }
 
 /// Batch normalisation, as `torch.nn.functional.batch_norm`.
@@ -83,7 +92,8 @@ public func groupNorm(
 /// - Throws: `TensorError` for a bad shape, only one running statistic, evaluation without running
 ///   statistics, or training with a single value per channel.
 public func batchNorm(
-    _ x: Tensor, runningMean: inout Tensor?, runningVar: inout Tensor?, weight: Tensor? = nil, bias: Tensor? = nil,
+    _ x: Tensor, runningMean: inout Tensor?, runningVar: inout Tensor?, weight: Tensor? = nil,
+    bias: Tensor? = nil,
     training: Bool, momentum: Float = 0.1, eps: Float = 1e-5
 ) throws -> Tensor {
     let op = "batch_norm"
@@ -99,7 +109,9 @@ public func batchNorm(
     case let (m?, v?):
         guard m.shape == [channels], v.shape == [channels] else {
             throw TensorError(
-                op, "running statistics \(fmt(m.shape)) and \(fmt(v.shape)) must be [\(channels)] for input \(fmt(x.shape))")
+                op,
+                "running statistics \(fmt(m.shape)) and \(fmt(v.shape)) must be [\(channels)] for input \(fmt(x.shape))"
+            )
         }
     default:
         throw TensorError(op, "give both runningMean and runningVar, or neither")
@@ -119,12 +131,14 @@ public func batchNorm(
             rstd.storage.pointer[c] = Float(1 / (Double(variance.ptr[c]) + Double(eps)).squareRoot())
         }
         if let rm = runningMean, let rv = runningVar {
-            let newMean = Tensor(uninitializedShape: [channels]), newVar = Tensor(uninitializedShape: [channels])
+            let newMean = Tensor(uninitializedShape: [channels]),
+                newVar = Tensor(uninitializedShape: [channels])
             let unbias = Double(count) / Double(count - 1)
             let mo = Double(momentum)
             for c in 0..<channels {
                 newMean.storage.pointer[c] = Float((1 - mo) * Double(rm.ptr[c]) + mo * Double(mean.ptr[c]))
-                newVar.storage.pointer[c] = Float((1 - mo) * Double(rv.ptr[c]) + mo * Double(variance.ptr[c]) * unbias)
+                newVar.storage.pointer[c] = Float(
+                    (1 - mo) * Double(rv.ptr[c]) + mo * Double(variance.ptr[c]) * unbias)
             }
             runningMean = newMean
             runningVar = newVar
@@ -138,7 +152,8 @@ public func batchNorm(
     }
     let y = Tensor(uninitializedShape: x.shape)
     Backends.current.batchNormForward(
-        x.ptr, batch: batch, channels: channels, inner: inner, mean: mean.ptr, rstd: rstd.ptr, weight: weight?.ptr,
+        x.ptr, batch: batch, channels: channels, inner: inner, mean: mean.ptr, rstd: rstd.ptr,
+        weight: weight?.ptr,
         bias: bias?.ptr, y: y.storage.pointer)
     let inputs = [x] + [weight, bias].compactMap { $0 }
     return Tensor.record(y, op: op, inputs: inputs) { g in
@@ -164,7 +179,9 @@ private func checkAffine(_ op: String, weight: Tensor?, bias: Tensor?, expected:
 }
 
 /// Gradients in the order of `[x, weight?, bias?]` (absent inputs dropped).
-private func affineGradients(_ dx: Tensor?, weight: Tensor?, _ dw: Tensor?, bias: Tensor?, _ db: Tensor?) -> [Tensor?] {
+private func affineGradients(_ dx: Tensor?, weight: Tensor?, _ dw: Tensor?, bias: Tensor?, _ db: Tensor?)
+    -> [Tensor?]
+{
     var out: [Tensor?] = [dx]
     if weight != nil { out.append(dw) }
     if bias != nil { out.append(db) }
@@ -173,14 +190,16 @@ private func affineGradients(_ dx: Tensor?, weight: Tensor?, _ dw: Tensor?, bias
 
 /// Layer, RMS and group norm: `x` as `[rows, groups, channels / groups, inner]`.
 private func groupedNorm(
-    _ x: Tensor, rows: Int, groups: Int, channels: Int, inner: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+    _ x: Tensor, rows: Int, groups: Int, channels: Int, inner: Int, weight: Tensor?, bias: Tensor?,
+    eps: Float,
     rms: Bool, op: String
 ) -> Tensor {
     let y = Tensor(uninitializedShape: x.shape)
     let mean = Tensor(uninitializedShape: [rows * groups])
     let rstd = Tensor(uninitializedShape: [rows * groups])
     Backends.current.groupedNormForward(
-        x.ptr, rows: rows, groups: groups, channels: channels, inner: inner, weight: weight?.ptr, bias: bias?.ptr,
+        x.ptr, rows: rows, groups: groups, channels: channels, inner: inner, weight: weight?.ptr,
+        bias: bias?.ptr,
         eps: eps, rms: rms, y: y.storage.pointer, mean: mean.storage.pointer, rstd: rstd.storage.pointer)
     let inputs = [x] + [weight, bias].compactMap { $0 }
     return Tensor.record(y, op: op, inputs: inputs) { g in

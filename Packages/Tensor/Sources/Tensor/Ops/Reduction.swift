@@ -57,7 +57,9 @@ extension Tensor {
     public func sum() throws -> Tensor { try sum(axes: nil) }
 
     /// Sum over one axis.
-    public func sum(axis: Int, keepDim: Bool = false) throws -> Tensor { try sum(axes: [axis], keepDim: keepDim) }
+    public func sum(axis: Int, keepDim: Bool = false) throws -> Tensor {
+        try sum(axes: [axis], keepDim: keepDim)
+    }
 
     /// Mean over `axes` (all when nil).
     public func mean(axes: [Int]? = nil, keepDim: Bool = false) throws -> Tensor {
@@ -67,7 +69,9 @@ extension Tensor {
     }
 
     /// Mean over one axis.
-    public func mean(axis: Int, keepDim: Bool = false) throws -> Tensor { try mean(axes: [axis], keepDim: keepDim) }
+    public func mean(axis: Int, keepDim: Bool = false) throws -> Tensor {
+        try mean(axes: [axis], keepDim: keepDim)
+    }
 
     /// Variance over `axes` with `correction` (1: unbiased, PyTorch's default; 0: population).
     public func variance(axes: [Int]? = nil, correction: Int = 1, keepDim: Bool = false) throws -> Tensor {
@@ -78,14 +82,20 @@ extension Tensor {
     }
 
     /// Standard deviation over `axes` with `correction`.
-    public func standardDeviation(axes: [Int]? = nil, correction: Int = 1, keepDim: Bool = false) throws -> Tensor {
+    public func standardDeviation(axes: [Int]? = nil, correction: Int = 1, keepDim: Bool = false) throws
+        -> Tensor
+    {
         try variance(axes: axes, correction: correction, keepDim: keepDim).sqrt()
     }
 
     /// Largest value over `axes` (all when nil); the gradient is shared evenly among ties (`amax`).
-    public func max(axes: [Int]? = nil, keepDim: Bool = false) throws -> Tensor { try extremum(.max, axes, keepDim) }
+    public func max(axes: [Int]? = nil, keepDim: Bool = false) throws -> Tensor {
+        try extremum(.max, axes, keepDim)
+    }
     /// Smallest value over `axes`; the gradient is shared evenly among ties (`amin`).
-    public func min(axes: [Int]? = nil, keepDim: Bool = false) throws -> Tensor { try extremum(.min, axes, keepDim) }
+    public func min(axes: [Int]? = nil, keepDim: Bool = false) throws -> Tensor {
+        try extremum(.min, axes, keepDim)
+    }
 
     func extremum(_ op: ReduceOp, _ axes: [Int]?, _ keepDim: Bool) throws -> Tensor {
         let name = op == .max ? "amax" : "amin"
@@ -115,20 +125,30 @@ extension Tensor {
     }
 
     /// Index of the largest value along `axis`.
-    public func argmax(axis: Int, keepDim: Bool = false) throws -> IndexTensor { try argExtremum(true, axis, keepDim).indices }
+    public func argmax(axis: Int, keepDim: Bool = false) throws -> IndexTensor {
+        try argExtremum(true, axis, keepDim).indices
+    }
     /// Index of the smallest value along `axis`.
-    public func argmin(axis: Int, keepDim: Bool = false) throws -> IndexTensor { try argExtremum(false, axis, keepDim).indices }
+    public func argmin(axis: Int, keepDim: Bool = false) throws -> IndexTensor {
+        try argExtremum(false, axis, keepDim).indices
+    }
 
-    func argExtremum(_ isMax: Bool, _ axis: Int, _ keepDim: Bool) throws -> (values: Tensor, indices: IndexTensor) {
+    func argExtremum(_ isMax: Bool, _ axis: Int, _ keepDim: Bool) throws -> (
+        values: Tensor, indices: IndexTensor
+    ) {
         let name = isMax ? "max" : "min"
         let a = try normalizeAxis(axis, rank: rank, op: name)
         let (outer, n, inner) = split3(a)
-        guard n > 0 else { throw TensorError(name, "cannot reduce an empty axis \(axis) of shape \(fmt(shape))") }
+        guard n > 0 else {
+            throw TensorError(name, "cannot reduce an empty axis \(axis) of shape \(fmt(shape))")
+        }
         let shapeOut = keepDim ? keepDimShape([a]) : droppedShape([a])
         var values = Tensor(uninitializedShape: shapeOut)
         var idx = [Int](repeating: 0, count: outer * inner)
         idx.withUnsafeMutableBufferPointer { ip in
-            Backends.current.argReduce(max: isMax, ptr, outer: outer, n: n, inner: inner, values: values.storage.pointer, indices: ip.baseAddress!)
+            Backends.current.argReduce(
+                max: isMax, ptr, outer: outer, n: n, inner: inner, values: values.storage.pointer,
+                indices: ip.baseAddress!)
         }
         let indices = IndexTensor(shape: shapeOut, unchecked: idx)
         let inShape = shape
@@ -147,7 +167,9 @@ extension Tensor {
     public func logSumExp(axes: [Int]? = nil, keepDim: Bool = false) throws -> Tensor {
         let ax = try reductionAxes(axes, op: "logsumexp")
         let m = noGrad { reduceRaw(.max, axes: ax) }
-        let safeM = noGrad { m.unaryOp(.clamp(-Float.greatestFiniteMagnitude, .greatestFiniteMagnitude), name: "clamp") }
+        let safeM = noGrad {
+            m.unaryOp(.clamp(-Float.greatestFiniteMagnitude, .greatestFiniteMagnitude), name: "clamp")
+        }
         let shifted = try (self - safeM).exp().sum(axes: ax, keepDim: true).log() + safeM
         return keepDim ? shifted : try shifted.reshaped(droppedShape(ax))
     }
@@ -188,7 +210,8 @@ extension Tensor {
         Backends.current.softmax(x.ptr, rows: rows, n: n, y.storage.pointer, log: log)
         let out = Tensor.record(y, op: name, inputs: [x]) { g in
             let dx = Tensor(uninitializedShape: y.shape)
-            Backends.current.softmaxBackward(y: y.ptr, dy: g.ptr, rows: rows, n: n, dx: dx.storage.pointer, log: log)
+            Backends.current.softmaxBackward(
+                y: y.ptr, dy: g.ptr, rows: rows, n: n, dx: dx.storage.pointer, log: log)
             return [dx]
         }
         guard let perm else { return out }
@@ -208,7 +231,8 @@ extension Tensor {
         Backends.current.cumsum(ptr, outer: outer, n: n, inner: inner, y.storage.pointer, reverse: false)
         return Tensor.record(y, op: "cumsum", inputs: [self]) { g in
             let dx = Tensor(uninitializedShape: g.shape)
-            Backends.current.cumsum(g.ptr, outer: outer, n: n, inner: inner, dx.storage.pointer, reverse: true)
+            Backends.current.cumsum(
+                g.ptr, outer: outer, n: n, inner: inner, dx.storage.pointer, reverse: true)
             return [dx]
         }
     }

@@ -13,7 +13,8 @@ extension Tensor {
             target[inferred] = count / known
         }
         guard target.allSatisfy({ $0 >= 0 }), shapeCount(target) == count else {
-            throw TensorError("reshape", "cannot reshape \(fmt(shape)) (\(count) elements) to \(fmt(newShape))")
+            throw TensorError(
+                "reshape", "cannot reshape \(fmt(shape)) (\(count) elements) to \(fmt(newShape))")
         }
         if target == shape { return self }
         let inShape = shape
@@ -46,7 +47,9 @@ extension Tensor {
         let outShape = p.map { shape[$0] }
         let out = Tensor(uninitializedShape: outShape)
         Backends.current.gather(ptr, strides: p.map { strides[$0] }, out.storage.pointer, shape: outShape)
-        return Tensor.record(out, op: "permute", inputs: [self]) { g in [try g.permuted(inversePermutation(p))] }
+        return Tensor.record(out, op: "permute", inputs: [self]) { g in
+            [try g.permuted(inversePermutation(p))]
+        }
     }
 
     /// Swaps two dimensions (the last two by default).
@@ -94,11 +97,15 @@ extension Tensor {
         let base = lo * strides[a]
         strides[a] *= step
         let out = Tensor(uninitializedShape: outShape)
-        if out.count > 0 { Backends.current.gather(ptr + base, strides: strides, out.storage.pointer, shape: outShape) }
+        if out.count > 0 {
+            Backends.current.gather(ptr + base, strides: strides, out.storage.pointer, shape: outShape)
+        }
         let inShape = shape
         return Tensor.record(out, op: "slice", inputs: [self]) { g in
             let dx = Tensor.zeros(inShape)
-            if g.count > 0 { Backends.current.scatter(g.ptr, dx.storage.pointer + base, strides: strides, shape: outShape) }
+            if g.count > 0 {
+                Backends.current.scatter(g.ptr, dx.storage.pointer + base, strides: strides, shape: outShape)
+            }
             return [dx]
         }
     }
@@ -108,7 +115,8 @@ extension Tensor {
     public func narrow(axis: Int, start: Int, length: Int) throws -> Tensor {
         let a = try normalizeAxis(axis, rank: rank, op: "narrow")
         guard start >= 0, length >= 0, start + length <= shape[a] else {
-            throw TensorError("narrow", "range \(start)..<\(start + length) is outside dimension \(a) of \(fmt(shape))")
+            throw TensorError(
+                "narrow", "range \(start)..<\(start + length) is outside dimension \(a) of \(fmt(shape))")
         }
         return try slice(axis: a, start: start, end: start + length)
     }
@@ -155,11 +163,15 @@ extension Tensor {
         let out = Tensor.full(outShape, value)
         let outStrides = contiguousStrides(outShape)
         let base = zip(full, outStrides).reduce(0) { $0 + $1.0.0 * $1.1 }
-        if count > 0 { Backends.current.scatter(ptr, out.storage.pointer + base, strides: outStrides, shape: shape) }
+        if count > 0 {
+            Backends.current.scatter(ptr, out.storage.pointer + base, strides: outStrides, shape: shape)
+        }
         let inShape = shape
         return Tensor.record(out, op: "pad", inputs: [self]) { g in
             let dx = Tensor(uninitializedShape: inShape)
-            if dx.count > 0 { Backends.current.gather(g.ptr + base, strides: outStrides, dx.storage.pointer, shape: inShape) }
+            if dx.count > 0 {
+                Backends.current.gather(g.ptr + base, strides: outStrides, dx.storage.pointer, shape: inShape)
+            }
             return [dx]
         }
     }
@@ -174,7 +186,9 @@ extension Tensor {
             strides[a] = -strides[a]
         }
         let out = Tensor(uninitializedShape: shape)
-        if count > 0 { Backends.current.gather(ptr + base, strides: strides, out.storage.pointer, shape: shape) }
+        if count > 0 {
+            Backends.current.gather(ptr + base, strides: strides, out.storage.pointer, shape: shape)
+        }
         return Tensor.record(out, op: "flip", inputs: [self]) { g in [try g.flipped(ax)] }
     }
 
@@ -188,7 +202,8 @@ extension Tensor {
         // [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1]
         let interleaved = src.flatMap { [1, $0] }
         let expandedShape = zip(counts, src).flatMap { [$0, $1] }
-        return try reshaped(interleaved).broadcast(to: expandedShape).reshaped(zip(counts, src).map { $0 * $1 })
+        return try reshaped(interleaved).broadcast(to: expandedShape).reshaped(
+            zip(counts, src).map { $0 * $1 })
     }
 
     /// Joins tensors along an existing `axis`; all other sizes must agree.
@@ -203,7 +218,8 @@ extension Tensor {
             s1[a] = 0
             s0[a] = 0
             guard s0 == s1 else {
-                throw TensorError("concat", "shapes \(fmt(first.shape)) and \(fmt(t.shape)) differ outside axis \(a)")
+                throw TensorError(
+                    "concat", "shapes \(fmt(first.shape)) and \(fmt(t.shape)) differ outside axis \(a)")
             }
         }
         var outShape = first.shape
@@ -214,7 +230,10 @@ extension Tensor {
         var offsets: [Int] = []
         for t in tensors {
             offsets.append(offset)
-            if t.count > 0 { Backends.current.scatter(t.ptr, out.storage.pointer + offset * strides[a], strides: strides, shape: t.shape) }
+            if t.count > 0 {
+                Backends.current.scatter(
+                    t.ptr, out.storage.pointer + offset * strides[a], strides: strides, shape: t.shape)
+            }
             offset += t.shape[a]
         }
         let sizes = tensors.map { $0.shape[a] }
@@ -235,13 +254,15 @@ extension Tensor {
     /// Keeps the lower triangle of the last two dimensions (`j <= i + diagonal`), zeroing the rest.
     public func tril(diagonal: Int = 0) throws -> Tensor {
         guard rank >= 2 else { throw TensorError("tril", "needs at least 2 dimensions, got \(fmt(shape))") }
-        return try self * Tensor.triangle(rows: shape[rank - 2], cols: shape[rank - 1], diagonal: diagonal, lower: true)
+        return try self
+            * Tensor.triangle(rows: shape[rank - 2], cols: shape[rank - 1], diagonal: diagonal, lower: true)
     }
 
     /// Keeps the upper triangle of the last two dimensions (`j >= i + diagonal`).
     public func triu(diagonal: Int = 0) throws -> Tensor {
         guard rank >= 2 else { throw TensorError("triu", "needs at least 2 dimensions, got \(fmt(shape))") }
-        return try self * Tensor.triangle(rows: shape[rank - 2], cols: shape[rank - 1], diagonal: diagonal, lower: false)
+        return try self
+            * Tensor.triangle(rows: shape[rank - 2], cols: shape[rank - 1], diagonal: diagonal, lower: false)
     }
 
     /// A `[rows, cols]` mask of ones on and below (`lower`) or on and above the given diagonal.
