@@ -64,7 +64,10 @@ let package = Package(
             ],
             path: "Tests/VisionTests"),
         .testTarget(
-            name: "BridgesTests", dependencies: [lib("Bridges"), lib("Tensor"), "SightlineTestSupport"],
+            name: "BridgesTests",
+            dependencies: [
+                lib("Bridges"), lib("Tensor"), lib("Safetensors", "Checkpoint"), "SightlineTestSupport",
+            ],
             path: "Tests/BridgesTests"),
         .testTarget(
             name: "LanguageTests", dependencies: [lib("Language"), lib("Tensor"), "SightlineTestSupport"],

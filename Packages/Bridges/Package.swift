@@ -5,12 +5,14 @@ import PackageDescription
 let package = Package(
     name: "Bridges",
     products: [.library(name: "Bridges", targets: ["Bridges"])],
-    dependencies: [.package(path: "../Tensor")],
+    dependencies: [.package(path: "../Tensor"), .package(path: "../Checkpoint")],
     targets: [
         .target(
             name: "Bridges",
             dependencies: [
                 .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
+                // safetensors only (its own target: no HDF5).
+                .product(name: "Safetensors", package: "Checkpoint"),
             ])
     ],
     swiftLanguageModes: [.v5]

@@ -63,3 +63,8 @@ extension CLIPVisionModel {
         }
     }
 }
+
+extension CLIPVisionModel {
+    /// `savePretrained(directory:)` under the name every Sightline model uses.
+    public func save(to directory: String) throws { try savePretrained(directory: directory) }
+}
