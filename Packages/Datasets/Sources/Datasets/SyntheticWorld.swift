@@ -361,10 +361,11 @@ public struct SyntheticWorld: Sendable {
         let (s, qs) = instruction(index, split: split)
         let name = "synthetic-\(split.rawValue)-qa-\(index)"
         var parts: [Sample.Part] = []
+        // The same parts as LLaVA's reader makes of `instructionTurns` (the image, then "\n" + question).
         for (k, q) in qs.enumerated() {
             parts.append(.text("USER: ", supervised: false))
-            if k == 0 { parts.append(.image(ref(s, name))); parts.append(.text("\n", supervised: false)) }
-            parts.append(.text(q.question, supervised: false))
+            if k == 0 { parts.append(.image(ref(s, name))) }
+            parts.append(.text(k == 0 ? "\n" + q.question : q.question, supervised: false))
             parts.append(.text("\n", supervised: false))
             parts.append(.text("ASSISTANT: ", supervised: false))
             parts.append(.text(q.answer, supervised: true))
