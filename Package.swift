@@ -76,7 +76,8 @@ let package = Package(
             name: "OptimTests", dependencies: [lib("Optim"), lib("Tensor"), "SightlineTestSupport"],
             path: "Tests/OptimTests"),
         .testTarget(
-            name: "DatasetsTests", dependencies: [lib("Datasets"), lib("Tensor"), "SightlineTestSupport"],
+            name: "DatasetsTests",
+            dependencies: [lib("Datasets"), lib("Tensor"), lib("Language"), "SightlineTestSupport"],
             path: "Tests/DatasetsTests"),
         .testTarget(
             name: "TrainingTests",
