@@ -8,7 +8,7 @@ let package = Package(
     products: [.executable(name: "sightline-bench", targets: ["SightlineBench"])],
     dependencies: [
         .package(path: "../Packages/Tensor"), .package(path: "../Packages/Optim"),
-        .package(path: "../Packages/Bridges"),
+        .package(path: "../Packages/Bridges"), .package(path: "../Packages/Language"),
     ],
     targets: [
         // Counts malloc/calloc/realloc calls of the whole process (interposes the libc allocator).
@@ -19,6 +19,7 @@ let package = Package(
                 "CMallocCounter", .product(name: "Tensor", package: "Tensor"),
                 .product(name: "Layers", package: "Tensor"), .product(name: "Optim", package: "Optim"),
                 .product(name: "Bridges", package: "Bridges"),
+                .product(name: "Language", package: "Language"),
             ]),
     ],
     swiftLanguageModes: [.v5]
