@@ -77,7 +77,10 @@ let package = Package(
             path: "Tests/OptimTests"),
         .testTarget(
             name: "DatasetsTests",
-            dependencies: [lib("Datasets"), lib("Tensor"), lib("Language"), "SightlineTestSupport"],
+            dependencies: [
+                lib("Datasets"), lib("DatasetsImages", "Datasets"), lib("Tensor"), lib("Language"),
+                lib("ImagePipeline", "Vision"), "SightlineTestSupport",
+            ],
             path: "Tests/DatasetsTests"),
         .testTarget(
             name: "TrainingTests",
