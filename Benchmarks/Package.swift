@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(path: "../Packages/Tensor"), .package(path: "../Packages/Optim"),
         .package(path: "../Packages/Bridges"), .package(path: "../Packages/Language"),
+        .package(path: "../Packages/Datasets"),
     ],
     targets: [
         // Counts malloc/calloc/realloc calls of the whole process (interposes the libc allocator).
@@ -20,6 +21,7 @@ let package = Package(
                 .product(name: "Layers", package: "Tensor"), .product(name: "Optim", package: "Optim"),
                 .product(name: "Bridges", package: "Bridges"),
                 .product(name: "Language", package: "Language"),
+                .product(name: "Datasets", package: "Datasets"), .product(name: "DatasetsImages", package: "Datasets"),
             ]),
     ],
     swiftLanguageModes: [.v5]

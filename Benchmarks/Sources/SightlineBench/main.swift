@@ -15,7 +15,7 @@ if let i = args.firstIndex(of: "--repeats"), i + 1 < args.count, let n = Int(arg
     repeats = n
     args.removeSubrange(i...(i + 1))
 }
-let all = ["gemm", "memory", "attention", "loss", "alloc", "optim", "connectors", "language"]
+let all = ["gemm", "memory", "attention", "loss", "alloc", "optim", "connectors", "language", "datasets"]
 let suites = args.isEmpty ? all : args
 for s in suites where !all.contains(s) {
     FileHandle.standardError.write(Data("unknown suite \(s); suites: \(all.joined(separator: ", "))\n".utf8))
@@ -36,4 +36,5 @@ if suites.contains("alloc") { try allocationSuite(report, steps: 20) }
 if suites.contains("optim") { try optimizerSuite(report, repeats: max(3, repeats / 2)) }
 if suites.contains("connectors") { try connectorSuite(report, repeats: max(3, repeats / 2)) }
 if suites.contains("language") { try languageSuite(report, repeats: max(3, repeats / 3)) }
+if suites.contains("datasets") { try datasetsSuite(report, repeats: max(3, repeats / 3)) }
 if let jsonPath { try report.writeJSON(to: jsonPath) }

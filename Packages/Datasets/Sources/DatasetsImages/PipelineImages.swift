@@ -46,6 +46,14 @@ public enum PipelineImages {
         return { t in try PreparedImage(pixels: try processor(try bytes(t))) }
     }
 
+    /// `clip(CLIPImageProcessor(size: size))`.
+    public static func clip(size: Int) -> ImagePreprocessor { clip(CLIPImageProcessor(size: size)) }
+
+    /// Encodes `[3, H, W]` values in [0, 1] as a JPEG file's bytes (for test and benchmark data).
+    public static func encodeJPEG(_ image: Tensor, quality: Int = 90) throws -> Data {
+        Data(try ImageCodec.encodeJPEG(try bytes(image), quality: quality))
+    }
+
     /// MM1's sub-images (overview plus crops) as the image's crops.
     public static func subImages(
         _ processor: CLIPImageProcessor, decomposition: SubImageDecomposition = .mm1
