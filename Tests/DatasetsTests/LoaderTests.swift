@@ -101,3 +101,24 @@ func same(_ a: PackedBatch, _ b: PackedBatch) -> Bool {
     let (all, r0, r1) = (try documents(0, 1), try documents(0, 2), try documents(1, 2))
     #expect(r0.isDisjoint(with: r1) && r0.union(r1) == all && all.count == 150)
 }
+
+/// Restoring reads the same (constant) number of records at batch 10 and at batch 10,000 (many epochs
+/// of the small sources later), and the resumed loader continues exactly where the first one was.
+@Test func restoreCostDoesNotGrowWithTheBatchNumber() throws {
+    let files = try writeMixtureSources("restore-cost")
+    var reads: [Int] = []
+    for stopAt in [10, 10_000] {
+        let first = try makeLoader(files, workers: 2)
+        for _ in 0..<stopAt { _ = try first.next() }
+        let cursor = try JSONDecoder().decode(LoaderCursor.self, from: try JSONEncoder().encode(first.cursor))
+        let continued = try (0..<3).map { _ in try first.next() }
+        first.stop()
+        let resumed = try makeLoader(files, workers: 1, cursor: cursor)
+        reads.append(resumed.restoreReads)
+        for (k, b) in continued.enumerated() {
+            #expect(same(try resumed.next(), b), "batch \(stopAt + k) after resuming at \(stopAt)")
+        }
+        resumed.stop()
+    }
+    #expect(reads[0] == reads[1] && reads[1] <= 1, "records read while restoring: \(reads)")
+}
