@@ -70,19 +70,8 @@ import Vision
     /// Loads the exported directory with HF transformers when a Python with torch and transformers is
     /// available (`SIGHTLINE_PYTHON`, default `python3`); prints why it is skipped otherwise.
     func checkWithTransformers(_ directory: String) throws {
-        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "python3"
-        func run(_ args: [String]) -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = [python] + args
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = pipe
-            do { try p.run() } catch { return (-1, "\(error)") }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let python = visionPython
+        let run = runVisionPython
         let (probe, _) = run(["-c", "import torch, transformers, safetensors"])
         guard probe == 0 else {
             print(
@@ -90,8 +79,7 @@ import Vision
             )
             return
         }
-        let script = VisionFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/make_vision_fixtures.py").path
+        let script = visionFixtureScript
         let (status, output) = run([script, "--check-export", directory])
         #expect(status == 0, "transformers check failed: \(output)")
     }

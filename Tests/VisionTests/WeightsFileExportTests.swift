@@ -24,27 +24,15 @@ import Vision
         for ((name, a), (_, b)) in zip(model.namedParameters(), again.namedParameters()) {
             #expect(a.data.scalars == b.data.scalars, "\(name)")
         }
-        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "python3"
-        func run(_ args: [String]) -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = [python] + args
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = pipe
-            do { try p.run() } catch { return (-1, "\(error)") }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let python = visionPython
+        let run = runVisionPython
         guard run(["-c", "import torch, transformers, h5py, safetensors"]).0 == 0 else {
             print(
                 "skipped: loading the weights file into transformers needs \(python) with torch, transformers, h5py and safetensors (set SIGHTLINE_PYTHON)"
             )
             return
         }
-        let script = VisionFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/make_vision_fixtures.py").path
+        let script = visionFixtureScript
         let (status, output) = run([script, "--check-weights-file", out])
         #expect(status == 0, "transformers load of the weights file failed: \(output)")
     }

@@ -1,12 +1,11 @@
 /// Branch-free float functions that the compiler can vectorise (libm's `expf` is a call per element).
 /// Accuracy: within 2 ulp of libm over the float range (checked against libm in the tests).
 public enum FastMath {
-    /// e^x (Cephes-style: Cody-Waite reduction by ln 2, degree-6 polynomial, scale by 2^k).
+    /// e^c for c already clamped to [-87.34, 88] (Cephes-style: Cody-Waite reduction by ln 2,
+    /// degree-6 polynomial, scale by 2^k). Rounding to nearest adds and subtracts 1.5 * 2^23 (no libm
+    /// call on baseline x86-64); t's low mantissa bits then hold k, so 2^k is built with integer ops.
     @inline(__always)
-    public static func exp(_ x: Float) -> Float {
-        let c = Swift.min(Swift.max(x, -87.33654), 88.0)
-        // Round to nearest by adding and subtracting 1.5 * 2^23 (no libm call on baseline x86-64);
-        // t's low mantissa bits then hold k, so 2^k is built with integer ops (vectorisable).
+    static func expCore(_ c: Float) -> Float {
         let t = c * 1.44269504088896341 + 12_582_912
         let k = t - 12_582_912
         let r = c - k * 0.693359375 + k * 2.12194440e-4
@@ -17,8 +16,13 @@ public enum FastMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         let y = p * r * r + r + 1
-        let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
-        var out = y * scale
+        return y * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+    }
+
+    /// e^x over the whole float range (inf above 88.72, 0 below -87.34, NaN kept).
+    @inline(__always)
+    public static func exp(_ x: Float) -> Float {
+        var out = expCore(Swift.min(Swift.max(x, -87.33654), 88.0))
         out = x > 88.72283 ? Float.infinity : out
         out = x < -87.33654 ? 0 : out
         return x.isNaN ? x : out
@@ -46,18 +50,7 @@ public enum FastMath {
     /// exact 0 below -87 so that -inf contributes nothing.
     @inline(__always)
     public static func expNonPositive(_ x: Float) -> Float {
-        let c = x < -87 ? -87 : x
-        let t = c * 1.44269504088896341 + 12_582_912
-        let k = t - 12_582_912
-        let r = c - k * 0.693359375 + k * 2.12194440e-4
-        var p: Float = 1.9875691500e-4
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let y = p * r * r + r + 1
-        let out = y * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+        let out = expCore(x < -87 ? -87 : x)
         return x < -87 ? 0 : out
     }
 
