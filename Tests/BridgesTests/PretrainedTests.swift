@@ -6,19 +6,7 @@ import Testing
 
 @Suite struct ConnectorDirectories {
     @Test func saveAndLoadEveryConnectorKind() throws {
-        let configs: [ConnectorConfiguration] = [
-            .projection(ProjectionConfig(visionDim: 8, llmDim: 6, depth: 2)),
-            .averagePooling(AveragePoolingConfig(visionDim: 8, llmDim: 6, outputGrid: .square(2))),
-            .attentionPooling(AttentionPoolingConfig(visionDim: 8, llmDim: 6, queries: 3, heads: 2)),
-            .cAbstractor(
-                CAbstractorConfig(
-                    visionDim: 8, hiddenSize: 8, llmDim: 6, depth: 1, numQueries: 4, inputGrid: .square(4))),
-            .chainOfSight(
-                ChainOfSightConfig(
-                    visionDim: 8, llmDim: 6, headDim: 4, grid: .square(4),
-                    scales: [WindowScale(windowSize: 4, queries: 2), WindowScale(windowSize: 2, queries: 4)],
-                    featureLevels: [1, 2])),
-        ]
+        let configs = ConnectorTests.configurations
         for (i, config) in configs.enumerated() {
             let connector = try makeConnector(config, seed: UInt64(10 + i))
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent(

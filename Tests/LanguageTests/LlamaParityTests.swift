@@ -243,14 +243,8 @@ import Testing
 
 @Suite struct LlamaExportPythonTests {
     @Test func transformersLoadsOurExport() throws {
-        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "/tmp/torchenv/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            print("skipped transformersLoadsOurExport: no Python at \(python) (set SIGHTLINE_PYTHON)")
-            return
-        }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-llama-\(getpid())")
-        try? FileManager.default.removeItem(at: dir)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        guard let python = pythonForHFChecks("transformersLoadsOurExport") else { return }
+        let dir = try freshTemporaryDirectory("llama")
         defer { try? FileManager.default.removeItem(at: dir) }
         // Imported HF model, changed (LoRA merged in on export), written as HF writes checkpoints.
         let model = try loadFixtureModel("llama_tiny")

@@ -136,14 +136,8 @@ import Testing
     }
 
     @Test func pythonPeftLoadsOurAdapter() throws {
-        let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "/tmp/torchenv/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            print("skipped pythonPeftLoadsOurAdapter: no Python at \(python) (set SIGHTLINE_PYTHON)")
-            return
-        }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-lora-\(getpid())")
-        try? FileManager.default.removeItem(at: dir)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        guard let python = pythonForHFChecks("pythonPeftLoadsOurAdapter") else { return }
+        let dir = try freshTemporaryDirectory("lora")
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = try loadFixtureModel("llama_tiny")
         let config = LoRAConfig(
