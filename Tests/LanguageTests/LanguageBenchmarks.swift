@@ -67,7 +67,7 @@ func bestSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
         let x = Tensor.normal([1, 1, 256], generator: &benchGen)
         let layer = m.model.layers[0]
         let s1 = try bestSeconds(20) { _ = try noGrad { try layer.mlp(x) } }
-        let s2 = try bestSeconds(20) { _ = try noGrad { try layer.selfAttn.qProj(x) } }
+        let s2 = try bestSeconds(20) { _ = try noGrad { try layer.selfAttn.query(x) } }
         let s3 = try bestSeconds(20) {
             _ = try noGrad { try rmsNorm(x, weight: layer.inputLayernorm.weight.data) }
         }
