@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(
             name: "DatasetsTests",
             dependencies: [
-                lib("Datasets"), lib("DatasetsImages", "Datasets"), lib("Tensor"), lib("Language"),
+                lib("Datasets"), lib("Tensor"), lib("Language"), lib("Vision"),
                 lib("ImagePipeline", "Vision"), "SightlineTestSupport",
             ],
             path: "Tests/DatasetsTests"),
