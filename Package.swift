@@ -43,7 +43,9 @@ let package = Package(
             path: "Apps/Weights"),
 
         // MARK: - Test support and one test target per package
-        .target(name: "SightlineTestSupport", dependencies: [lib("Tensor")], path: "Tests/TestSupport"),
+        .target(
+            name: "SightlineTestSupport", dependencies: [lib("Tensor"), lib("Layers", "Tensor")],
+            path: "Tests/TestSupport"),
         .testTarget(
             name: "TensorTests", dependencies: [lib("Tensor"), "SightlineTestSupport"],
             path: "Tests/TensorTests"),
@@ -61,18 +63,20 @@ let package = Package(
         .testTarget(
             name: "VisionTests",
             dependencies: [
-                lib("Vision"), lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
+                lib("Vision"), lib("Checkpoint"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport",
                 lib("TensorFiles"), lib("ImagePipeline", "Vision"),
             ],
             path: "Tests/VisionTests"),
         .testTarget(
             name: "BridgesTests",
             dependencies: [
-                lib("Bridges"), lib("Tensor"), lib("TensorFiles"), "SightlineTestSupport",
+                lib("Bridges"), lib("Tensor"), lib("Layers", "Tensor"), lib("TensorFiles"),
+                "SightlineTestSupport",
             ],
             path: "Tests/BridgesTests"),
         .testTarget(
-            name: "LanguageTests", dependencies: [lib("Language"), lib("Tensor"), "SightlineTestSupport"],
+            name: "LanguageTests",
+            dependencies: [lib("Language"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
             path: "Tests/LanguageTests"),
         .testTarget(
             name: "OptimTests", dependencies: [lib("Optim"), lib("Tensor"), "SightlineTestSupport"],
