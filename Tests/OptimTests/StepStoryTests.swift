@@ -148,4 +148,22 @@ import Testing
             try optA.update(a, gradients: try gradients(a, seed: 1), gradientNorm: nil, maxGradientNorm: 0)
         }
     }
+
+    /// Optim reaches memory only through the backend: a step on another backend runs the norm and the
+    /// updates there, with nothing computed on the default one.
+    @Test func theOptimizerPhaseRunsOnTheCurrentBackend() throws {
+        for make in [{ AdamW(.init(learningRate: 1e-2)) as any Optimizer }, { SGD(.init(learningRate: 1e-2, momentum: 0.9)) }] {
+            let device = RecordingBackend(name: "device")
+            let p = params(8)
+            let g = try gradients(p, seed: 30)
+            let opt = make()
+            try withBackend(device) {
+                _ = try opt.update(p, gradients: g, gradientNorm: nil, maxGradientNorm: 1)
+            }
+            let kernels = Set(device.calls)
+            #expect(kernels.contains("sumOfSquares"))
+            #expect(kernels.contains("adamW") || kernels.contains("sgd"))
+            #expect(kernels.isSubset(of: ["sumOfSquares", "adamW", "sgd", "fill"]), "\(kernels)")
+        }
+    }
 }
