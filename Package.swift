@@ -4,7 +4,9 @@
 // `swift test` here builds and runs every test.
 import PackageDescription
 
-let packages = ["Tensor", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training"]
+let packages = [
+    "Tensor", "TensorFiles", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training",
+]
 
 func lib(_ name: String, _ package: String? = nil) -> Target.Dependency {
     .product(name: name, package: package ?? name)
@@ -36,7 +38,7 @@ let package = Package(
                 lib("Checkpoint"), lib("Vision"), lib("Language"), lib("Layers", "Tensor"), lib("Tensor"),
                 lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
-                lib("Safetensors", "Checkpoint"),
+                lib("TensorFiles"),
             ],
             path: "Apps/Weights"),
 
@@ -55,20 +57,20 @@ let package = Package(
             name: "CheckpointTests",
             dependencies: [
                 lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
-                lib("Safetensors", "Checkpoint"), lib("Layers", "Tensor"),
+                lib("TensorFiles"), lib("Layers", "Tensor"),
             ],
             path: "Tests/CheckpointTests"),
         .testTarget(
             name: "VisionTests",
             dependencies: [
                 lib("Vision"), lib("Checkpoint"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport",
-                lib("Safetensors", "Checkpoint"), lib("ImagePipeline", "Vision"),
+                lib("TensorFiles"), lib("ImagePipeline", "Vision"),
             ],
             path: "Tests/VisionTests"),
         .testTarget(
             name: "BridgesTests",
             dependencies: [
-                lib("Bridges"), lib("Tensor"), lib("Layers", "Tensor"), lib("Safetensors", "Checkpoint"),
+                lib("Bridges"), lib("Tensor"), lib("Layers", "Tensor"), lib("TensorFiles"),
                 "SightlineTestSupport",
             ],
             path: "Tests/BridgesTests"),
@@ -90,7 +92,7 @@ let package = Package(
             name: "TrainingTests",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("Layers", "Tensor"), lib("Optim"), lib("Checkpoint"),
-                lib("Safetensors", "Checkpoint"), "SightlineTestSupport",
+                lib("TensorFiles"), "SightlineTestSupport",
             ],
             path: "Tests/TrainingTests"),
     ],
