@@ -164,7 +164,10 @@ public indirect enum ConfigValue: Equatable, CustomStringConvertible {
     static func scalar(_ node: Node) -> ConfigValue {
         if let s = node.scalar, s.style == .singleQuoted || s.style == .doubleQuoted { return .string(s.string) }
         if node.null != nil { return .null }
-        if let b = node.bool { return .bool(b) }
+        // Only true/false are booleans (YAML 1.2): `off`, `yes`, `no` stay strings.
+        if let text = node.scalar?.string, ["true", "false"].contains(text.lowercased()) {
+            return .bool(text.lowercased() == "true")
+        }
         if let i = node.int { return .int(i) }
         if let d = node.float { return .double(d) }
         return .string(node.string ?? "")

@@ -56,12 +56,11 @@ extension TrainingConfig {
         }
         var tree = try ConfigTree.overlay(given, on: defaults, path: [], source: source, lines: lines)
         var config = try decode(tree, source: source, lines: lines)
-        try config.validate(source: source, lines: lines)
         for o in overrides {
             tree = try apply(override: o, to: tree, defaults: defaults)
             config = try decode(tree, source: "override '\(o)'", lines: [:])
-            try config.validate(source: "override '\(o)'")
         }
+        try validate(config, overrides: overrides, source: source, lines: lines)
         return config
     }
 
@@ -75,8 +74,8 @@ extension TrainingConfig {
         for o in overrides {
             tree = try Self.apply(override: o, to: tree, defaults: defaults)
             config = try Self.decode(tree, source: "override '\(o)'", lines: [:])
-            try config.validate(source: "override '\(o)'")
         }
+        try Self.validate(config, overrides: overrides, source: "overrides", lines: [:])
         return config
     }
 
@@ -84,6 +83,22 @@ extension TrainingConfig {
     public func save(to path: String) throws {
         let header = "# The resolved configuration of this run: every field, defaults included.\n"
         try (header + yaml()).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Validates after all overrides; an error on a key an override set names that override.
+    static func validate(_ config: TrainingConfig, overrides: [String], source: String, lines: ConfigLines) throws {
+        do {
+            try config.validate(source: source, lines: lines)
+        } catch var e as ConfigError {
+            if let o = overrides.last(where: {
+                $0.split(separator: "=", maxSplits: 1).first.map { String($0).trimmingCharacters(in: .whitespaces) }
+                    == e.keyPath
+            }) {
+                e.source = "override '\(o)'"
+                e.line = nil
+            }
+            throw e
+        }
     }
 
     static func apply(override: String, to tree: ConfigValue, defaults: ConfigValue) throws -> ConfigValue {

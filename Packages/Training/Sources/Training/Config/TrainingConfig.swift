@@ -240,7 +240,7 @@ public struct ClipStageConfig: Codable, Equatable, Sendable {
     /// Width of the shared embedding space (`projection_dim`).
     public var projectionDim: Int = 128
     /// Initial `logit_scale` (ln(1/0.07), CLIP's).
-    public var logitScaleInit: Double = 2.6592600369262695
+    public var logitScaleInit: Double = 2.65926003693
     /// `exp(logit_scale)` is clamped at this value (CLIP: 100).
     public var logitScaleMax: Double = 100
 
