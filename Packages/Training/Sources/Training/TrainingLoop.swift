@@ -284,33 +284,62 @@ public final class Trainer {
         return summary
     }
 
+    /// Gradients of one global batch: each micro-batch's loss SUM (cross-entropy + z-loss) is
+    /// differentiated, Optim's `GradientAccumulator` adds the gradients and divides once by the total
+    /// supervised-token count.
+    public struct BatchGradients {
+        /// Mean gradient over the global batch's supervised tokens (before clipping).
+        public var gradients: Gradients
+        /// Sum of cross-entropy and of the z-loss term over the supervised tokens.
+        public var lossSum: Double
+        public var zLossSum: Double
+        /// Supervised tokens, all tokens, sub-images.
+        public var supervisedTokens: Int
+        public var tokens: Int
+        public var images: Int
+        /// Mean cross-entropy (0 without supervised tokens).
+        public var loss: Double { supervisedTokens > 0 ? lossSum / Double(supervisedTokens) : 0 }
+        /// Mean z-loss term.
+        public var zLoss: Double { supervisedTokens > 0 ? zLossSum / Double(supervisedTokens) : 0 }
+    }
+
+    /// The accumulated gradients of `microBatches` batches drawn from `next`.
+    public func accumulateGradients(microBatches: Int, next: () throws -> PackedBatch) throws -> BatchGradients {
+        let parameters = model.trainableParameters()
+        let z = Float(optimization.zLoss)
+        var accumulator = GradientAccumulator()
+        var out = BatchGradients(
+            gradients: Gradients(), lossSum: 0, zLossSum: 0, supervisedTokens: 0, tokens: 0, images: 0)
+        for _ in 0..<microBatches {
+            let batch = try next()
+            out.tokens += batch.shape.batch * batch.shape.length
+            out.images += batch.images?.shape[0] ?? 0
+            var count = 0
+            var sums = (0.0, 0.0)
+            let (_, grads) = try valueAndGradient(at: parameters) {
+                let l = try model.loss(batch, zLossCoefficient: z)
+                sums = (Double(try l.lossSum.item()), Double(try l.zLossSum.item()))
+                count = l.count
+                return try l.lossSum + l.zLossSum
+            }
+            out.lossSum += sums.0
+            out.zLossSum += sums.1
+            out.supervisedTokens += count
+            try accumulator.add(grads, tokens: count)
+        }
+        out.gradients = accumulator.finalize()
+        return out
+    }
+
     /// One optimizer step over `accumulationSteps` micro-batches of `stream`.
     func step(_ stream: any BatchStream) throws -> StepRecord {
         let start = DispatchTime.now().uptimeNanoseconds
         let scheduleStep = globalStep
         let parameters = model.trainableParameters()
-        let z = Float(optimization.zLoss)
-        var accumulator = GradientAccumulator()
-        var lossSum = 0.0, zSum = 0.0
-        var tokens = 0, images = 0, supervised = 0
-        for _ in 0..<optimization.accumulationSteps {
-            let batch = try stream.next()
-            tokens += batch.shape.batch * batch.shape.length
-            images += batch.images?.shape[0] ?? 0
-            var count = 0
-            let (_, grads) = try valueAndGradient(at: parameters) {
-                let l = try model.loss(batch, zLossCoefficient: z)
-                lossSum += Double(try l.lossSum.item())
-                zSum += Double(try l.zLossSum.item())
-                count = l.count
-                return try l.lossSum + l.zLossSum
-            }
-            supervised += count
-            try accumulator.add(grads, tokens: count)
-        }
-        var gradients = accumulator.finalize()
-        let loss = supervised > 0 ? lossSum / Double(supervised) : 0
-        let zLoss = supervised > 0 ? zSum / Double(supervised) : 0
+        let batch = try accumulateGradients(microBatches: optimization.accumulationSteps) { try stream.next() }
+        let (tokens, images, supervised) = (batch.tokens, batch.images, batch.supervisedTokens)
+        var gradients = batch.gradients
+        let (loss, zLoss) = (batch.loss, batch.zLoss)
         let norm = clipGradientNorm(&gradients, maxNorm: Float(optimization.clipNorm))
         let finite = loss.isFinite && zLoss.isFinite && norm.isFinite
         let multiplier = optimization.schedule.multiplier(at: scheduleStep)
