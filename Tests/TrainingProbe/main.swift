@@ -3,20 +3,22 @@ import Training
 import TrainingTestSupport
 
 // A tiny training run for the kill/resume and signal tests:
-//   TrainingProbe <run-directory> <total-steps> [checkpoint-every]
+//   TrainingProbe <run-directory> <total-steps> [checkpoint-every] [data-directory]
 // Resumes from <run-directory>/checkpoints (resume: auto), appends "step loss-bits z-loss-bits" per
 // step to <run-directory>/losses.txt (flushed at once), exits 0 after the last step or a SIGINT/SIGTERM.
 
 let args = CommandLine.arguments
 guard args.count >= 3, let total = Int(args[2]) else {
-    FileHandle.standardError.write(Data("usage: TrainingProbe <run-directory> <total-steps> [checkpoint-every]\n".utf8))
+    FileHandle.standardError.write(Data("usage: TrainingProbe <run-directory> <total-steps> [checkpoint-every] [data-directory]\n".utf8))
     exit(2)
 }
 let every = args.count > 3 ? Int(args[3]) ?? 1 : 1
 let dir = URL(fileURLWithPath: args[1])
 do {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let files = try TinyRun.world(at: dir.appendingPathComponent("data"))
+    // The synthetic world (written once; several runs may share it).
+    let files = try TinyRun.world(
+        at: args.count > 4 ? URL(fileURLWithPath: args[4]) : dir.appendingPathComponent("data"))
     let model = try MultimodalModel(config: TinyRun.modelConfig())
     let trainer = try Trainer(
         stage: "pretrain", model: model, optimization: TinyRun.optimization(total: total),

@@ -45,19 +45,23 @@ public enum TinyRun {
             seed: seed)
     }
 
-    /// Writes `count` documents of each kind of the world (seed 11, 48px scenes) under `directory`
-    /// (the same bytes every time, so a resumed process may rewrite them).
-    public static func world(at directory: URL, count: Int = 64, split: SyntheticWorld.Split = .train) throws
-        -> SyntheticFiles
-    {
+    /// Writes `count` documents of each kind of the world (seed 11, 48px scenes) under `directory`,
+    /// once: a `done` marker (written after the files) skips the write on later calls.
+    /// - Returns: `directory`.
+    @discardableResult
+    public static func world(at directory: URL, count: Int = 48) throws -> URL {
+        let marker = directory.appendingPathComponent("done")
+        if FileManager.default.fileExists(atPath: marker.path) { return directory }
         let w = try SyntheticWorld(seed: 11, imageSize: 48, patchSize: 4)
-        return try w.write(to: directory, count: count, split: split)
+        try w.write(to: directory, count: count, split: .train)
+        FileManager.default.createFile(atPath: marker.path, contents: Data())
+        return directory
     }
 
-    /// The MM1 mixture (interleaved, captions, text) over `files`, packed into rows of
+    /// The MM1 mixture (interleaved, captions, text) over the world in `data`, packed into rows of
     /// `sequenceLength`, `microBatch` rows per batch; `weights` overrides the mixture.
     public static func feed(
-        _ files: SyntheticFiles, microBatch: Int, sequenceLength: Int = 48,
+        _ data: URL, microBatch: Int, sequenceLength: Int = 48,
         weights: MixtureWeights = MixtureWeights(), seed: UInt64 = 1
     ) throws -> DataFeed {
         let tok = try tokenizer()
@@ -70,9 +74,9 @@ public enum TinyRun {
         ) { img in tokensPerCrop * img.cropCount }
         return DataFeed.loader { cursor in
             let sources = try [
-                DataSource(name: "interleaved", format: .interleavedJSONL, files: [files.interleaved]),
-                DataSource(name: "captions", format: .imageCaptionJSONL, files: [files.captions]),
-                DataSource(name: "text", format: .textJSONL, files: [files.text]),
+                DataSource(name: "interleaved", format: .interleavedJSONL, files: [data.appendingPathComponent("interleaved.jsonl")]),
+                DataSource(name: "captions", format: .imageCaptionJSONL, files: [data.appendingPathComponent("captions.jsonl")]),
+                DataSource(name: "text", format: .textJSONL, files: [data.appendingPathComponent("text.jsonl")]),
             ]
             return try Loader(
                 sources: sources, mixture: Mixture(weights, seed: seed), builder: builder, packing: packing,

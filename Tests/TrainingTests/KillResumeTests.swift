@@ -34,7 +34,7 @@ func loggedLosses(_ dir: URL) -> [(Int, String)] {
 func startProbe(_ dir: URL, steps: Int) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: probePath)
-    p.arguments = [dir.path, String(steps), "1"]
+    p.arguments = [dir.path, String(steps), "1", try sharedWorld.get().path]
     p.standardOutput = FileHandle.nullDevice
     try p.run()
     return p

@@ -16,7 +16,7 @@ func temporaryDirectory(_ tag: String) throws -> URL {
 }
 
 /// The synthetic world shared by the loop tests (written once per process).
-let sharedWorld: Result<SyntheticFiles, Error> = Result {
+let sharedWorld: Result<URL, Error> = Result {
     try TinyRun.world(at: FileManager.default.temporaryDirectory.appendingPathComponent("tiny-world-\(getpid())"))
 }
 
