@@ -56,7 +56,7 @@ import Training
     }
 
     @Test func clipStageLossFallsOnTheSyntheticWorld() throws {
-        let dir = try temporaryDirectory("clip")
+        let dir = try scratchDirectory("clip")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // 48-pixel images (a 12 x 12 grid) keep the stage to a few seconds.
         let config = try tinyConfig(output: dir).applying(overrides: [

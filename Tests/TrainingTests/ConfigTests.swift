@@ -3,7 +3,7 @@ import Testing
 import Training
 
 /// A fresh temporary directory for one test.
-func temporaryDirectory(_ name: String) throws -> String {
+func scratchDirectory(_ name: String) throws -> String {
     let dir = NSTemporaryDirectory() + "sightline-training-\(name)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
@@ -142,7 +142,7 @@ func temporaryDirectory(_ name: String) throws -> String {
     }
 
     @Test func loadAppliesOverridesAfterTheFileAndSaveReadsBack() throws {
-        let dir = try temporaryDirectory("config")
+        let dir = try scratchDirectory("config")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/run.yaml"
         try "pretrain:\n  optimization:\n    steps: 20\n".write(toFile: path, atomically: true, encoding: .utf8)
@@ -156,5 +156,22 @@ func temporaryDirectory(_ name: String) throws -> String {
         } catch let e as ConfigError {
             #expect(e.source == dir + "/missing.yaml")
         }
+    }
+
+    /// docs/training.md's config reference is the defaults with their comments (regenerate with
+    /// `SIGHTLINE_WRITE_DOCS=1 swift test -c release --filter docsReferenceIsTheDefaults`).
+    @Test func docsReferenceIsTheDefaults() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/training.md").path
+        var doc = try String(contentsOfFile: path, encoding: .utf8)
+        let (begin, end) = ("<!-- config-reference:begin -->\n", "<!-- config-reference:end -->")
+        let block = begin + "```yaml\n" + (try TrainingConfig.defaults.yaml(comments: true)) + "```\n" + end
+        if ProcessInfo.processInfo.environment["SIGHTLINE_WRITE_DOCS"] == "1",
+            let a = doc.range(of: begin), let b = doc.range(of: end)
+        {
+            doc.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
+            try doc.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        #expect(doc.contains(block), "docs/training.md's config reference is out of date")
     }
 }

@@ -89,7 +89,7 @@ let tensorboardImportable = pythonCan(
     }
 
     @Test func jsonlPlotsAndProgress() throws {
-        let dir = try temporaryDirectory("metrics")
+        let dir = try scratchDirectory("metrics")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try writeRun(dir)
         let records = try JSONLMetricsSink.read(path: dir + "/metrics.jsonl")
@@ -124,7 +124,7 @@ let tensorboardImportable = pythonCan(
 
     @Test(.enabled(if: tensorboardImportable, "needs Python's tensorboard package"))
     func tensorboardReadsTheSameScalarsAsJSONL() throws {
-        let dir = try temporaryDirectory("tensorboard")
+        let dir = try scratchDirectory("tensorboard")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try writeRun(dir)
         let script = """

@@ -96,7 +96,7 @@ func tinyTower() throws -> CLIPVisionModel {
     }
 
     @Test func stageReadsThePretrainedCheckpointAndRecordsTokens() throws {
-        let dir = try temporaryDirectory("scale")
+        let dir = try scratchDirectory("scale")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try tinyTower().save(to: dir + "/pretrain/vision")
         try tinyConnector().save(to: dir + "/pretrain/connector")

@@ -2,7 +2,7 @@ import Datasets
 import Foundation
 import Logging
 import Optim
-import Safetensors
+import TensorFiles
 import Tensor
 import Vision
 
@@ -72,14 +72,14 @@ public enum ClipStage {
         world: SyntheticWorld, indices: [Int], split: SyntheticWorld.Split, imageSize: Int,
         vocabulary: SyntheticVocabulary, maxLength: Int
     ) throws -> (pixels: Tensor, ids: IndexTensor) {
-        let preprocess = BuiltinImageCodec.preprocessor(size: imageSize)
+        let preprocess = PipelineImages.clip(size: imageSize)
         var images: [Tensor] = []
         var rows: [[Int]] = []
         for i in indices {
             let s = world.captionSample(i, split: split)
             for part in s.parts {
                 switch part {
-                case .image(let ref): images.append(try preprocess(BuiltinImageCodec.decode(ref)).pixels)
+                case .image(let ref): images.append(try preprocess(PipelineImages.decode(ref)).pixels)
                 case .text(let t, _):
                     var ids = [SyntheticVocabulary.bos] + vocabulary.encode(t)
                     if ids.count > maxLength - 1 { ids = Array(ids.prefix(maxLength - 1)) }
@@ -113,7 +113,9 @@ public enum ClipStage {
         let o = config.clip.optimization
         let peak = o.lr.resolve(languageModelParameters: max(1, model.textModel.parameterCount()))
         let optimizer = AdamW(
-            .init(learningRate: peak, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay))
+            .init(
+                learningRate: peak, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay,
+                schedule: o.schedule))
         let parameters = model.namedParameters()
         let imageSize = config.model.vision.imageSize
         let maxLength = config.clip.text.maxPositionEmbeddings
@@ -142,10 +144,11 @@ public enum ClipStage {
             let b = try batch(
                 world: world, indices: idx, split: .train, imageSize: imageSize, vocabulary: vocabulary,
                 maxLength: maxLength)
-            var (loss, grads) = try valueAndGradient(at: parameters) { try model.loss(pixels: b.pixels, ids: b.ids) }
-            let norm = o.clipNorm > 0 ? clipGradientNorm(&grads, maxNorm: Float(o.clipNorm)) : globalGradientNorm(grads)
-            let multiplier = o.schedule.multiplier(at: step)
-            try optimizer.update(parameters, gradients: grads, scheduleMultiplier: multiplier, gradientNorm: norm)
+            let (loss, grads) = try valueAndGradient(at: parameters) { try model.loss(pixels: b.pixels, ids: b.ids) }
+            let multiplier = o.schedule.multiplier(at: optimizer.step)
+            let outcome = try optimizer.update(
+                parameters, gradients: grads, gradientNorm: nil, maxGradientNorm: o.clipNorm > 0 ? Float(o.clipNorm) : nil)
+            let norm = outcome.gradientNorm
             model.clampLogitScale()
             let value = Double(try loss.item())
             losses.append(value)

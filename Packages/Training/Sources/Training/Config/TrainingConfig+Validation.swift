@@ -73,7 +73,7 @@ extension TrainingConfig {
             throw fail("scale-tokens.interpolation", "must be chain_of_sight, hf or timm, got \(scaleTokens.interpolation)")
         }
         for (key, mode) in [("pretrain.vision", pretrain.vision), ("finetune.vision", finetune.vision)] {
-            if (try? VisionTraining(mode)) == nil {
+            if (try? TrainingConfig.visionMode(mode)) == nil {
                 throw fail(key, "must be frozen, trainable or last:N, got \(mode)")
             }
         }
@@ -96,23 +96,19 @@ extension TrainingConfig {
     }
 }
 
-/// Which parts of the vision tower train in a stage.
-public enum VisionTraining: Equatable, Sendable {
-    case frozen
-    case trainable
-    /// The last N encoder layers (and the post-layernorm) train.
-    case lastLayers(Int)
-
-    /// Parses `frozen`, `trainable` or `last:N`.
-    public init(_ text: String) throws {
+extension TrainingConfig {
+    /// Parses a stage's `vision` key: `frozen`, `trainable` or `last:N` (the last N encoder layers train).
+    /// - Returns: the mode and the number of trainable layers (for `last:N`).
+    /// - Throws: `ConfigError` for anything else.
+    public static func visionMode(_ text: String) throws -> (VisionTraining, layers: Int) {
         switch text {
-        case "frozen": self = .frozen
-        case "trainable": self = .trainable
+        case "frozen": return (.frozen, 0)
+        case "trainable": return (.trainable, 0)
         default:
             guard text.hasPrefix("last:"), let n = Int(text.dropFirst(5)), n >= 0 else {
                 throw ConfigError(keyPath: "vision", source: "", "must be frozen, trainable or last:N, got \(text)")
             }
-            self = .lastLayers(n)
+            return (.lastLayers, n)
         }
     }
 }
