@@ -68,7 +68,7 @@ public enum TinyRun {
         let lock = NSLock()
         let builder = DocumentBuilder(
             encode: { text in lock.withLock { tok.encode(text) } }, bos: 2, eos: 3, imageMarker: -1,
-            preprocessor: BuiltinImageCodec.preprocessor(size: 8))
+            preprocessor: PipelineImages.clip(size: 8))
         let packing = PackingConfig(
             sequenceLength: sequenceLength, maxImages: 4, imageTokenId: 1, padTokenId: 0
         ) { img in tokensPerCrop * img.cropCount }

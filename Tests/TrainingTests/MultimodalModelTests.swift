@@ -2,7 +2,7 @@ import Bridges
 import Datasets
 import Foundation
 import Language
-import Safetensors
+import TensorFiles
 import SightlineTestSupport
 import Testing
 import Training
