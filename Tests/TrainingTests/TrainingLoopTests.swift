@@ -288,3 +288,30 @@ func isStructurallyZero(_ name: String) -> Bool { name.hasSuffix("self_attn.k_pr
     let text = String(decoding: try JSONEncoder().encode(o), as: UTF8.self)
     #expect(text.contains("\"global_batch\"") && text.contains("\"learning_rate\":\"auto\""))
 }
+
+/// Periodic evaluation on held-out data: loss and perplexity = exp(loss) every `every` steps, recorded
+/// and flushed to the sinks; the same held-out batches each time (a fixed model gives a fixed loss).
+@Test func periodicEvaluationRecordsLossAndPerplexity() throws {
+    let dir = try temporaryDirectory("eval")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let files = try sharedWorld.get()
+    let sink = RecordingSink()
+    let model = try MultimodalModel(config: TinyRun.modelConfig())
+    let t = try Trainer(
+        stage: "pretrain", model: model, optimization: TinyRun.optimization(total: 4),
+        checkpointing: CheckpointConfig(every: 0, resume: "never"), evaluation: EvalConfig(every: 2, batches: 2),
+        checkpointDirectory: dir.path, data: try TinyRun.feed(files, microBatch: 2),
+        heldOut: try TinyRun.feed(files, microBatch: 2, seed: 9), sinks: [sink])
+    t.handlesSignals = false
+    let held = try TinyRun.feed(files, microBatch: 2, seed: 9)
+    let before = try t.evaluate(held)
+    #expect(try t.evaluate(held) == before)
+    let s = try t.run()
+    #expect(s.evaluations.map(\.step) == [2, 4])
+    for e in s.evaluations { #expect(e.perplexity == exp(e.loss) && e.loss.isFinite) }
+    #expect(s.evaluations.last!.loss < before.loss, "held-out loss falls: \(before.loss) -> \(s.evaluations.map(\.loss))")
+    let evalRecords = sink.records.filter { $0.scalars["eval_loss"] != nil }
+    #expect(evalRecords.map(\.step) == [2, 4])
+    #expect(sink.flushes >= 3)
+    #expect(model.isTraining, "back in training mode after evaluating")
+}
