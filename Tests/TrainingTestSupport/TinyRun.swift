@@ -68,7 +68,7 @@ public enum TinyRun {
         let lock = NSLock()
         let builder = DocumentBuilder(
             encode: { text in lock.withLock { tok.encode(text) } }, bos: 2, eos: 3, imageMarker: -1,
-            preprocessor: TinyRun.nearestCLIP(size: 8))
+            preprocessor: PipelineImages.clip(size: 8))
         let packing = PackingConfig(
             sequenceLength: sequenceLength, maxImages: 4, imageTokenId: 1, padTokenId: 0
         ) { img in tokensPerCrop * img.cropCount }
@@ -103,28 +103,4 @@ public final class RecordingSink: MetricsSink {
         records.append((stage, step, scalars))
     }
     public func flush() throws { flushes += 1 }
-}
-
-extension TinyRun {
-    /// Nearest-neighbour resize to `size` and CLIP normalisation of a `[3, H, W]` image in [0, 1] (the
-    /// preprocessing the tiny runs were written with).
-    public static func nearestCLIP(size: Int) -> ImagePreprocessor {
-        let mean: [Float] = [0.48145466, 0.4578275, 0.40821073]
-        let std: [Float] = [0.26862954, 0.26130258, 0.27577711]
-        return { img in
-            let (h, w) = (img.shape[1], img.shape[2])
-            let s = img.scalars
-            var out = [Float](repeating: 0, count: 3 * size * size)
-            for c in 0..<3 {
-                for y in 0..<size {
-                    let sy = min(h - 1, y * h / size)
-                    for x in 0..<size {
-                        let sx = min(w - 1, x * w / size)
-                        out[(c * size + y) * size + x] = (s[(c * h + sy) * w + sx] - mean[c]) / std[c]
-                    }
-                }
-            }
-            return try PreparedImage(pixels: Tensor(shape: [1, 3, size, size], scalars: out))
-        }
-    }
 }
