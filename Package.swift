@@ -88,11 +88,22 @@ let package = Package(
                 lib("ImagePipeline", "Vision"), "SightlineTestSupport",
             ],
             path: "Tests/DatasetsTests"),
+        .target(
+            name: "TrainingTestSupport",
+            dependencies: [
+                lib("Training"), lib("Datasets"), lib("Language"), lib("Vision"), lib("Bridges"), lib("Optim"),
+            ],
+            path: "Tests/TrainingTestSupport"),
+        // A tiny training run as its own process, for the SIGKILL/SIGTERM tests and scripts/kill_resume.sh.
+        .executableTarget(
+            name: "TrainingProbe", dependencies: [lib("Training"), "TrainingTestSupport"],
+            path: "Tests/TrainingProbe"),
         .testTarget(
             name: "TrainingTests",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("Layers", "Tensor"), lib("Optim"), lib("Checkpoint"),
-                lib("TensorFiles"), "SightlineTestSupport",
+                lib("TensorFiles"), "SightlineTestSupport", "TrainingTestSupport", lib("Datasets"),
+                lib("Language"), lib("Vision"), lib("Bridges"), lib("Logging", "swift-log"),
             ],
             path: "Tests/TrainingTests"),
     ],

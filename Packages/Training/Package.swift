@@ -10,6 +10,7 @@ let package = Package(
         .package(path: "../Language"), .package(path: "../Optim"), .package(path: "../Checkpoint"), .package(path: "../TensorFiles"),
         .package(path: "../Datasets"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .target(
@@ -22,6 +23,7 @@ let package = Package(
                 .product(name: "TensorFiles", package: "TensorFiles"),
                 .product(name: "Datasets", package: "Datasets"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ])
     ],
     swiftLanguageModes: [.v5]

@@ -3,6 +3,7 @@ import Testing
 import Training
 
 @Test func stagesRunInOrderAndRoundTrip() throws {
+    #expect(Stage.clip.next == .pretrain)
     #expect(Stage.pretrain.next == .scaleTokens)
     #expect(Stage.scaleTokens.next == .finetune)
     #expect(Stage.finetune.next == nil)

@@ -60,6 +60,13 @@ public struct ImagePlaceholder: Equatable, Sendable {
     public var length: Int
     /// Number of sub-images of the image; its crops are `crops` consecutive entries of `PackedBatch.images`.
     public var crops: Int
+
+    public init(row: Int, start: Int, length: Int, crops: Int) {
+        self.row = row
+        self.start = start
+        self.length = length
+        self.crops = crops
+    }
 }
 
 /// One fixed-length packed sequence.
@@ -109,6 +116,32 @@ public struct PackedBatch: @unchecked Sendable {
 
     /// Rows and sequence length.
     public var shape: (batch: Int, length: Int) { (tokens.shape[0], tokens.shape[1]) }
+
+    /// A batch from its parts (reference batches in tests; the packer builds batches with `init(rows:)`).
+    /// - Parameters: tokens, labels, documentIds, positionIds: `[B, T]`; images: `[crops, C, S, S]`.
+    /// - Throws: `DatasetError` naming both shapes when a `[B, T]` tensor differs from `tokens`.
+    public init(
+        tokens: IndexTensor, labels: IndexTensor, documentIds: IndexTensor, positionIds: IndexTensor,
+        placeholders: [ImagePlaceholder], images: Tensor?
+    ) throws {
+        for (name, t) in [("labels", labels), ("documentIds", documentIds), ("positionIds", positionIds)]
+        where t.shape != tokens.shape {
+            throw DatasetError("PackedBatch", "\(name) \(t.shape) differs from tokens \(tokens.shape)")
+        }
+        guard tokens.shape.count == 2 else {
+            throw DatasetError("PackedBatch", "tokens must be [B, T], got \(tokens.shape)")
+        }
+        self.tokens = tokens
+        self.labels = labels
+        self.documentIds = documentIds
+        self.positionIds = positionIds
+        keyPadding = try IndexTensor(shape: tokens.shape, values: documentIds.values.map { $0 < 0 ? 0 : 1 })
+        self.placeholders = placeholders
+        self.images = images
+        documents = (0..<tokens.shape[0]).map { _ in [] }
+        let pad = documentIds.values.reduce(0) { $0 + ($1 < 0 ? 1 : 0) }
+        paddingFraction = Double(pad) / Double(max(1, documentIds.values.count))
+    }
 
     /// Stacks rows of equal length into a batch.
     public init(rows: [PackedSequence]) throws {

@@ -26,6 +26,10 @@ public final class CLIPVisionModel: Module {
     /// Whether `features` keeps the class token (default false: patches only, as LLaVA and
     /// Chain-of-Sight use).
     public var keepClassToken = false
+    /// Recompute each encoder layer during backward instead of keeping its activations (HF
+    /// `gradient_checkpointing_enable`); layers whose parameters are all frozen and whose input is not
+    /// recorded run plainly. Gradients are those of the plain forward (the layers are deterministic).
+    public var gradientCheckpointing = false
 
     /// A randomly initialised tower for `config`.
     /// - Throws: `VisionError` for an invalid config.
@@ -86,8 +90,14 @@ public final class CLIPVisionModel: Module {
         var out: [Int: Tensor] = [:]
         if wanted.contains(0) { out[0] = x }
         if last > 0 {
+            let recompute = gradientCheckpointing && GradMode.isEnabled
             for i in 1...last {
-                x = try vm.encoder.layers[i - 1](x)
+                let layer = vm.encoder.layers[i - 1]
+                if recompute && (x.requiresGradient || layer.trainableParameters().count > 0) {
+                    x = try checkpoint([x]) { try layer($0[0]) }
+                } else {
+                    x = try layer(x)
+                }
                 if wanted.contains(i) { out[i] = x }
             }
         }
