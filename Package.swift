@@ -45,10 +45,13 @@ let package = Package(
         .executableTarget(
             name: "CheckpointTestHelper",
             dependencies: [
-                lib("Checkpoint"), lib("TensorFiles"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("Checkpoint"), lib("TensorFiles"), lib("Tensor"),
+                lib("ArgumentParser", "swift-argument-parser"),
             ],
             path: "Tests/CheckpointTestHelper"),
-        .target(name: "SightlineTestSupport", dependencies: [lib("Tensor")], path: "Tests/TestSupport"),
+        .target(
+            name: "SightlineTestSupport", dependencies: [lib("Tensor"), lib("Layers", "Tensor")],
+            path: "Tests/TestSupport"),
         .testTarget(
             name: "TensorTests", dependencies: [lib("Tensor"), "SightlineTestSupport"],
             path: "Tests/TensorTests"),
@@ -66,19 +69,22 @@ let package = Package(
         .testTarget(
             name: "VisionTests",
             dependencies: [
-                lib("Vision"), lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
+                lib("Vision"), lib("Checkpoint"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport",
                 lib("TensorFiles"), lib("ImagePipeline", "Vision"),
             ],
             path: "Tests/VisionTests"),
         .testTarget(
             name: "BridgesTests",
             dependencies: [
-                lib("Bridges"), lib("Tensor"), lib("TensorFiles"), "SightlineTestSupport",
+                lib("Bridges"), lib("Tensor"), lib("Layers", "Tensor"), lib("TensorFiles"),
+                "SightlineTestSupport",
             ],
             path: "Tests/BridgesTests"),
         .testTarget(
             name: "LanguageTests",
-            dependencies: [lib("Language"), lib("Tensor"), lib("TensorFiles"), "SightlineTestSupport"],
+            dependencies: [
+                lib("Language"), lib("Tensor"), lib("Layers", "Tensor"), lib("TensorFiles"), "SightlineTestSupport",
+            ],
             path: "Tests/LanguageTests"),
         .testTarget(
             name: "OptimTests", dependencies: [lib("Optim"), lib("Tensor"), "SightlineTestSupport"],
