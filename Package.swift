@@ -35,14 +35,20 @@ let package = Package(
         .executableTarget(
             name: "Weights",
             dependencies: [
-                lib("Checkpoint"), lib("Vision"), lib("Language"), lib("Layers", "Tensor"), lib("Tensor"),
+                lib("Checkpoint"), lib("TensorFiles"), lib("Training"), lib("Tensor"),
                 lib("ArgumentParser", "swift-argument-parser"),
-                lib("Logging", "swift-log"),
-                lib("TensorFiles"),
             ],
             path: "Apps/Weights"),
 
         // MARK: - Test support and one test target per package
+        // The Checkpoint tests' child process (crash safety, corrupted files): built, never shipped.
+        .executableTarget(
+            name: "CheckpointTestHelper",
+            dependencies: [
+                lib("Checkpoint"), lib("TensorFiles"), lib("Tensor"),
+                lib("ArgumentParser", "swift-argument-parser"),
+            ],
+            path: "Tests/CheckpointTestHelper"),
         .target(
             name: "SightlineTestSupport", dependencies: [lib("Tensor"), lib("Layers", "Tensor")],
             path: "Tests/TestSupport"),
@@ -76,7 +82,9 @@ let package = Package(
             path: "Tests/BridgesTests"),
         .testTarget(
             name: "LanguageTests",
-            dependencies: [lib("Language"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
+            dependencies: [
+                lib("Language"), lib("Tensor"), lib("Layers", "Tensor"), lib("TensorFiles"), "SightlineTestSupport",
+            ],
             path: "Tests/LanguageTests"),
         .testTarget(
             name: "OptimTests", dependencies: [lib("Optim"), lib("Tensor"), "SightlineTestSupport"],

@@ -221,13 +221,25 @@ func runWatched(_ executable: String, _ arguments: [String], stall: Double, time
 /// The `weights` executable built next to this test bundle (or `SIGHTLINE_WEIGHTS_BIN`).
 func weightsExecutable() -> String? {
     if let env = ProcessInfo.processInfo.environment["SIGHTLINE_WEIGHTS_BIN"] { return env }
+    return builtExecutable("weights")
+}
+
+/// The test-only `CheckpointTestHelper` executable (`_crash-helper`, `_probe`) built next to this test
+/// bundle (or `SIGHTLINE_TEST_HELPER_BIN`).
+func testHelperExecutable() -> String? {
+    if let env = ProcessInfo.processInfo.environment["SIGHTLINE_TEST_HELPER_BIN"] { return env }
+    return builtExecutable("CheckpointTestHelper")
+}
+
+/// The executable `name` in the build directory of this test bundle.
+func builtExecutable(_ name: String) -> String? {
     let exe =
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
         ?? CommandLine.arguments[0]
     var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
     // The bundle may be a directory (…/Foo.xctest/Contents/MacOS) on macOS.
     for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("weights").path
+        let candidate = dir.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         dir = dir.deletingLastPathComponent()
     }

@@ -256,8 +256,12 @@ public final class ShardedSafetensors: TensorSource {
         var shardNames: [String] = []
         for (name, v) in map {
             guard let shard = v.stringValue else { throw fail(name, "weight_map value is not a string") }
-            guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
-                throw fail(name, "shard '\(shard)' is not a plain file name")
+            // A plain file name in the index's directory: nothing that could leave it (`..`, `/`,
+            // an absolute path, a Windows separator, an embedded NUL).
+            guard !shard.isEmpty, !shard.contains("/"), !shard.contains("\\"), !shard.utf8.contains(0),
+                shard != ".", shard != ".."
+            else {
+                throw fail(name, "shard '\(shard.prefix(80))' is not a plain file name in the index's directory")
             }
             guard shardOf.updateValue(shard, forKey: name) == nil else {
                 throw fail(name, "appears twice in weight_map")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
+import TensorFiles
 
 /// Test helper (hidden): opens each file and reads every tensor, printing one line per file:
 /// `OK <index>` or `ERR <index> <message>`. The corruption test runs HDF5 files through it in a child
