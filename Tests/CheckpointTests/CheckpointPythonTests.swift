@@ -1,13 +1,15 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Testing
 
 /// Reads Sightline's files with h5py and safetensors, and reads files that Python wrote (h5py,
 /// safetensors, and a torch.save-style zip made with pickle + zipfile, since torch is not installed).
 /// Runs wherever `python3` exists; skipped only when it does not. A missing h5py, numpy or safetensors
 /// fails the test (scripts/setup.sh installs them).
-@Suite(.enabled(if: python3Available, "python3 is not installed"))
+@Suite(Python.requires("h5py", "numpy", "safetensors"))
 struct CheckpointPythonTests {
     static let readScript = #"""
         import json, struct, sys

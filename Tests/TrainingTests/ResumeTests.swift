@@ -3,6 +3,7 @@ import Foundation
 import Layers
 import Optim
 import SightlineTestSupport
+import TensorFiles
 import Testing
 import Training
 

@@ -1,7 +1,7 @@
 import Foundation
-import Safetensors
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Vision
 
 /// Paths and readers for Tests/Fixtures/vision (written by scripts/make_vision_fixtures.py).
@@ -29,23 +29,6 @@ enum VisionFixtures {
 func relError(_ a: Tensor, _ b: Tensor) -> Double {
     precondition(a.shape == b.shape, "shapes differ: \(a.shape) vs \(b.shape)")
     return relativeError(a.scalars, b.scalars)
-}
-
-/// The Python interpreter for the optional HF checks (`SIGHTLINE_PYTHON`, default `python3`).
-let visionPython = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "python3"
-
-/// Runs `visionPython` with `args`; returns its exit status and combined output.
-func runVisionPython(_ args: [String]) -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = [visionPython] + args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (-1, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// scripts/make_vision_fixtures.py.
