@@ -4,7 +4,7 @@
 // `swift test` here builds and runs every test.
 import PackageDescription
 
-let packages = ["Tensor", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training"]
+let packages = ["Tensor", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training", "Evaluation"]
 
 func lib(_ name: String, _ package: String? = nil) -> Target.Dependency {
     .product(name: name, package: package ?? name)
@@ -26,7 +26,8 @@ let package = Package(
         .executableTarget(
             name: "Trainer",
             dependencies: [
-                lib("Training"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("Training"), lib("Tensor"), lib("Evaluation"), lib("Datasets"),
+                lib("DatasetsImages", "Datasets"), lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
             ],
             path: "Apps/Trainer"),
@@ -89,6 +90,13 @@ let package = Package(
                 lib("Safetensors", "Checkpoint"), "SightlineTestSupport",
             ],
             path: "Tests/TrainingTests"),
+        .testTarget(
+            name: "EvaluationTests", dependencies: [lib("Evaluation")], path: "Tests/EvaluationTests"),
+        // Runs the built `trainer` executable (found next to the test bundle).
+        .testTarget(
+            name: "TrainerTests",
+            dependencies: [lib("Datasets"), lib("DatasetsImages", "Datasets"), "SightlineTestSupport"],
+            path: "Tests/TrainerTests"),
     ],
     swiftLanguageModes: [.v5]
 )
