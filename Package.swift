@@ -4,7 +4,9 @@
 // `swift test` here builds and runs every test.
 import PackageDescription
 
-let packages = ["Tensor", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training", "Evaluation"]
+let packages = [
+    "Tensor", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training", "Evaluation",
+]
 
 func lib(_ name: String, _ package: String? = nil) -> Target.Dependency {
     .product(name: name, package: package ?? name)
@@ -27,7 +29,7 @@ let package = Package(
             name: "Trainer",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("Evaluation"), lib("Datasets"),
-                lib("DatasetsImages", "Datasets"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
             ],
             path: "Apps/Trainer"),
@@ -79,7 +81,7 @@ let package = Package(
         .testTarget(
             name: "DatasetsTests",
             dependencies: [
-                lib("Datasets"), lib("DatasetsImages", "Datasets"), lib("Tensor"), lib("Language"),
+                lib("Datasets"), lib("Tensor"), lib("Language"), lib("Vision"),
                 lib("ImagePipeline", "Vision"), "SightlineTestSupport",
             ],
             path: "Tests/DatasetsTests"),
@@ -95,7 +97,7 @@ let package = Package(
         // Runs the built `trainer` executable (found next to the test bundle).
         .testTarget(
             name: "TrainerTests",
-            dependencies: [lib("Datasets"), lib("DatasetsImages", "Datasets"), "SightlineTestSupport"],
+            dependencies: [lib("Datasets"), "SightlineTestSupport"],
             path: "Tests/TrainerTests"),
     ],
     swiftLanguageModes: [.v5]

@@ -19,8 +19,11 @@ import platform
 import random
 import re
 
-from pycocoevalcap.bleu.bleu import Bleu
-from pycocoevalcap.cider.cider import Cider
+try:
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+except ImportError:
+    raise SystemExit("make_eval_fixtures.py needs the COCO caption scorers: pip install pycocoevalcap==1.2")
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "evaluation")

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Datasets
-import DatasetsImages
 import Foundation
 
 /// `trainer data`: data tools.
@@ -13,7 +12,8 @@ struct DataCommand: ParsableCommand {
 struct DataCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Read every record of data files, decoding every image, and report each bad record with file and line.",
+        abstract:
+            "Read every record of data files, decoding every image, and report each bad record with file and line.",
         discussion: """
             Formats: image-caption, interleaved and text JSONL, plain text, LLaVA JSON/JSONL and WebDataset \
             tar shards. Each file's format is inferred from its extension (.tar, .txt, .json) or, for .jsonl, \
@@ -31,8 +31,7 @@ struct DataCheck: ParsableCommand {
     }
 
     func run() throws {
-        let results = try checkData(
-            files: files.map { URL(fileURLWithPath: $0) }, format: format, decoder: PipelineImages.decodeAnyFormat)
+        let results = try checkData(files: files.map { URL(fileURLWithPath: $0) }, format: format)
         for r in results { print(r.description) }
         let bad = results.reduce(0) { $0 + $1.report.problems.count }
         if bad > 0 {

@@ -28,7 +28,8 @@ struct Eval: ParsableCommand {
     func run() throws {
         let report = try Evaluator.score(
             data: data.dataURL, format: data.format, questions: data.questionsURL,
-            predictions: URL(fileURLWithPath: predictions), blindPredictions: blindPredictions.map { URL(fileURLWithPath: $0) })
+            predictions: URL(fileURLWithPath: predictions),
+            blindPredictions: blindPredictions.map { URL(fileURLWithPath: $0) })
         print(report.summary)
         let file = try report.write(into: output.url)
         print("wrote \(file.path)")

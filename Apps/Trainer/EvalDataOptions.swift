@@ -4,7 +4,10 @@ import Foundation
 
 /// Where the evaluation data is and its format (shared by the evaluating subcommands).
 struct EvalDataOptions: ParsableArguments {
-    @Option(help: "Evaluation data: VQA annotations JSON, LLaVA JSON/JSONL, COCO caption JSON, or our QA/caption JSONL.")
+    @Option(
+        help:
+            "Evaluation data: VQA annotations JSON, LLaVA JSON/JSONL, COCO caption JSON, or our QA/caption JSONL."
+    )
     var data: String
 
     @Option(help: "The data's format (default: inferred from the file).")

@@ -50,7 +50,9 @@ import Testing
         let q = [
             QuestionRecord(
                 id: "7", type: "what color", answerType: "other", answer: "white",
-                humanAnswers: ["white", "White", "white.", "gray", "white", "white", "white", "grey", "white", "white"])
+                humanAnswers: [
+                    "white", "White", "white.", "gray", "white", "white", "white", "grey", "white", "white",
+                ])
         ]
         let s = try AnswerScoring.score(questions: q, predictions: ["7": "gray"])
         #expect(s.overall.correct == 0)
@@ -61,9 +63,11 @@ import Testing
 
     @Test func blindComparisonSubtractsPerTypeAndTag() throws {
         let main = try AnswerScoring.score(
-            questions: questions, predictions: ["1": "red", "2": "red", "3": "blue", "4": "green", "5": "2", "6": "3"])
+            questions: questions,
+            predictions: ["1": "red", "2": "red", "3": "blue", "4": "green", "5": "2", "6": "3"])
         let blind = try AnswerScoring.score(
-            questions: questions, predictions: ["1": "red", "2": "red", "3": "red", "4": "red", "5": "2", "6": "2"])
+            questions: questions,
+            predictions: ["1": "red", "2": "red", "3": "red", "4": "red", "5": "2", "6": "2"])
         let c = BlindComparison(main: main, blind: blind)
         #expect(c.gainOverall == 1 - 3.0 / 6)
         #expect(c.gainPerType["colour"] == 1 - 0.5)
@@ -75,7 +79,9 @@ import Testing
     @Test func missingAndUnknownPredictionsAreErrors() {
         var preds = Dictionary(uniqueKeysWithValues: questions.map { ($0.id, "x") })
         preds["6"] = nil
-        #expect(throws: EvaluationError.self) { try AnswerScoring.score(questions: questions, predictions: preds) }
+        #expect(throws: EvaluationError.self) {
+            try AnswerScoring.score(questions: questions, predictions: preds)
+        }
         do {
             _ = try AnswerScoring.score(questions: questions, predictions: preds, source: "p.jsonl")
         } catch let e as EvaluationError {

@@ -34,7 +34,9 @@ struct CaptionFixture: Decodable {
             #expect(CaptionTokenizer.words(e.candidate) == e.candidate_words, "\(e.id)")
             #expect(e.references.map(CaptionTokenizer.words) == e.reference_words, "\(e.id)")
         }
-        let examples = set.examples.map { CaptionExample(id: $0.id, candidate: $0.candidate, references: $0.references) }
+        let examples = set.examples.map {
+            CaptionExample(id: $0.id, candidate: $0.candidate, references: $0.references)
+        }
         let bleu = try CaptionScoring.bleu(examples)
         for (k, (ours, ref)) in zip(bleu.scores, set.bleu).enumerated() {
             #expect(abs(ours - ref) <= 1e-6, "BLEU-\(k + 1): \(ours) vs \(ref)")
@@ -50,8 +52,11 @@ struct CaptionFixture: Decodable {
 
     @Test func perfectCandidatesScoreOneBLEU() throws {
         let ex = [
-            CaptionExample(id: "a", candidate: "a red square on the left", references: ["a red square on the left"]),
-            CaptionExample(id: "b", candidate: "two blue circles at the top", references: ["two blue circles at the top", "x"]),
+            CaptionExample(
+                id: "a", candidate: "a red square on the left", references: ["a red square on the left"]),
+            CaptionExample(
+                id: "b", candidate: "two blue circles at the top",
+                references: ["two blue circles at the top", "x"]),
         ]
         let b = try CaptionScoring.bleu(ex)
         for s in b.scores { #expect(abs(s - 1) < 1e-9) }
@@ -60,7 +65,9 @@ struct CaptionFixture: Decodable {
 
     @Test func shortCandidatesPayTheBrevityPenalty() throws {
         // 3 candidate words against a closest reference of 6: every n-gram matches, BP = exp(1 - 6/3).
-        let ex = [CaptionExample(id: "a", candidate: "a red square", references: ["a red square on the left"])]
+        let ex = [
+            CaptionExample(id: "a", candidate: "a red square", references: ["a red square on the left"])
+        ]
         let b = try CaptionScoring.bleu(ex)
         #expect(b.referenceLength == 6)
         #expect(abs(b.scores[0] - exp(1 - 2.0)) < 1e-9)
@@ -69,13 +76,15 @@ struct CaptionFixture: Decodable {
     @Test func ciderPenalisesLengthAndClipsRepeats() throws {
         let refs = ["a red square in the top left", "the red square is top left"]
         let others = [
-            CaptionExample(id: "x", candidate: "blue circle bottom", references: ["a blue circle at the bottom"]),
+            CaptionExample(
+                id: "x", candidate: "blue circle bottom", references: ["a blue circle at the bottom"]),
             CaptionExample(id: "y", candidate: "green cross", references: ["one green cross in the middle"]),
         ]
         let good = try CaptionScoring.ciderD(
             [CaptionExample(id: "q", candidate: "a red square in the top left", references: refs)] + others)
         let repeated = try CaptionScoring.ciderD(
-            [CaptionExample(id: "q", candidate: "red red red red red square square square", references: refs)] + others)
+            [CaptionExample(id: "q", candidate: "red red red red red square square square", references: refs)]
+                + others)
         #expect(good.perImage[0] > repeated.perImage[0])
         #expect(good.perImage[0] > 0)
     }

@@ -6,7 +6,8 @@ import Testing
 final class Scratch {
     let url: URL
     init() {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID().uuidString.prefix(8))")
+        url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "eval-\(UUID().uuidString.prefix(8))")
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(at: url) }
@@ -20,7 +21,9 @@ final class Scratch {
 }
 
 /// Expects `body` to throw an `EvaluationError` whose description is `message`.
-func expectError(_ message: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+func expectError(
+    _ message: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+) {
     do {
         try body()
         Issue.record("no error; expected \(message)", sourceLocation: sourceLocation)
@@ -48,17 +51,27 @@ func expectError(_ message: String, sourceLocation: SourceLocation = #_sourceLoc
         let s = Scratch()
         let ann = try s.write("ann.json", vqaAnnotations)
         let qs = try s.write(
-            "q.json", #"{"questions": [{"question_id": 12, "question": "How many?"}, {"question_id": 11, "question": "Colour?"}]}"#)
+            "q.json",
+            #"{"questions": [{"question_id": 12, "question": "How many?"}, {"question_id": 11, "question": "Colour?"}]}"#
+        )
         #expect(try EvalDataFormat.infer(ann) == .vqa)
         guard case .questions(let all) = try EvalData.load(ann) else { Issue.record("not questions"); return }
         #expect(all.map(\.id) == ["11", "12", "13"])
-        #expect(all[0].type == "what color is the" && all[0].answerType == "other" && all[0].humanAnswers.count == 4)
+        #expect(
+            all[0].type == "what color is the" && all[0].answerType == "other"
+                && all[0].humanAnswers.count == 4)
         #expect(all[2].humanAnswers.isEmpty)  // one human answer: no consensus accuracy
-        guard case .questions(let two) = try EvalData.load(ann, questions: qs) else { Issue.record("not questions"); return }
+        guard case .questions(let two) = try EvalData.load(ann, questions: qs) else {
+            Issue.record("not questions"); return
+        }
         #expect(two.map(\.id) == ["12", "11"] && two[0].question == "How many?")
         let bad = try s.write("q2.json", #"{"questions": [{"question_id": 99, "question": "?"}]}"#)
-        expectError("q2.json[0]: question 99 has no annotation in ann.json") { _ = try EvalData.load(ann, questions: bad) }
-        expectError("q.json: a VQA questions file: pass the annotations as the data and this file as the questions") {
+        expectError("q2.json[0]: question 99 has no annotation in ann.json") {
+            _ = try EvalData.load(ann, questions: bad)
+        }
+        expectError(
+            "q.json: a VQA questions file: pass the annotations as the data and this file as the questions"
+        ) {
             _ = try EvalDataFormat.infer(qs)
         }
     }
@@ -80,7 +93,9 @@ func expectError(_ message: String, sourceLocation: SourceLocation = #_sourceLoc
         #expect(q[1].tags == ["small_object"] && q[0].tags.isEmpty)
         #expect(q[0].question == "What colour is the square?" && q[1].answer == "two")
         let jsonl = try s.write(
-            "qa.jsonl", #"{"id": "a", "conversations": [{"from": "human", "value": "Q"}, {"from": "human", "value": "Q2"}]}"#)
+            "qa.jsonl",
+            #"{"id": "a", "conversations": [{"from": "human", "value": "Q"}, {"from": "human", "value": "Q2"}]}"#
+        )
         expectError("qa.jsonl:1: turn 0 (a question) is not followed by an assistant answer") {
             _ = try EvalData.load(jsonl)
         }
@@ -101,11 +116,19 @@ func expectError(_ message: String, sourceLocation: SourceLocation = #_sourceLoc
         #expect(q[1].answer == "2" && q[1].humanAnswers == ["2", "two", "3"])  // most common after normalising
         let cases: [(String, String)] = [
             (#"{"id": "a", "answer": "x"}"# + "\n{\"id\": ", "bad.jsonl:2: malformed JSON"),
-            (#"{"id": "a", "answer": "x"}"# + "\n" + #"{"id": "a", "answer": "y"}"#, "bad.jsonl:2: duplicate id a"),
+            (
+                #"{"id": "a", "answer": "x"}"# + "\n" + #"{"id": "a", "answer": "y"}"#,
+                "bad.jsonl:2: duplicate id a"
+            ),
             (#"{"id": "a", "answer": "x"}"# + "\n" + #"{"answer": "y"}"#, "bad.jsonl:2: needs an \"id\""),
-            (#"{"id": "a", "answer": "x"}"# + "\n\n" + #"{"id": "b", "answer": 3}"#,
-             "bad.jsonl:3: needs a string \"answer\" or a list \"answers\""),
-            (#"{"id": "a", "answer": "x", "tags": "small"}"#, "bad.jsonl:1: \"tags\" must be a list of strings"),
+            (
+                #"{"id": "a", "answer": "x"}"# + "\n\n" + #"{"id": "b", "answer": 3}"#,
+                "bad.jsonl:3: needs a string \"answer\" or a list \"answers\""
+            ),
+            (
+                #"{"id": "a", "answer": "x", "tags": "small"}"#,
+                "bad.jsonl:1: \"tags\" must be a list of strings"
+            ),
         ]
         for (text, message) in cases {
             let u = try s.write("bad.jsonl", text)
@@ -122,12 +145,19 @@ func expectError(_ message: String, sourceLocation: SourceLocation = #_sourceLoc
         #expect(try EvalDataFormat.infer(coco) == .cocoCaptions)
         #expect(
             try EvalData.load(coco)
-                == .captions([CaptionReference(id: "5", references: ["a dog", "one dog"]), CaptionReference(id: "3", references: ["a cat"])]))
-        let jsonl = try s.write("caps.jsonl", #"{"id": "x", "captions": ["a", "b"]}"# + "\n" + #"{"id": "y", "caption": "c"}"#)
+                == .captions([
+                    CaptionReference(id: "5", references: ["a dog", "one dog"]),
+                    CaptionReference(id: "3", references: ["a cat"]),
+                ]))
+        let jsonl = try s.write(
+            "caps.jsonl", #"{"id": "x", "captions": ["a", "b"]}"# + "\n" + #"{"id": "y", "caption": "c"}"#)
         #expect(try EvalDataFormat.infer(jsonl) == .captionJSONL)
         #expect(
             try EvalData.load(jsonl)
-                == .captions([CaptionReference(id: "x", references: ["a", "b"]), CaptionReference(id: "y", references: ["c"])]))
+                == .captions([
+                    CaptionReference(id: "x", references: ["a", "b"]),
+                    CaptionReference(id: "y", references: ["c"]),
+                ]))
         let bad = try s.write("bad.jsonl", #"{"id": "x", "captions": []}"#)
         expectError("bad.jsonl:1: needs a non-empty list of strings \"captions\" (or a string \"caption\")") {
             _ = try EvalData.load(bad, format: .captionJSONL)
@@ -153,15 +183,20 @@ func expectError(_ message: String, sourceLocation: SourceLocation = #_sourceLoc
 
     @Test func readsPredictionsInVQAAndJSONLForms() throws {
         let s = Scratch()
-        let vqa = try s.write("res.json", #"[{"question_id": 11, "answer": "red"}, {"question_id": 12, "answer": "2"}]"#)
+        let vqa = try s.write(
+            "res.json", #"[{"question_id": 11, "answer": "red"}, {"question_id": 12, "answer": "2"}]"#)
         #expect(try Predictions.load(vqa) == ["11": "red", "12": "2"])
         let coco = try s.write("caps.json", #"[{"image_id": 5, "caption": "a dog"}]"#)
         #expect(try Predictions.load(coco) == ["5": "a dog"])
-        let jsonl = try s.write("p.jsonl", #"{"id": "a", "answer": "x"}"# + "\n" + #"{"question_id": "b", "text": "y"}"#)
+        let jsonl = try s.write(
+            "p.jsonl", #"{"id": "a", "answer": "x"}"# + "\n" + #"{"question_id": "b", "text": "y"}"#)
         #expect(try Predictions.load(jsonl) == ["a": "x", "b": "y"])
-        let dup = try s.write("d.jsonl", #"{"id": "a", "answer": "x"}"# + "\n" + #"{"id": "a", "answer": "y"}"#)
+        let dup = try s.write(
+            "d.jsonl", #"{"id": "a", "answer": "x"}"# + "\n" + #"{"id": "a", "answer": "y"}"#)
         expectError("d.jsonl:2: a second prediction for a") { _ = try Predictions.load(dup) }
         let obj = try s.write("o.json", #"{"answers": []}"#)
-        expectError("o.json: predictions must be a JSON array or a .jsonl file") { _ = try Predictions.load(obj) }
+        expectError("o.json: predictions must be a JSON array or a .jsonl file") {
+            _ = try Predictions.load(obj)
+        }
     }
 }

@@ -13,12 +13,21 @@ import Testing
             {"id": "3", "answer": "two", "type": "count"}
             {"id": "4", "answer": "three", "type": "count", "tags": ["small_object"]}
             """)
-        let preds = try s.write("p.jsonl", (1...4).map { #"{"id": "\#($0)", "answer": "\#(["Red", "blue", "2", "2"][$0 - 1])"}"# }.joined(separator: "\n"))
-        let blind = try s.write("b.json", #"[{"id": "1", "answer": "red"}, {"id": "2", "answer": "red"}, {"id": "3", "answer": "2"}, {"id": "4", "answer": "2"}]"#)
+        let preds = try s.write(
+            "p.jsonl",
+            (1...4).map { #"{"id": "\#($0)", "answer": "\#(["Red", "blue", "2", "2"][$0 - 1])"}"# }.joined(
+                separator: "\n"))
+        let blind = try s.write(
+            "b.json",
+            #"[{"id": "1", "answer": "red"}, {"id": "2", "answer": "red"}, {"id": "3", "answer": "2"}, {"id": "4", "answer": "2"}]"#
+        )
         let report = try Evaluator.score(data: data, predictions: preds, blindPredictions: blind)
-        #expect(report.dataFormat == "qa-jsonl" && report.data == "qa.jsonl" && report.predictions == "p.jsonl")
+        #expect(
+            report.dataFormat == "qa-jsonl" && report.data == "qa.jsonl" && report.predictions == "p.jsonl")
         let a = try #require(report.answers)
-        #expect(a.overall.correct == 3 && a.perType["colour"]?.accuracy == 1 && a.perType["count"]?.accuracy == 0.5)
+        #expect(
+            a.overall.correct == 3 && a.perType["colour"]?.accuracy == 1
+                && a.perType["count"]?.accuracy == 0.5)
         #expect(a.perTag["small_object"]?.accuracy == 0.5)
         #expect(report.blind?.gainOverall == 0.75 - 0.5)
         #expect(report.captions == nil && report.perplexity == nil)
@@ -27,7 +36,8 @@ import Testing
         #expect(written.lastPathComponent == "eval.json")
         #expect(try EvalReport.read(written) == report)
         // The documented key names.
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: written)) as? [String: Any])
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: written)) as? [String: Any])
         #expect(json["format"] as? String == "sightline-eval" && json["version"] as? Int == 1)
         let answers = try #require(json["answers"] as? [String: Any])
         #expect(Set(answers.keys) == ["overall", "per_type", "per_answer_type", "per_tag", "candidates"])
@@ -46,12 +56,14 @@ import Testing
         )
         let preds = try s.write(
             "caps.json",
-            #"[{"image_id": 1, "caption": "a red square"}, {"image_id": 2, "caption": "two circles"}, {"image_id": 3, "caption": "a cross"}]"#)
+            #"[{"image_id": 1, "caption": "a red square"}, {"image_id": 2, "caption": "two circles"}, {"image_id": 3, "caption": "a cross"}]"#
+        )
         let report = try Evaluator.score(data: data, predictions: preds)
         let c = try #require(report.captions)
         let direct = try CaptionScoring.ciderD([
             CaptionExample(id: "1", candidate: "a red square", references: ["a red square"]),
-            CaptionExample(id: "2", candidate: "two circles", references: ["two blue circles", "blue circles, two"]),
+            CaptionExample(
+                id: "2", candidate: "two circles", references: ["two blue circles", "blue circles, two"]),
             CaptionExample(id: "3", candidate: "a cross", references: ["a green cross"]),
         ])
         #expect(c.images == 3 && c.ciderD == direct.score && c.bleu.scores.count == 4)

@@ -58,7 +58,8 @@ public func runProcess(
 public func builtExecutable(_ name: String, override: String? = nil) -> String? {
     if let override, let env = ProcessInfo.processInfo.environment[override] { return env }
     let exe =
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? CommandLine.arguments[0]
     var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
     // The bundle may be a directory (.../Foo.xctest/Contents/MacOS) on macOS.
     for _ in 0..<4 {

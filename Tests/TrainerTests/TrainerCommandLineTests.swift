@@ -5,7 +5,8 @@ import Testing
 /// Runs the built `trainer` (next to the test bundle, or `SIGHTLINE_TRAINER_BIN`).
 func trainer(_ arguments: [String], in directory: URL? = nil) throws -> ProcessResult {
     guard let exe = builtExecutable("trainer", override: "SIGHTLINE_TRAINER_BIN") else {
-        throw TrainerTestFailure("the trainer executable is not next to the test bundle; build everything (swift build) first")
+        throw TrainerTestFailure(
+            "the trainer executable is not next to the test bundle; build everything (swift build) first")
     }
     let r = try runProcess(exe, arguments, in: directory, timeout: 120)
     #expect(!r.timedOut && !r.signaled, "trainer \(arguments) did not exit by itself")
@@ -21,7 +22,8 @@ struct TrainerTestFailure: Error, CustomStringConvertible {
 final class ScratchDirectory {
     let url: URL
     init() {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(UUID().uuidString.prefix(8))")
+        url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "trainer-\(UUID().uuidString.prefix(8))")
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(at: url) }
@@ -29,7 +31,8 @@ final class ScratchDirectory {
     @discardableResult
     func write(_ name: String, _ text: String) throws -> URL {
         let u = url.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: u.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: u.deletingLastPathComponent(), withIntermediateDirectories: true)
         try text.write(to: u, atomically: true, encoding: .utf8)
         return u
     }
@@ -46,10 +49,15 @@ func isCleanError(_ r: ProcessResult) -> Bool {
     @Test(arguments: [
         (["eval", "--data", "d.jsonl"], "Missing expected argument '--predictions <predictions>'"),
         (["eval", "--predictions", "p.jsonl"], "Missing expected argument '--data <data>'"),
-        (["eval", "--predictions", "p.jsonl", "--data", "d.jsonl", "--format", "csv"],
-         "The value 'csv' is invalid for '--format <format>'"),
+        (
+            ["eval", "--predictions", "p.jsonl", "--data", "d.jsonl", "--format", "csv"],
+            "The value 'csv' is invalid for '--format <format>'"
+        ),
         (["data", "check"], "Missing expected argument '<files> ...'"),
-        (["data", "check", "--format", "parquet", "x.jsonl"], "The value 'parquet' is invalid for '--format <format>'"),
+        (
+            ["data", "check", "--format", "parquet", "x.jsonl"],
+            "The value 'parquet' is invalid for '--format <format>'"
+        ),
         (["data", "verify", "x.jsonl"], "2 unexpected arguments: 'verify', 'x.jsonl'"),
         (["evaluate"], "Unexpected argument 'evaluate'"),
     ])
@@ -64,17 +72,33 @@ func isCleanError(_ r: ProcessResult) -> Bool {
     /// Errors found while running (missing or bad files): one "Error: file: message" line, status 1.
     @Test func inputErrorsAreOneMessage() throws {
         let s = ScratchDirectory()
-        let data = try s.write("qa.jsonl", #"{"id": "1", "answer": "red"}"# + "\n" + #"{"id": "2", "answer": "blue"}"#)
+        let data = try s.write(
+            "qa.jsonl", #"{"id": "1", "answer": "red"}"# + "\n" + #"{"id": "2", "answer": "blue"}"#)
         let preds = try s.write("p.jsonl", #"{"id": "1", "answer": "red"}"#)
         let cases: [([String], String)] = [
-            (["eval", "--predictions", preds.path, "--data", s.url.appendingPathComponent("none.jsonl").path],
-             "none.jsonl: cannot be read"),
-            (["eval", "--predictions", preds.path, "--data", data.path],
-             "Error: p.jsonl: 1 of 2 questions have no prediction (first: 2)"),
-            (["eval", "--predictions", preds.path, "--data", data.path, "--format", "vqa"],
-             "Error: qa.jsonl: malformed JSON"),
-            (["data", "check", s.url.appendingPathComponent("missing.jsonl").path], "missing.jsonl: no such file"),
-            (["data", "check", try s.write("notes.csv", "a,b").path], "notes.csv: cannot tell the format from the extension .csv; pass --format"),
+            (
+                [
+                    "eval", "--predictions", preds.path, "--data",
+                    s.url.appendingPathComponent("none.jsonl").path,
+                ],
+                "none.jsonl: cannot be read"
+            ),
+            (
+                ["eval", "--predictions", preds.path, "--data", data.path],
+                "Error: p.jsonl: 1 of 2 questions have no prediction (first: 2)"
+            ),
+            (
+                ["eval", "--predictions", preds.path, "--data", data.path, "--format", "vqa"],
+                "Error: qa.jsonl: malformed JSON"
+            ),
+            (
+                ["data", "check", s.url.appendingPathComponent("missing.jsonl").path],
+                "missing.jsonl: no such file"
+            ),
+            (
+                ["data", "check", try s.write("notes.csv", "a,b").path],
+                "notes.csv: cannot tell the format from the extension .csv; pass --format"
+            ),
         ]
         for (args, message) in cases {
             let r = try trainer(args)
@@ -99,18 +123,28 @@ func isCleanError(_ r: ProcessResult) -> Bool {
         let s = ScratchDirectory()
         let data = try s.write(
             "qa.jsonl",
-            [#"{"id": "1", "answer": "red", "type": "colour"}"#, #"{"id": "2", "answer": "Two", "type": "count"}"#,
-             #"{"id": "3", "answer": "blue", "type": "colour", "tags": ["small_object"]}"#].joined(separator: "\n"))
-        let preds = try s.write("p.json", #"[{"id": "1", "answer": "red."}, {"id": "2", "answer": "2"}, {"id": "3", "answer": "red"}]"#)
-        let blind = try s.write("b.jsonl", #"{"id": "1", "answer": "red"}"# + "\n" + #"{"id": "2", "answer": "3"}"# + "\n" + #"{"id": "3", "answer": "red"}"#)
+            [
+                #"{"id": "1", "answer": "red", "type": "colour"}"#,
+                #"{"id": "2", "answer": "Two", "type": "count"}"#,
+                #"{"id": "3", "answer": "blue", "type": "colour", "tags": ["small_object"]}"#,
+            ].joined(separator: "\n"))
+        let preds = try s.write(
+            "p.json",
+            #"[{"id": "1", "answer": "red."}, {"id": "2", "answer": "2"}, {"id": "3", "answer": "red"}]"#)
+        let blind = try s.write(
+            "b.jsonl",
+            #"{"id": "1", "answer": "red"}"# + "\n" + #"{"id": "2", "answer": "3"}"# + "\n"
+                + #"{"id": "3", "answer": "red"}"#)
         let out = s.url.appendingPathComponent("run/eval")
         let r = try trainer([
-            "eval", "--predictions", preds.path, "--data", data.path, "--blind-predictions", blind.path, "--output", out.path,
+            "eval", "--predictions", preds.path, "--data", data.path, "--blind-predictions", blind.path,
+            "--output", out.path,
         ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("type colour") && r.stdout.contains("tag small_object"))
         let json = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("eval.json"))) as? [String: Any])
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("eval.json")))
+                as? [String: Any])
         let answers = try #require(json["answers"] as? [String: Any])
         let overall = try #require(answers["overall"] as? [String: Any])
         #expect(overall["correct"] as? Int == 2 && overall["questions"] as? Int == 3)

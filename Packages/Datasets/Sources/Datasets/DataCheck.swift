@@ -16,18 +16,24 @@ extension SourceFormat {
             var lineNo = 0
             while let (line, _) = try reader.next() {
                 lineNo += 1
-                guard let o = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { continue }
+                guard let o = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+                    continue
+                }
                 if o["conversations"] != nil { return .llava }
                 if o["texts"] != nil { return .interleavedJSONL }
                 if o["caption"] != nil { return .imageCaptionJSONL }
                 if o["text"] != nil { return .textJSONL }
                 throw DatasetError(
-                    "data", "\(name):\(lineNo): cannot tell the format from the keys \(o.keys.sorted()); pass --format")
+                    "data",
+                    "\(name):\(lineNo): cannot tell the format from the keys \(o.keys.sorted()); pass --format"
+                )
             }
-            throw DatasetError("data", "\(name): no JSON object on any line; cannot tell the format, pass --format")
+            throw DatasetError(
+                "data", "\(name): no JSON object on any line; cannot tell the format, pass --format")
         default:
             throw DatasetError(
-                "data", "\(name): cannot tell the format from the extension .\(url.pathExtension); pass --format")
+                "data",
+                "\(name): cannot tell the format from the extension .\(url.pathExtension); pass --format")
         }
     }
 }
@@ -50,21 +56,26 @@ public struct DataCheckResult: Sendable {
 /// every image: the library call behind `trainer data check`.
 /// - Parameters:
 ///   - format: the format of every file; nil infers each file's (`SourceFormat.infer`).
-///   - decoder: the image decoder (`PipelineImages.decode` reads JPEG and every PNG).
+///   - decoder: the image decoder (default `PipelineImages.decode`: JPEG and PNG).
 /// - Returns: one result per file, in order; bad records are in the reports, not thrown.
 /// - Throws: `DatasetError` for a file that does not exist or whose format cannot be inferred.
-public func checkData(files: [URL], format: SourceFormat? = nil, decoder: @escaping ImageDecoder) throws
+public func checkData(
+    files: [URL], format: SourceFormat? = nil, decoder: @escaping ImageDecoder = PipelineImages.decode
+) throws
     -> [DataCheckResult]
 {
     guard !files.isEmpty else { throw DatasetError("data", "no files to check") }
     for f in files {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: f.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: f.path, isDirectory: &isDirectory),
+            !isDirectory.boolValue
+        else {
             throw DatasetError("data", "\(f.path): no such file")
         }
     }
     return try files.map { f in
         let fmt = try format ?? SourceFormat.infer(f)
-        return DataCheckResult(file: f, format: fmt, report: try validate(format: fmt, files: [f], decoder: decoder))
+        return DataCheckResult(
+            file: f, format: fmt, report: try validate(format: fmt, files: [f], decoder: decoder))
     }
 }

@@ -18,7 +18,8 @@
 public enum AnswerNormalizer {
     /// Marks handled by step 2 (the period separately).
     public static let punctuation: [Character] = [
-        ";", "/", "[", "]", "\"", "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!",
+        ";", "/", "[", "]", "\"", "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?",
+        "!",
     ]
 
     /// Number words to digits (step 3).
@@ -43,7 +44,8 @@ public enum AnswerNormalizer {
         table["cant"] = "can't"
         table["aint"] = "ain't"
         for (plain, full) in [
-            ("couldve", "could've"), ("shouldve", "should've"), ("wouldve", "would've"), ("mightve", "might've"),
+            ("couldve", "could've"), ("shouldve", "should've"), ("wouldve", "would've"),
+            ("mightve", "might've"),
             ("mustve", "must've"), ("couldntve", "couldn't've"), ("shouldntve", "shouldn't've"),
             ("wouldntve", "wouldn't've"), ("mightntve", "mightn't've"), ("hadntve", "hadn't've"),
             ("im", "i'm"), ("ive", "i've"), ("youre", "you're"), ("youve", "you've"), ("youll", "you'll"),
@@ -73,12 +75,14 @@ public enum AnswerNormalizer {
     public static func punctuationStep(_ text: String) -> String {
         let chars = Array(text)
         let digitCommaDigit = chars.indices.contains { i in
-            i > 0 && i + 1 < chars.count && chars[i] == "," && chars[i - 1].isASCIIDigit && chars[i + 1].isASCIIDigit
+            i > 0 && i + 1 < chars.count && chars[i] == "," && chars[i - 1].isASCIIDigit
+                && chars[i + 1].isASCIIDigit
         }
         var out = chars
         for p in punctuation {
             let nextToSpace = chars.indices.contains { i in
-                chars[i] == p && ((i + 1 < chars.count && chars[i + 1] == " ") || (i > 0 && chars[i - 1] == " "))
+                chars[i] == p
+                    && ((i + 1 < chars.count && chars[i + 1] == " ") || (i > 0 && chars[i - 1] == " "))
             }
             let delete = nextToSpace || digitCommaDigit
             out = delete ? out.filter { $0 != p } : out.map { $0 == p ? " " : $0 }

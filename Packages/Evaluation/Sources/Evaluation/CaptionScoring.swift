@@ -38,7 +38,9 @@ public struct CaptionExample: Equatable, Sendable {
 
     /// Tokenizes raw captions with `CaptionTokenizer`.
     public init(id: String, candidate: String, references: [String]) {
-        self.init(id: id, candidate: CaptionTokenizer.words(candidate), references: references.map(CaptionTokenizer.words))
+        self.init(
+            id: id, candidate: CaptionTokenizer.words(candidate),
+            references: references.map(CaptionTokenizer.words))
     }
 }
 
@@ -50,7 +52,9 @@ struct NGramCounts {
     init(_ words: [String], maxN: Int = 4) {
         counts = Array(repeating: [:], count: maxN)
         for k in 1...maxN where words.count >= k {
-            for i in 0...(words.count - k) { counts[k - 1][words[i..<(i + k)].joined(separator: " "), default: 0] += 1 }
+            for i in 0...(words.count - k) {
+                counts[k - 1][words[i..<(i + k)].joined(separator: " "), default: 0] += 1
+            }
         }
     }
 }
@@ -129,7 +133,9 @@ public enum CaptionScoring {
     /// bigrams (its word count minus one).
     /// - Returns: the corpus score and the per-image scores in the order of `examples`.
     /// - Throws: `EvaluationError` when there are no examples or an example has no reference.
-    public static func ciderD(_ examples: [CaptionExample], sigma: Double = 6) throws -> (score: Double, perImage: [Double]) {
+    public static func ciderD(_ examples: [CaptionExample], sigma: Double = 6) throws -> (
+        score: Double, perImage: [Double]
+    ) {
         try check(examples)
         let maxN = 4
         let refCounts = examples.map { $0.references.map { NGramCounts($0, maxN: maxN) } }

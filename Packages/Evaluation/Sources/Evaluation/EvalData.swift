@@ -35,17 +35,22 @@ public enum EvalDataFormat: String, CaseIterable, Codable, Sendable {
             }
             if o["questions"] != nil {
                 throw EvaluationError(
-                    name, "a VQA questions file: pass the annotations as the data and this file as the questions")
+                    name,
+                    "a VQA questions file: pass the annotations as the data and this file as the questions")
             }
             throw EvaluationError(name, "a JSON object without VQA or COCO caption \"annotations\"")
         case "jsonl":
-            guard let (first, loc) = try JSONFile.lines(url).first else { throw EvaluationError(name, "empty file") }
+            guard let (first, loc) = try JSONFile.lines(url).first else {
+                throw EvaluationError(name, "empty file")
+            }
             guard let o = first as? [String: Any] else { throw EvaluationError(loc, "not a JSON object") }
             if o["conversations"] != nil { return .llava }
             if o["captions"] != nil || o["caption"] != nil { return .captionJSONL }
             if o["answer"] != nil || o["answers"] != nil { return .qaJSONL }
             throw EvaluationError(
-                loc, "cannot tell the format from the keys \(o.keys.sorted()); pass one of \(allCases.map(\.rawValue))")
+                loc,
+                "cannot tell the format from the keys \(o.keys.sorted()); pass one of \(allCases.map(\.rawValue))"
+            )
         default:
             throw EvaluationError(
                 name, "cannot tell the format from the extension; pass one of \(allCases.map(\.rawValue))")
@@ -74,7 +79,9 @@ public enum EvalData: Equatable, Sendable {
     ///   - questions: the VQA questions file (only with `.vqa`): restricts scoring to its questions and
     ///     adds their text.
     /// - Throws: `EvaluationError` naming the file and line or element of the first bad record.
-    public static func load(_ url: URL, format: EvalDataFormat? = nil, questions: URL? = nil) throws -> EvalData {
+    public static func load(_ url: URL, format: EvalDataFormat? = nil, questions: URL? = nil) throws
+        -> EvalData
+    {
         let format = try format ?? EvalDataFormat.infer(url)
         if questions != nil, format != .vqa {
             throw EvaluationError(url.lastPathComponent, "a questions file goes only with VQA annotations")
@@ -90,7 +97,8 @@ public enum EvalData: Equatable, Sendable {
 
     static func vqa(_ url: URL, questions: URL?) throws -> [QuestionRecord] {
         let name = url.lastPathComponent
-        guard let root = try JSONFile.object(url) as? [String: Any], let anns = root["annotations"] as? [Any] else {
+        guard let root = try JSONFile.object(url) as? [String: Any], let anns = root["annotations"] as? [Any]
+        else {
             throw EvaluationError(name, "needs an \"annotations\" list")
         }
         var records: [QuestionRecord] = []
@@ -107,12 +115,14 @@ public enum EvalData: Equatable, Sendable {
             }
             records.append(
                 QuestionRecord(
-                    id: id, type: (o["question_type"] as? String) ?? "all", answerType: o["answer_type"] as? String,
+                    id: id, type: (o["question_type"] as? String) ?? "all",
+                    answerType: o["answer_type"] as? String,
                     answer: answer, humanAnswers: answers.count > 1 ? answers : []))
         }
         guard let qURL = questions else { return records }
         let qName = qURL.lastPathComponent
-        guard let qRoot = try JSONFile.object(qURL) as? [String: Any], let qs = qRoot["questions"] as? [Any] else {
+        guard let qRoot = try JSONFile.object(qURL) as? [String: Any], let qs = qRoot["questions"] as? [Any]
+        else {
             throw EvaluationError(qName, "needs a \"questions\" list")
         }
         let byID = Dictionary(uniqueKeysWithValues: records.map { ($0.id, $0) })
@@ -122,7 +132,9 @@ public enum EvalData: Equatable, Sendable {
             guard let o = q as? [String: Any], let id = JSONFile.id(o["question_id"]) else {
                 throw EvaluationError(loc, "needs a \"question_id\"")
             }
-            guard var r = byID[id] else { throw EvaluationError(loc, "question \(id) has no annotation in \(name)") }
+            guard var r = byID[id] else {
+                throw EvaluationError(loc, "question \(id) has no annotation in \(name)")
+            }
             r.question = o["question"] as? String
             out.append(r)
         }
@@ -158,19 +170,25 @@ public enum EvalData: Equatable, Sendable {
                 guard from == "human" || from == "user" else {
                     throw EvaluationError(loc, "turn \(i) is from \"\(from)\" where a question was expected")
                 }
-                guard i + 1 < turns.count, let to = turns[i + 1]["from"] as? String, to == "gpt" || to == "assistant",
+                guard i + 1 < turns.count, let to = turns[i + 1]["from"] as? String,
+                    to == "gpt" || to == "assistant",
                     let answer = turns[i + 1]["value"] as? String
                 else {
-                    throw EvaluationError(loc, "turn \(i) (a question) is not followed by an assistant answer")
+                    throw EvaluationError(
+                        loc, "turn \(i) (a question) is not followed by an assistant answer")
                 }
                 let q = turns[i]
                 let a = turns[i + 1]
                 let type = (a["type"] as? String) ?? (q["type"] as? String) ?? (o["type"] as? String) ?? "all"
-                let tags = (a["tags"] as? [String]) ?? (q["tags"] as? [String]) ?? (o["tags"] as? [String]) ?? []
+                let tags =
+                    (a["tags"] as? [String]) ?? (q["tags"] as? [String]) ?? (o["tags"] as? [String]) ?? []
                 let qid = "\(id)#\(k)"
-                guard seen.insert(qid).inserted else { throw EvaluationError(loc, "duplicate question id \(qid)") }
+                guard seen.insert(qid).inserted else {
+                    throw EvaluationError(loc, "duplicate question id \(qid)")
+                }
                 let text = value.replacingOccurrences(of: "<image>", with: "").trimmingWhitespace()
-                records.append(QuestionRecord(id: qid, type: type, answer: answer, tags: tags, question: text))
+                records.append(
+                    QuestionRecord(id: qid, type: type, answer: answer, tags: tags, question: text))
                 k += 1
                 i += 2
             }
@@ -195,7 +213,8 @@ public enum EvalData: Equatable, Sendable {
             records.append(
                 QuestionRecord(
                     id: id, type: (o["type"] as? String) ?? "all", answerType: o["answer_type"] as? String,
-                    answer: answer, humanAnswers: answers.count > 1 ? answers : [], tags: (o["tags"] as? [String]) ?? [],
+                    answer: answer, humanAnswers: answers.count > 1 ? answers : [],
+                    tags: (o["tags"] as? [String]) ?? [],
                     question: o["question"] as? String))
         }
         return records
@@ -203,13 +222,16 @@ public enum EvalData: Equatable, Sendable {
 
     static func cocoCaptions(_ url: URL) throws -> [CaptionReference] {
         let name = url.lastPathComponent
-        guard let root = try JSONFile.object(url) as? [String: Any], let anns = root["annotations"] as? [Any] else {
+        guard let root = try JSONFile.object(url) as? [String: Any], let anns = root["annotations"] as? [Any]
+        else {
             throw EvaluationError(name, "needs an \"annotations\" list")
         }
         var order: [String] = []
         var refs: [String: [String]] = [:]
         for (i, a) in anns.enumerated() {
-            guard let o = a as? [String: Any], let id = JSONFile.id(o["image_id"]), let c = o["caption"] as? String else {
+            guard let o = a as? [String: Any], let id = JSONFile.id(o["image_id"]),
+                let c = o["caption"] as? String
+            else {
                 throw EvaluationError("\(name)[\(i)]", "needs \"image_id\" and a string \"caption\"")
             }
             if refs[id] == nil { order.append(id) }
@@ -223,11 +245,14 @@ public enum EvalData: Equatable, Sendable {
         var seen = Set<String>()
         for (obj, loc) in try JSONFile.lines(url) {
             guard let o = obj as? [String: Any] else { throw EvaluationError(loc, "not a JSON object") }
-            guard let id = JSONFile.id(o["id"] ?? o["image_id"]) else { throw EvaluationError(loc, "needs an \"id\"") }
+            guard let id = JSONFile.id(o["id"] ?? o["image_id"]) else {
+                throw EvaluationError(loc, "needs an \"id\"")
+            }
             guard seen.insert(id).inserted else { throw EvaluationError(loc, "duplicate id \(id)") }
             let refs = (o["captions"] as? [String]) ?? (o["caption"] as? String).map { [$0] }
             guard let r = refs, !r.isEmpty else {
-                throw EvaluationError(loc, "needs a non-empty list of strings \"captions\" (or a string \"caption\")")
+                throw EvaluationError(
+                    loc, "needs a non-empty list of strings \"captions\" (or a string \"caption\")")
             }
             out.append(CaptionReference(id: id, references: r))
         }

@@ -60,8 +60,11 @@ public struct EvalReport: Codable, Equatable, Sendable {
             let blindHeader = blind == nil ? "" : "    blind"
             lines.append("group                          n   accuracy    chance  majority\(blindHeader)")
             func row(_ name: String, _ g: GroupScore, _ b: GroupScore?) {
-                let padded = name.count >= 24 ? String(name.prefix(24)) : name + String(repeating: " ", count: 24 - name.count)
-                var s = "\(padded) \(String(format: "%7d", g.questions))   \(pct(g.accuracy))   \(pct(g.chance))   \(pct(g.majority))"
+                let padded =
+                    name.count >= 24
+                    ? String(name.prefix(24)) : name + String(repeating: " ", count: 24 - name.count)
+                var s =
+                    "\(padded) \(String(format: "%7d", g.questions))   \(pct(g.accuracy))   \(pct(g.chance))   \(pct(g.majority))"
                 if let b { s += "  \(pct(b.accuracy))" }
                 lines.append(s)
             }
@@ -69,7 +72,9 @@ public struct EvalReport: Codable, Equatable, Sendable {
             for k in a.perType.keys.sorted() where a.perType.count > 1 || k != "all" {
                 row("type \(k)", a.perType[k]!, blind?.blind.perType[k])
             }
-            for k in a.perAnswerType.keys.sorted() { row("answer type \(k)", a.perAnswerType[k]!, blind?.blind.perAnswerType[k]) }
+            for k in a.perAnswerType.keys.sorted() {
+                row("answer type \(k)", a.perAnswerType[k]!, blind?.blind.perAnswerType[k])
+            }
             for k in a.perTag.keys.sorted() { row("tag \(k)", a.perTag[k]!, blind?.blind.perTag[k]) }
             if let v = a.overall.vqaAccuracy { lines.append("VQA consensus accuracy: \(pct(v))") }
         }
@@ -78,7 +83,10 @@ public struct EvalReport: Codable, Equatable, Sendable {
                 String(format: "captions: %d images, CIDEr-D %.4f, BLEU-4 %.4f", c.images, c.ciderD, c.bleu4))
         }
         if let p = perplexity {
-            lines.append(String(format: "perplexity %.4f (%d tokens, mean NLL %.4f nats)", p.perplexity, p.tokens, p.meanNLL))
+            lines.append(
+                String(
+                    format: "perplexity %.4f (%d tokens, mean NLL %.4f nats)", p.perplexity, p.tokens,
+                    p.meanNLL))
         }
         return lines.joined(separator: "\n")
     }
@@ -95,7 +103,8 @@ public enum Evaluator {
     ///   - blindPredictions: answers of the same model with the image tokens zeroed (question data only).
     /// - Throws: `EvaluationError` naming the file and record for any bad input, missing or unknown ids.
     public static func score(
-        data: URL, format: EvalDataFormat? = nil, questions: URL? = nil, predictions: URL, blindPredictions: URL? = nil
+        data: URL, format: EvalDataFormat? = nil, questions: URL? = nil, predictions: URL,
+        blindPredictions: URL? = nil
     ) throws -> EvalReport {
         let fmt = try format ?? EvalDataFormat.infer(data)
         let loaded = try EvalData.load(data, format: fmt, questions: questions)
@@ -106,7 +115,8 @@ public enum Evaluator {
         report.predictions = predictions.lastPathComponent
         switch loaded {
         case .questions(let qs):
-            let main = try AnswerScoring.score(questions: qs, predictions: preds, source: predictions.lastPathComponent)
+            let main = try AnswerScoring.score(
+                questions: qs, predictions: preds, source: predictions.lastPathComponent)
             report.answers = main
             if let b = blindPredictions {
                 let blind = try AnswerScoring.score(
@@ -117,7 +127,8 @@ public enum Evaluator {
             if let b = blindPredictions {
                 throw EvaluationError(b.lastPathComponent, "blind predictions apply to question data only")
             }
-            report.captions = try CaptionScores(try examples(refs, preds, source: predictions.lastPathComponent))
+            report.captions = try CaptionScores(
+                try examples(refs, preds, source: predictions.lastPathComponent))
         }
         return report
     }
@@ -131,14 +142,16 @@ public enum Evaluator {
         if !missing.isEmpty {
             throw EvaluationError(
                 source,
-                "\(missing.count) of \(refs.count) images have no caption (first: \(missing.prefix(5).joined(separator: ", ")))")
+                "\(missing.count) of \(refs.count) images have no caption (first: \(missing.prefix(5).joined(separator: ", ")))"
+            )
         }
         let known = Set(refs.map(\.id))
         let unknown = preds.keys.filter { !known.contains($0) }.sorted()
         if !unknown.isEmpty {
             throw EvaluationError(
                 source,
-                "\(unknown.count) captions name no image in the data (first: \(unknown.prefix(5).joined(separator: ", ")))")
+                "\(unknown.count) captions name no image in the data (first: \(unknown.prefix(5).joined(separator: ", ")))"
+            )
         }
         return refs.map { CaptionExample(id: $0.id, candidate: preds[$0.id]!, references: $0.references) }
     }

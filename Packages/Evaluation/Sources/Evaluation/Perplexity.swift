@@ -40,7 +40,8 @@ public struct PerplexityAccumulator: Codable, Equatable, Sendable {
     /// The `eval.json` section.
     public func scores() throws -> PerplexityScores {
         PerplexityScores(
-            documents: documents, tokens: tokens, nllSum: nllSum, meanNLL: try meanNLL(), perplexity: try perplexity())
+            documents: documents, tokens: tokens, nllSum: nllSum, meanNLL: try meanNLL(),
+            perplexity: try perplexity())
     }
 }
 

@@ -17,7 +17,8 @@ public struct QuestionRecord: Equatable, Sendable {
     public var question: String?
 
     public init(
-        id: String, type: String = "all", answerType: String? = nil, answer: String, humanAnswers: [String] = [],
+        id: String, type: String = "all", answerType: String? = nil, answer: String,
+        humanAnswers: [String] = [],
         tags: [String] = [], question: String? = nil
     ) {
         self.id = id
@@ -100,7 +101,9 @@ public struct BlindComparison: Codable, Equatable, Sendable {
         self.blind = blind
         gainOverall = main.overall.accuracy - blind.overall.accuracy
         gainPerType = [:]
-        for (k, v) in main.perType { if let b = blind.perType[k] { gainPerType[k] = v.accuracy - b.accuracy } }
+        for (k, v) in main.perType {
+            if let b = blind.perType[k] { gainPerType[k] = v.accuracy - b.accuracy }
+        }
         gainPerTag = [:]
         for (k, v) in main.perTag { if let b = blind.perTag[k] { gainPerTag[k] = v.accuracy - b.accuracy } }
     }
@@ -125,7 +128,9 @@ public enum AnswerScoring {
     /// Scores predictions (question id -> answer) against questions.
     /// - Throws: `EvaluationError` naming the first missing ids when a question has no prediction, or
     ///   the first unknown ids when a prediction names no question, or when there are no questions.
-    public static func score(questions: [QuestionRecord], predictions: [String: String], source: String = "predictions")
+    public static func score(
+        questions: [QuestionRecord], predictions: [String: String], source: String = "predictions"
+    )
         throws -> AnswerScores
     {
         guard !questions.isEmpty else { throw EvaluationError(source, "no questions to score") }
@@ -167,11 +172,13 @@ public enum AnswerScoring {
             let p = AnswerNormalizer.normalize(predictions[q.id]!)
             let consensus =
                 q.humanAnswers.count > 1
-                ? consensusAccuracy(prediction: p, humanAnswers: q.humanAnswers.map(AnswerNormalizer.normalize))
+                ? consensusAccuracy(
+                    prediction: p, humanAnswers: q.humanAnswers.map(AnswerNormalizer.normalize))
                 : nil
             rows.append(
                 Row(
-                    correct: p == a, chance: 1 / Double(candidates[q.type]!), majority: mostFrequent[q.type] == a,
+                    correct: p == a, chance: 1 / Double(candidates[q.type]!),
+                    majority: mostFrequent[q.type] == a,
                     consensus: consensus))
         }
 
