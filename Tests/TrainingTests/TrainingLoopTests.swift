@@ -227,6 +227,8 @@ func isStructurallyZero(_ name: String) -> Bool { name.hasSuffix("self_attn.k_pr
     #expect(sink.records[2].scalars["skipped_steps"] == 1)
     #expect(s.steps[3].loss.isFinite && s.steps[4].loss.isFinite)
     #expect(t.model.namedParameters().allSatisfy { $0.1.data.scalars.allSatisfy(\.isFinite) })
+    // The memory estimate is logged once, before the first update.
+    #expect(logs.all.filter { $0.0 == .info && $0.1.contains("memory estimate: parameters") }.count == 1)
     let warnings = logs.all.filter { $0.0 == .warning }.map(\.1)
     #expect(warnings.count == 1 && warnings[0].contains("step 3") && warnings[0].contains("skipped"), "\(warnings)")
 }
