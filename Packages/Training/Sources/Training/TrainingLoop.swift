@@ -168,9 +168,14 @@ public final class Trainer {
 
     // MARK: Checkpoints
 
-    /// Dropout modules of the model by name (their generators are part of the run state).
+    /// Dropout modules of the model by name, LoRA adapters' input dropouts included
+    /// (`<linear>.lora_dropout`): their generators are part of the run state.
     var dropoutModules: [(String, Dropout)] {
-        model.namedModules().compactMap { n, m in (m as? Dropout).map { (n, $0) } }
+        model.namedModules().flatMap { n, m -> [(String, Dropout)] in
+            if let d = m as? Dropout { return [(n, d)] }
+            if let lin = m as? Linear, let d = lin.lora?.dropout { return [(n + ".lora_dropout", d)] }
+            return []
+        }
     }
 
     /// The full run state at the current step.
