@@ -89,6 +89,14 @@ let package = Package(
                 lib("Safetensors", "Checkpoint"), "SightlineTestSupport",
             ],
             path: "Tests/TrainingTests"),
+        // PyTorch interop: our exports against python/sightline_torch (skipped without torch + h5py).
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                lib("Bridges"), lib("Checkpoint"), lib("Tensor"), lib("Safetensors", "Checkpoint"),
+                "SightlineTestSupport",
+            ],
+            path: "Tests/InteropTests"),
     ],
     swiftLanguageModes: [.v5]
 )
