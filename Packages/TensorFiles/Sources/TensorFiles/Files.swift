@@ -170,13 +170,13 @@ private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
 }
 
 /// Whether `path` names a directory.
-package func isDirectory(_ path: String) -> Bool {
+@_spi(FileSupport) public func isDirectory(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
 }
 
 /// Whether anything exists at `path`.
-package func fileExists(_ path: String) -> Bool {
+@_spi(FileSupport) public func fileExists(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0
 }
