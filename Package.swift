@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                lib("Bridges"), lib("Checkpoint"), lib("Tensor"), lib("Safetensors", "Checkpoint"),
+                lib("Bridges"), lib("Checkpoint"), lib("Tensor"), lib("TensorFiles"),
                 "SightlineTestSupport",
             ],
             path: "Tests/InteropTests"),

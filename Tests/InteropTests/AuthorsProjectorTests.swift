@@ -1,5 +1,6 @@
 import Bridges
 import Checkpoint
+import TensorFiles
 import Foundation
 import SightlineTestSupport
 import Testing
@@ -60,7 +61,8 @@ import Testing
         #expect {
             _ = try ChainOfSightProjectorFile.load(try SafetensorsFile(path: path), headDim: 8)
         } throws: { error in
-            "\(error)".contains("broken.safetensors") && "\(error)".contains("missing model.mm_projector.ln_0_w2_l22_q16.bias")
+            "\(error)".contains("broken.safetensors") && "\(error)".contains("missing")
+                && "\(error)".contains("model.mm_projector.ln_0_w2_l22_q16.bias")
         }
     }
 }

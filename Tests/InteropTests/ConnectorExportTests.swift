@@ -1,5 +1,6 @@
 import Bridges
 import Checkpoint
+import TensorFiles
 import Foundation
 import SightlineTestSupport
 import Testing
@@ -69,65 +70,82 @@ import Testing
             grid: .square(4)),
     ]
 
-    /// Exports `c` at `dtype`, runs both sides, returns (ours at float32, ours reloaded from the
-    /// file, PyTorch's) outputs and the PyTorch report.
-    func exportAndRun(_ c: Case, dtype: WeightDType, seed: UInt64) throws
-        -> (ours: Tensor, reloaded: Tensor, torch: Tensor, report: TorchReport, connector: any Connector)
-    {
-        let dir = try temporaryDirectory("interop-\(c.name)")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// One exported case: our float32 output, our output from the reloaded file, the connector.
+    struct Exported {
+        var ours: Tensor
+        var reloaded: Tensor
+        var connector: any Connector
+        var job: TorchJob
+    }
+
+    /// Exports `c` at `dtype` into `dir` (weights and inputs), runs our side (the model and the
+    /// model reloaded from the file: at 16 bits, the weights PyTorch sees).
+    func export(_ c: Case, dtype: WeightDType, seed: UInt64, into dir: String) throws -> Exported {
         let connector = try makeConnector(c.configuration, seed: seed)
         randomizeParameters(connector, seed: seed)
         let levels = c.configuration.featureLevels.indices.map { i in
-            FeatureLevel(randomTensor([2, c.grid.count, c.configuration.visionDim], seed: seed &+ 100 &+ UInt64(i)), grid: c.grid)
+            FeatureLevel(
+                randomTensor([2, c.grid.count, c.configuration.visionDim], seed: seed &+ 100 &+ UInt64(i)),
+                grid: c.grid)
         }
         let ours = try connector(levels)
-
-        let weights = dir + "/connector.h5", inputs = dir + "/inputs.h5", output = dir + "/torch.h5"
+        let tag = "\(c.name)-\(dtype)"
+        let weights = dir + "/\(tag).h5", inputs = dir + "/\(tag)-inputs.h5"
         try WeightsFile.save(module: connector, to: weights, dtype: dtype, config: configJSON(c.configuration))
-        var named: [(String, Tensor)] = []
-        for (i, level) in levels.enumerated() { named.append(("x\(i)", level.features)) }
-        try WeightsFile.write(NamedTensors(named), to: inputs)
-
-        // Our own reader on the same file: at 16 bits, the weights PyTorch sees.
+        try WeightsFile.write(NamedTensors(levels.enumerated().map { ("x\($0.offset)", $0.element.features) }), to: inputs)
         let reloadedConnector = try makeConnector(c.configuration, seed: seed &+ 1)
         try WeightsFile.load(into: reloadedConnector, from: weights)
         let reloaded = try reloadedConnector(levels)
-
-        let report = try runTorchConnector(
-            weights: weights, inputs: inputs, levels: levels.count, grid: c.grid, output: output)
-        let torch = try WeightsFile.open(output).readTensor("out")
-        return (ours, reloaded, torch, report, connector)
+        let job = TorchJob(
+            weights: weights, inputs: inputs, levels: levels.count, grid: [c.grid.height, c.grid.width],
+            output: dir + "/\(tag)-torch.h5")
+        return Exported(ours: ours, reloaded: reloaded, connector: connector, job: job)
     }
 
-    @Test(Python.requires("torch", "h5py"), arguments: cases)
-    func float32ExportMatchesPyTorch(_ c: Case) throws {
-        let r = try exportAndRun(c, dtype: .float32, seed: 7)
-        let names = r.connector.stateDict().map(\.0)
-        #expect(r.report.keys == names, "\(c): state_dict keys differ from our export")
-        #expect(r.report.fileKeys == names, "\(c): file order differs from module order")
-        #expect(r.report.dtypes == ["torch.float32"])
-        try #require(r.torch.shape == r.ours.shape, "\(c): PyTorch \(r.torch.shape) vs ours \(r.ours.shape)")
-        let error = relativeError(r.ours.scalars, r.torch.scalars)
-        #expect(error <= 1e-4, "\(c): max|ours - torch| / max|torch| = \(error)")
-        #expect(r.ours.scalars == r.reloaded.scalars, "\(c): a float32 round trip must be exact")
+    @Test(Python.requires("torch", "h5py"))
+    func float32ExportsMatchPyTorch() throws {
+        let dir = try temporaryDirectory("interop-f32")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let exported = try Self.cases.map { try export($0, dtype: .float32, seed: 7, into: dir) }
+        let reports = try runTorchConnectors(exported.map(\.job), directory: dir)
+        for (c, (e, report)) in zip(Self.cases, zip(exported, reports)) {
+            let names = e.connector.stateDict().map(\.0)
+            #expect(report.keys == names, "\(c): state_dict keys differ from our export")
+            #expect(report.fileKeys == names, "\(c): file order differs from module order")
+            #expect(report.dtypes == ["torch.float32"], "\(c)")
+            let torch = try WeightsFile.open(e.job.output).readTensor("out")
+            try #require(torch.shape == e.ours.shape, "\(c): PyTorch \(torch.shape) vs ours \(e.ours.shape)")
+            let error = relativeError(e.ours.scalars, torch.scalars)
+            #expect(error <= 1e-4, "\(c): max|ours - torch| / max|torch| = \(error)")
+            #expect(e.ours.scalars == e.reloaded.scalars, "\(c): a float32 round trip must be exact")
+        }
     }
 
-    /// 16-bit exports: PyTorch gets bfloat16 / float16 tensors, computes exactly what our model
-    /// computes from the same file (1e-4), and both stay within the rounding of the stored type
-    /// from the float32 model.
-    @Test(
-        Python.requires("torch", "h5py"),
-        arguments: [(WeightDType.bfloat16, "torch.bfloat16", 3e-2), (WeightDType.float16, "torch.float16", 4e-3)])
-    func sixteenBitExportsMatchWithinRounding(_ dtype: WeightDType, _ torchName: String, _ tolerance: Double) throws {
-        for c in Self.cases where ["mlp2x_gelu", "c_abstractor", "chain_of_sight"].contains(c.name) {
-            let r = try exportAndRun(c, dtype: dtype, seed: 11)
-            #expect(r.report.dtypes == [torchName], "\(c) at \(dtype)")
-            #expect(r.report.keys == r.connector.stateDict().map(\.0))
-            try #require(r.torch.shape == r.ours.shape)
-            let same = relativeError(r.reloaded.scalars, r.torch.scalars)
+    /// 16-bit exports: PyTorch gets bfloat16 / float16 tensors, computes what our model computes from
+    /// the same file (1e-4), and both stay within the stored type's rounding of the float32 model.
+    @Test(Python.requires("torch", "h5py"))
+    func sixteenBitExportsMatchWithinRounding() throws {
+        let dir = try temporaryDirectory("interop-16")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let kinds: [(WeightDType, String, Double)] = [
+            (.bfloat16, "torch.bfloat16", 3e-2), (.float16, "torch.float16", 4e-3),
+        ]
+        let chosen = Self.cases.filter { ["mlp2x_gelu", "attention_pooling", "c_abstractor", "chain_of_sight"].contains($0.name) }
+        var runs: [(Case, WeightDType, String, Double, Exported)] = []
+        for (dtype, torchName, tolerance) in kinds {
+            for c in chosen {
+                runs.append((c, dtype, torchName, tolerance, try export(c, dtype: dtype, seed: 11, into: dir)))
+            }
+        }
+        let reports = try runTorchConnectors(runs.map(\.4.job), directory: dir)
+        for ((c, dtype, torchName, tolerance, e), report) in zip(runs, reports) {
+            #expect(report.dtypes == [torchName], "\(c) at \(dtype)")
+            #expect(report.keys == e.connector.stateDict().map(\.0), "\(c) at \(dtype)")
+            let torch = try WeightsFile.open(e.job.output).readTensor("out")
+            try #require(torch.shape == e.ours.shape)
+            let same = relativeError(e.reloaded.scalars, torch.scalars)
             #expect(same <= 1e-4, "\(c) at \(dtype): ours from the file vs PyTorch \(same)")
-            let rounding = relativeError(r.torch.scalars, r.ours.scalars)
+            let rounding = relativeError(torch.scalars, e.ours.scalars)
             #expect(rounding <= tolerance, "\(c) at \(dtype): vs the float32 model \(rounding)")
             #expect(rounding > 0, "\(c) at \(dtype): the stored weights were not rounded")
         }

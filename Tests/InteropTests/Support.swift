@@ -1,5 +1,6 @@
 import Bridges
 import Checkpoint
+import TensorFiles
 import Foundation
 import SightlineTestSupport
 import Testing
@@ -62,37 +63,45 @@ struct TorchReport: Decodable {
     var fileKeys: [String]
 }
 
-/// Runs `sightline_torch` on an exported connector: builds the module from the file's `config`
-/// attribute, loads `weights` with `strict=True` into a float32 module, applies it to the inputs
-/// `x0`, `x1`, ... of `inputs` (a weights file) on `grid`, and writes the output as `out` into
-/// `output`.
-/// - Returns: the report printed on stdout.
-func runTorchConnector(weights: String, inputs: String, levels: Int, grid: Grid, output: String) throws
-    -> TorchReport
-{
+/// One connector run for the PyTorch side: the exported `weights`, the inputs `x0`, `x1`, ... in
+/// `inputs` (a weights file) on `grid`, and where to write the output.
+struct TorchJob: Encodable {
+    var weights: String
+    var inputs: String
+    var levels: Int
+    var grid: [Int]
+    var output: String
+}
+
+/// Runs `sightline_torch` on exported connectors, all in one Python process (torch imports once):
+/// for each job, builds the module from the file's `config` attribute, loads `weights` with
+/// `strict=True` into a float32 module, applies it to the inputs and writes the output as `out` into
+/// `job.output`.
+/// - Returns: one report per job, in order.
+func runTorchConnectors(_ jobs: [TorchJob], directory: String) throws -> [TorchReport] {
+    let manifest = directory + "/jobs.json"
+    try JSONEncoder().encode(jobs).write(to: URL(fileURLWithPath: manifest))
     let code = """
         import json, sys, torch
         import sightline_torch as st
-        weights, inputs, output = sys.argv[1], sys.argv[2], sys.argv[3]
-        levels, grid = int(sys.argv[4]), (int(sys.argv[5]), int(sys.argv[6]))
-        state = st.load_weights(weights)
-        module = st.build_connector(st.config(weights)).float()
-        module.load_state_dict(state, strict=True)
-        module.eval()
-        x = st.load_weights(inputs)
-        with torch.no_grad():
-            y = module([x[f"x{i}"] for i in range(levels)], grid=grid)
-        st.save_weights({"out": y}, output)
-        print(json.dumps({"keys": list(module.state_dict()), "fileKeys": list(state),
-                          "dtypes": sorted({str(t.dtype) for t in state.values()})}))
+        for job in json.load(open(sys.argv[1])):
+            state = st.load_weights(job["weights"])
+            module = st.build_connector(st.config(job["weights"])).float()
+            module.load_state_dict(state, strict=True)
+            module.eval()
+            x = st.load_weights(job["inputs"])
+            with torch.no_grad():
+                y = module([x[f"x{i}"] for i in range(job["levels"])], grid=tuple(job["grid"]))
+            st.save_weights({"out": y}, job["output"])
+            print(json.dumps({"keys": list(module.state_dict()), "fileKeys": list(state),
+                              "dtypes": sorted({str(t.dtype) for t in state.values()})}))
         """
-    let run = try Python.run(
-        ["-c", code, weights, inputs, output, String(levels), String(grid.height), String(grid.width)],
-        timeout: 300, environment: sightlineTorchEnvironment)
-    guard run.status == 0, let line = run.stdout.split(separator: "\n").last else {
+    let run = try Python.run(["-c", code, manifest], timeout: 300, environment: sightlineTorchEnvironment)
+    let lines = run.stdout.split(separator: "\n").filter { $0.hasPrefix("{") }
+    guard run.status == 0, lines.count == jobs.count else {
         throw TestFailure("sightline_torch failed (status \(run.status)):\n\(run.output)")
     }
-    return try JSONDecoder().decode(TorchReport.self, from: Data(line.utf8))
+    return try lines.map { try JSONDecoder().decode(TorchReport.self, from: Data($0.utf8)) }
 }
 
 /// A failure with a message (Python output, a missing file).

@@ -1,6 +1,6 @@
 import Foundation
-import Safetensors
 import Tensor
+import TensorFiles
 
 /// The Chain-of-Sight authors' projector file: their LLaVA-based trainer saves the resampler alone
 /// (`mm_projector.bin`, a PyTorch pickle) with its `state_dict` names under `model.mm_projector.`.
@@ -70,34 +70,20 @@ public enum ChainOfSightProjectorFile {
     }
 
     /// Builds the Chain-of-Sight connector a projector file describes and loads every tensor under
-    /// `prefix` into it strictly.
-    /// - Throws: `TensorError` naming the file and every missing, unexpected or mis-shaped key (with
-    ///   both shapes); `TensorFileError` when a tensor cannot be read.
+    /// `prefix` into it strictly with the shared `WeightLoader` (keys outside `prefix` are skipped).
+    /// - Throws: `TensorError` when the names do not describe a Chain-of-Sight projector; `LoadError`
+    ///   (the whole report: every missing, unexpected or mis-shaped key with both shapes);
+    ///   `TensorFileError` when a tensor cannot be read.
     public static func load(
         _ source: TensorSource, prefix: String = prefix, grid: Grid? = nil, headDim: Int = 64
     ) throws -> ChainOfSight {
         let config = try configuration(source, prefix: prefix, grid: grid, headDim: headDim)
         let connector = try ChainOfSight(config)
-        let expected = Dictionary(uniqueKeysWithValues: connector.stateDict().map { ($0.0, $0.1.shape) })
-        var problems: [String] = []
-        var found = Set<String>()
-        for info in source.tensorInfos where info.name.hasPrefix(prefix) {
-            let name = String(info.name.dropFirst(prefix.count))
-            guard let shape = expected[name] else {
-                problems.append("unexpected \(info.name)")
-                continue
-            }
-            found.insert(name)
-            if shape != info.shape { problems.append("\(info.name): file \(info.shape) vs connector \(shape)") }
-        }
-        for (name, _) in connector.stateDict() where !found.contains(name) {
-            problems.append("missing \(prefix)\(name)")
-        }
-        guard problems.isEmpty else {
-            throw TensorError("ChainOfSightProjectorFile", "\(source.path): " + problems.joined(separator: "; "))
-        }
-        for (name, _) in connector.stateDict() {
-            connector.tensorSlot(named: name)!.set(try source.readTensor(prefix + name))
+        let expected = connector.stateDict().map { ExpectedTensor(prefix + $0.0, shape: $0.1.shape) }
+        let (tensors, _) = try WeightLoader.load(
+            from: source, expected: expected, options: LoadOptions(strict: true, prefix: prefix))
+        for (name, t) in tensors {
+            connector.tensorSlot(named: String(name.dropFirst(prefix.count)))!.set(t)
         }
         return connector
     }
