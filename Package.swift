@@ -123,6 +123,14 @@ let package = Package(
             name: "TrainerTests",
             dependencies: [lib("Datasets"), "SightlineTestSupport"],
             path: "Tests/TrainerTests"),
+        // PyTorch interop: our exports against python/sightline_torch (skipped without torch + h5py).
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                lib("Bridges"), lib("Checkpoint"), lib("Tensor"), lib("TensorFiles"),
+                "SightlineTestSupport",
+            ],
+            path: "Tests/InteropTests"),
     ],
     swiftLanguageModes: [.v5]
 )
