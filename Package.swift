@@ -27,7 +27,8 @@ let package = Package(
             name: "Trainer",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
-                lib("Logging", "swift-log"),
+                lib("Logging", "swift-log"), lib("Datasets"), lib("DatasetsImages", "Datasets"),
+                lib("ImagePipeline", "Vision"),
             ],
             path: "Apps/Trainer"),
         .executableTarget(

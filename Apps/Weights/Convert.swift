@@ -26,7 +26,14 @@ struct Convert: ParsableCommand {
     var config: String?
 
     func run() throws {
-        let source = try openTensorFile(input)
+        // Writing onto the input would replace it (lossily for float16/bfloat16) with no way back.
+        if sameFile(input, output)
+            || (isDirectoryPath(input) && FileManager.default.fileExists(atPath: output)
+                && sameFile(input, (output as NSString).deletingLastPathComponent))
+        {
+            throw ValidationError("output \(output) is the input \(input); write to another file")
+        }
+        let source = try openTensorFileGuarded(input)
         var configText: String?
         if let config {
             configText = try String(contentsOfFile: config, encoding: .utf8)

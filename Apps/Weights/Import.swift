@@ -54,6 +54,22 @@ struct Import: ParsableCommand {
             module = model
             config = try JSONEncoder().encode(model.config)
         case .llama:
+            // Config and tensor table first: nothing is allocated for a config the weights cannot fill.
+            let configPath = directory + "/config.json"
+            let llamaConfig: LlamaConfig
+            do {
+                llamaConfig = try LlamaConfig.load(contentsOf: URL(fileURLWithPath: configPath))
+                try llamaConfig.validate()
+            } catch let e as TensorError {
+                throw ValidationError("\(configPath): \(e.message)")
+            }
+            let table = try openSafetensors(directory)
+            let available = table.tensorInfos.reduce(0) { $0 &+ $1.elementCount }
+            if let need = llamaConfig.checkedParameterCount, need > available {
+                throw ValidationError(
+                    "\(configPath) describes a model of \(need) parameters but the weights in \(table.path) hold \(available) values"
+                )
+            }
             let (model, _) = try LlamaForCausalLM.load(directory: URL(fileURLWithPath: directory)) { url in
                 var out: [String: Tensor] = [:]
                 for (name, t) in try openSafetensors(url.path).readAll() { out[name] = t }

@@ -17,6 +17,7 @@ public enum BuiltinImageCodec {
         let data: Data
         switch ref {
         case .file(let u):
+            try requireRegularFile(u, step: "image")
             guard let d = try? Data(contentsOf: u) else {
                 throw DatasetError("image", "\(u.lastPathComponent): missing or unreadable image")
             }
@@ -80,7 +81,12 @@ public enum BuiltinImageCodec {
                 throw DatasetError("image", "\(name): PNG \(type) chunk fails its CRC")
             }
             if type == "IHDR" {
+                guard body.count >= 13 else { throw DatasetError("image", "\(name): PNG header chunk too short") }
                 width = be32(body, 0); height = be32(body, 4)
+                // 2^31 per side is PNG's own limit; the product is bounded by the data checked below.
+                guard width <= 1 << 31, height <= 1 << 31, width * height <= 1 << 32 else {
+                    throw DatasetError("image", "\(name): PNG of \(width) x \(height) pixels is too large")
+                }
                 guard body[8] == 8, body[12] == 0 else {
                     throw DatasetError("image", "\(name): only 8-bit non-interlaced PNG")
                 }

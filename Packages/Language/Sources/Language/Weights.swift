@@ -106,30 +106,45 @@ extension LlamaForCausalLM {
         directory: URL, readSafetensors: (URL) throws -> [String: Tensor]
     ) throws -> (LlamaForCausalLM, WeightLoadReport) {
         let fm = FileManager.default
-        let config = try LlamaConfig.load(contentsOf: directory.appendingPathComponent("config.json"))
+        let configURL = directory.appendingPathComponent("config.json")
+        let config: LlamaConfig
+        do {
+            config = try LlamaConfig.load(contentsOf: configURL)
+            try config.validate()
+        } catch let e as TensorError {
+            throw TensorError("load_pretrained", "\(configURL.path): \(e.message)")
+        } catch {
+            throw TensorError("load_pretrained", "\(configURL.path): not a Llama config: \(error)")
+        }
         let single = directory.appendingPathComponent("model.safetensors")
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         var tensors: [String: Tensor] = [:]
         if fm.fileExists(atPath: single.path) {
             tensors = try readSafetensors(single)
         } else if fm.fileExists(atPath: index.path) {
-            guard
-                let root = try JSONSerialization.jsonObject(with: Data(contentsOf: index)) as? [String: Any],
-                let map = root["weight_map"] as? [String: String]
-            else { throw TensorError("load_pretrained", "\(index.path) has no weight_map") }
+            let map = try shardMap(index)
             for file in Set(map.values).sorted() {
                 let url = directory.appendingPathComponent(file)
                 guard fm.fileExists(atPath: url.path) else {
-                    throw TensorError(
-                        "load_pretrained", "shard \(file) listed in \(index.lastPathComponent) is missing")
+                    throw TensorError("load_pretrained", "\(index.path): shard \(file) is missing")
                 }
-                for (k, v) in try readSafetensors(url) { tensors[k] = v }
+                for (k, v) in try readSafetensors(url) {
+                    guard let listed = map[k] else {
+                        throw TensorError(
+                            "load_pretrained", "\(index.path): tensor \(k) in shard \(file) is not in weight_map")
+                    }
+                    guard listed == file else {
+                        throw TensorError(
+                            "load_pretrained", "\(index.path): tensor \(k) is in shard \(file) but weight_map says \(listed)")
+                    }
+                    tensors[k] = v
+                }
             }
             let absent = map.keys.filter { tensors[$0] == nil }.sorted()
             guard absent.isEmpty else {
                 throw TensorError(
                     "load_pretrained",
-                    "tensors listed in the index but not in their shards: \(absent.prefix(8))")
+                    "\(index.path): tensors listed in weight_map but not in their shards: \(absent.prefix(8))")
             }
         } else {
             throw TensorError(
@@ -137,5 +152,33 @@ extension LlamaForCausalLM {
                 "\(directory.path) has neither model.safetensors nor model.safetensors.index.json")
         }
         return try load(config: config, tensors: tensors)
+    }
+
+    /// The `weight_map` of a shard index, each shard a plain file name in the index's directory.
+    /// - Throws: `TensorError` naming the index for bad JSON, a missing map, or a shard name that is
+    ///   empty, `.`/`..`, holds a `/` or `\\` or NUL (so could leave the directory).
+    static func shardMap(_ index: URL) throws -> [String: String] {
+        let data: Data
+        do { data = try Data(contentsOf: index) } catch {
+            throw TensorError("load_pretrained", "\(index.path): cannot read: \(error.localizedDescription)")
+        }
+        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let raw = root["weight_map"] as? [String: Any]
+        else { throw TensorError("load_pretrained", "\(index.path): no weight_map object") }
+        var map: [String: String] = [:]
+        for (k, v) in raw {
+            guard let shard = v as? String else {
+                throw TensorError("load_pretrained", "\(index.path): weight_map value of \(k) is not a string")
+            }
+            guard !shard.isEmpty, shard != ".", shard != "..", !shard.contains("/"), !shard.contains("\\"),
+                !shard.utf8.contains(0)
+            else {
+                throw TensorError(
+                    "load_pretrained",
+                    "\(index.path): shard name '\(shard.prefix(80))' of \(k) is not a file name in the index's directory")
+            }
+            map[k] = shard
+        }
+        return map
     }
 }

@@ -6,8 +6,15 @@ import Vision
 public struct ImageLimits: Sendable, Equatable {
     /// Largest `width * height` accepted (a decompression-bomb guard); 0 for no limit.
     public var maxPixels: Int
+    /// Largest buffer taken for one PNG ancillary chunk (text, ICC profile, EXIF), stored or
+    /// decompressed, in bytes: a chunk's length field is checked against it before anything is
+    /// allocated.
+    public var maxChunkBytes: Int
 
-    public init(maxPixels: Int = 100_000_000) { self.maxPixels = maxPixels }
+    public init(maxPixels: Int = 100_000_000, maxChunkBytes: Int = 16 << 20) {
+        self.maxPixels = maxPixels
+        self.maxChunkBytes = maxChunkBytes
+    }
 }
 
 /// The file formats the pipeline reads and writes.
@@ -38,6 +45,11 @@ public enum ImageCodec {
         contentsOf path: String, limits: ImageLimits = ImageLimits(), applyOrientation: Bool = true
     ) throws -> Image {
         let data: Data
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            // Reading a FIFO would wait for a writer for ever.
+            throw VisionError(path, "not a regular file")
+        }
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
@@ -58,7 +70,7 @@ public enum ImageCodec {
         var raw = sl_image()
         let status = bytes.withUnsafeBufferPointer { buf -> Int32 in
             switch format {
-            case .png: return sl_decode_png(buf.baseAddress, buf.count, Int64(limits.maxPixels), &raw)
+            case .png: return sl_decode_png(buf.baseAddress, buf.count, Int64(limits.maxPixels), max(limits.maxChunkBytes, 1), &raw)
             case .jpeg: return sl_decode_jpeg(buf.baseAddress, buf.count, Int64(limits.maxPixels), &raw)
             }
         }
