@@ -58,6 +58,31 @@ public enum ImageCodec {
         return try decode(Array(data), name: path, limits: limits, applyOrientation: applyOrientation)
     }
 
+    /// Walks the PNG chunk list before libpng sees it: a chunk's length field is only a claim, and
+    /// libpng allocates what it claims before reading. Every chunk must fit in the bytes that follow
+    /// it, and an ancillary chunk (text, ICC profile, EXIF, unknown) may not exceed
+    /// `limits.maxChunkBytes`; image data (IDAT) is bounded by the file alone.
+    static func checkPNGChunks(_ b: [UInt8], name: String, limits: ImageLimits) throws {
+        var i = 8
+        while i + 8 <= b.count {
+            let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
+            let type = String(decoding: b[(i + 4)..<(i + 8)], as: UTF8.self)
+            guard length <= b.count - i - 12 else {
+                throw VisionError(
+                    name,
+                    "PNG chunk '\(type)' at byte \(i) claims \(length) bytes but only \(max(0, b.count - i - 12)) follow (truncated or corrupt)")
+            }
+            let critical = b[i + 4] & 0x20 == 0
+            if !critical && length > limits.maxChunkBytes {
+                throw VisionError(
+                    name,
+                    "PNG chunk '\(type)' of \(length) bytes is over the limit of \(limits.maxChunkBytes) (ImageLimits.maxChunkBytes)")
+            }
+            if type == "IEND" { return }
+            i += 12 + length
+        }
+    }
+
     /// Decodes image bytes; errors name `name`.
     public static func decode(
         _ bytes: [UInt8], name: String, limits: ImageLimits = ImageLimits(), applyOrientation: Bool = true
@@ -67,6 +92,7 @@ public enum ImageCodec {
             let head = bytes.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
             throw VisionError(name, "not a PNG or JPEG file (starts with \(head))")
         }
+        if format == .png { try checkPNGChunks(bytes, name: name, limits: limits) }
         var raw = sl_image()
         let status = bytes.withUnsafeBufferPointer { buf -> Int32 in
             switch format {
