@@ -27,7 +27,7 @@ let package = Package(
             name: "Trainer",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
-                lib("Logging", "swift-log"), lib("Datasets"), lib("DatasetsImages", "Datasets"),
+                lib("Logging", "swift-log"), lib("Datasets"),
                 lib("ImagePipeline", "Vision"),
             ],
             path: "Apps/Trainer"),
@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(
             name: "DatasetsTests",
             dependencies: [
-                lib("Datasets"), lib("DatasetsImages", "Datasets"), lib("Tensor"), lib("Language"),
+                lib("Datasets"), lib("Tensor"), lib("Language"), lib("Vision"),
                 lib("ImagePipeline", "Vision"), "SightlineTestSupport",
             ],
             path: "Tests/DatasetsTests"),

@@ -21,7 +21,7 @@ let package = Package(
                 .product(name: "Layers", package: "Tensor"), .product(name: "Optim", package: "Optim"),
                 .product(name: "Bridges", package: "Bridges"),
                 .product(name: "Language", package: "Language"),
-                .product(name: "Datasets", package: "Datasets"), .product(name: "DatasetsImages", package: "Datasets"),
+                .product(name: "Datasets", package: "Datasets"),
             ]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
 # Installs what Sightline needs on Debian 12 and is missing: the system libraries (OpenBLAS, HDF5,
-# libjpeg-turbo and libpng for the image pipeline)
-# and, for the tests that check files with the Python readers, h5py, numpy and safetensors. Idempotent.
+# libjpeg-turbo and libpng for the image pipeline) and, for the tests that check our files with the
+# Python readers, h5py, numpy and safetensors. Idempotent.
+#
+#   scripts/setup.sh            the libraries and the Python file readers
+#   scripts/setup.sh --interop  also CPU torch, transformers, peft and tensorboard (pinned), which the
+#                               HF/PEFT/TensorBoard interop tests need; scripts/test.sh asks for it.
+#
+# The Python packages go into the interpreter the tests use: SIGHTLINE_PYTHON, else python3.
 set -euo pipefail
+
+interop=0
+for arg in "$@"; do
+  case "$arg" in
+    --interop) interop=1 ;;
+    *) echo "setup: unknown option $arg (expected --interop)" >&2; exit 2 ;;
+  esac
+done
 
 apt_packages=(libopenblas-dev libhdf5-dev pkg-config libjpeg-dev libpng-dev)
 pip_packages=(h5py numpy safetensors)
+# The interop stack, pinned (the versions the committed fixtures and checks were made with are in
+# Tests/Fixtures/VERSIONS.md). torch comes from PyTorch's CPU wheel index: no CUDA download.
+torch_pin="torch==2.13.0"
+interop_pins=(transformers==5.25.0 peft==0.21.2 tensorboard==2.21.0)
+python="${SIGHTLINE_PYTHON:-python3}"
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -20,14 +39,28 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+pip_install() {
+  "$python" -m pip install -q "$@" 2>/dev/null || "$python" -m pip install -q --break-system-packages "$@"
+}
+
 if [ "${SIGHTLINE_SKIP_PIP:-0}" != 1 ]; then
   py_missing=()
   for p in "${pip_packages[@]}"; do
-    python3 -c "import $p" 2>/dev/null || py_missing+=("$p")
+    "$python" -c "import $p" 2>/dev/null || py_missing+=("$p")
   done
   if ((${#py_missing[@]})); then
     echo "setup: pip installing ${py_missing[*]}"
-    python3 -m pip install -q "${py_missing[@]}" 2>/dev/null \
-      || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
+    pip_install "${py_missing[@]}"
+  fi
+  if ((interop)); then
+    if ! "$python" -c "import torch" 2>/dev/null; then
+      echo "setup: pip installing $torch_pin (CPU wheel)"
+      pip_install "$torch_pin" --index-url https://download.pytorch.org/whl/cpu \
+        --extra-index-url https://pypi.org/simple
+    fi
+    if ! "$python" -c "import transformers, peft, tensorboard" 2>/dev/null; then
+      echo "setup: pip installing ${interop_pins[*]}"
+      pip_install "${interop_pins[@]}"
+    fi
   fi
 fi

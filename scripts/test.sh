@@ -1,7 +1,23 @@
 #!/usr/bin/env bash
-# The whole test suite: install what is missing, then build and run every package's tests in
-# release (numeric Swift in debug is too slow for the gradient checks).
+# The whole test suite: install what is missing (the interop stack included), then build and run every
+# package's tests in release (numeric Swift in debug is too slow for the gradient checks).
+# Under CI (CI=true) a skipped test fails the run: every HF/PEFT/Python interop test must execute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-swift test -c release "$@"
+bash scripts/setup.sh --interop
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+swift test -c release "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+if [ "${CI:-}" = true ]; then
+  skipped="$(grep -E '(Test|Suite) .* skipped' "$log" || true)"
+  if [ -n "$skipped" ]; then
+    echo "test.sh: CI requires every test to run; these were skipped:" >&2
+    echo "$skipped" >&2
+    exit 1
+  fi
+  echo "test.sh: no test was skipped"
+fi

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Datasets
-import DatasetsImages
 import Foundation
 import ImagePipeline
 

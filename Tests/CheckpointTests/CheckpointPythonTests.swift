@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Tensor
 import Testing
 
@@ -7,7 +8,7 @@ import Testing
 /// safetensors, and a torch.save-style zip made with pickle + zipfile, since torch is not installed).
 /// Runs wherever `python3` exists; skipped only when it does not. A missing h5py, numpy or safetensors
 /// fails the test (scripts/setup.sh installs them).
-@Suite(.enabled(if: python3Available, "python3 is not installed"))
+@Suite(Python.requires("h5py", "numpy", "safetensors"))
 struct CheckpointPythonTests {
     static let readScript = #"""
         import json, struct, sys

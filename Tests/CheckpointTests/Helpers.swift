@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Tensor
 import Testing
 
@@ -232,20 +233,15 @@ func weightsExecutable() -> String? {
     return nil
 }
 
-/// Whether `python3` runs here.
-let python3Available: Bool = {
-    (try? runProcess("/usr/bin/env", ["python3", "-c", "print(1)"], timeout: 30))?.status == 0
-}()
-
-/// Runs a Python script with arguments; fails the test (rather than skipping) when a module it
-/// imports is missing, since scripts/setup.sh installs them.
+/// Runs a Python script with arguments through the tests' one interpreter rule (`Python`); fails the
+/// test (rather than skipping) when it fails, since scripts/setup.sh installs what it imports.
 func runPython(_ script: String, _ arguments: [String], in dir: TempDir) throws -> String {
     let file = dir.file("script-\(UUID().uuidString.prefix(6)).py")
     try script.write(toFile: file, atomically: true, encoding: .utf8)
-    let r = try runProcess("/usr/bin/env", ["python3", file] + arguments, timeout: 120)
+    let r = try Python.run([file] + arguments, timeout: 120)
     guard r.status == 0 else {
         throw TestFailure(
-            "python3 failed (status \(r.status)); scripts/setup.sh installs h5py, numpy and safetensors:\n\(r.stderr)"
+            "\(Python.interpreter) failed (status \(r.status)); scripts/setup.sh installs h5py, numpy and safetensors:\n\(r.stderr)"
         )
     }
     return r.stdout

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Tensor
 import Testing
 
@@ -300,7 +301,7 @@ struct DiskFullTests {
     }
 }
 
-@Suite(.enabled(if: python3Available, "python3 is not installed"))
+@Suite(Python.requires("numpy", "h5py"))
 struct ForeignHDF5Tests {
     static let script = #"""
         import sys, numpy as np, h5py
@@ -348,5 +349,23 @@ struct ForeignHDF5Tests {
         // The external link is not followed: only the local dataset is listed.
         let f = try WeightsFile.open(dir.file("link.h5"))
         #expect(f.tensorInfos.map(\.name) == ["local"])
+    }
+}
+
+@Suite(.serialized, .enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
+struct AppendOnAFullDiskTests {
+    /// A metrics-style append that does not fit fails naming the file and leaves the file at its
+    /// previous contents (no partial record).
+    @Test func appendOnAFullDiskKeepsThePreviousRecords() throws {
+        let disk = try #require(SmallDisk(kilobytes: 64))
+        defer { disk.cleanup() }
+        let path = disk.file("metrics.jsonl")
+        try DurableFile.append(Array("{\"step\": 1}\n".utf8), to: path)
+        try DurableFile.append(Array("{\"step\": 2}\n".utf8), to: path)
+        let before = fileBytes(path)
+        let text = errorText { try DurableFile.append([UInt8](repeating: 0x41, count: 200_000), to: path) }
+        #expect(text?.hasPrefix(path) == true, "\(text ?? "no error")")
+        #expect(fileBytes(path) == before)
+        #expect(String(decoding: before, as: UTF8.self) == "{\"step\": 1}\n{\"step\": 2}\n")
     }
 }

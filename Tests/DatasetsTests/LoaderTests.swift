@@ -8,7 +8,7 @@ func writeMixtureSources(_ tag: String) throws -> [(SourceFormat, URL)] {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
         "datasets-loader-\(tag)-\(getpid())")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let img = fixtures.appendingPathComponent("images/red.ppm").path
+    let img = fixtures.appendingPathComponent("images/red.png").path
     var rng = SplitMix64(seed: 5)
     func words() -> String {
         (0..<(3 + rng.next(below: 40))).map { _ in
@@ -37,7 +37,7 @@ func makeLoader(
     }
     let builder = DocumentBuilder(
         encode: { $0.split(separator: " ").map { 10 + $0.count } }, bos: 1, eos: 2,
-        preprocessor: BuiltinImageCodec.preprocessor(size: 4))
+        preprocessor: PipelineImages.clip(size: 4))
     let packing = PackingConfig(sequenceLength: 96, maxImages: 3, imageTokenId: 3, padTokenId: 0) { img in
         9 * img.cropCount
     }

@@ -1,5 +1,4 @@
 import Datasets
-import DatasetsImages
 import Foundation
 import ImagePipeline
 import Tensor
@@ -31,8 +30,6 @@ import Vision
     try Data(manifest.utf8).write(to: dir.appendingPathComponent("m.jsonl"))
     try tar.archive.write(to: dir.appendingPathComponent("s.tar"))
 
-    // The built-in codec cannot read compressed PNG or JPEG; Vision's can.
-    #expect(throws: DatasetError.self) { try BuiltinImageCodec.decode(.file(dir.appendingPathComponent("0.png"))) }
     for (i, s) in scenes.enumerated() {
         let exact = try PipelineImages.decode(.file(dir.appendingPathComponent("\(i).png")))
         #expect(exact.scalars == w.render(s).scalars, "PNG is lossless")

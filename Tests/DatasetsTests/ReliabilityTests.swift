@@ -123,29 +123,4 @@ private func readRecords(_ format: SourceFormat, _ files: [URL], maxRecordBytes:
             #expect(p.contains { $0.description.contains("escape.tar") && $0.description.contains("'..'") }, "\(bad): \(p)")
         }
     }
-
-    /// The built-in PNG reader refuses an absurd header size instead of overflowing.
-    @Test func builtinPNGRefusesHugeDimensions() throws {
-        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 255), UInt8(v >> 8 & 255), UInt8(v & 255)] }
-        func crc(_ b: [UInt8]) -> UInt32 {
-            var c: UInt32 = 0xFFFF_FFFF
-            for x in b {
-                c ^= UInt32(x)
-                for _ in 0..<8 { c = c & 1 == 1 ? (c >> 1) ^ 0xEDB8_8320 : c >> 1 }
-            }
-            return ~c
-        }
-        func chunk(_ t: String, _ body: [UInt8]) -> [UInt8] {
-            be(UInt32(body.count)) + Array(t.utf8) + body + be(crc(Array(t.utf8) + body))
-        }
-        let png =
-            [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", be(0x7FFF_FFFF) + be(0x7FFF_FFFF) + [8, 6, 0, 0, 0])
-            + chunk("IDAT", [0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF]) + chunk("IEND", [])
-        do {
-            _ = try BuiltinImageCodec.decode(.bytes(Data(png), name: "huge.png"))
-            Issue.record("decoded")
-        } catch let e as DatasetError {
-            #expect(e.message.contains("huge.png"), "\(e)")
-        }
-    }
 }

@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import SightlineTestSupport
+import Tensor
 import Testing
 
 let fixtures = fixtureDirectory("datasets")
@@ -36,7 +37,7 @@ func texts(_ s: Sample) -> [String] {
     // The builder decodes images: the missing (line 4) and corrupt (line 5) images are errors naming the line.
     let b = DocumentBuilder(
         encode: { $0.split(separator: " ").map { _ in 5 } }, eos: 2,
-        preprocessor: BuiltinImageCodec.preprocessor(size: 4))
+        preprocessor: PipelineImages.clip(size: 4))
     let d = try b.build(samples[0])
     #expect(d.images.count == 1 && d.images[0].pixels.shape == [1, 3, 4, 4] && d.tokens == [-1, 5, 5, 5, 2])
     #expect(d.supervised == [false, true, true, true, true])
@@ -45,9 +46,9 @@ func texts(_ s: Sample) -> [String] {
             #expect(e.message.hasPrefix(s.name) && e.message.contains(what), "\(e)")
         }
     }
-    // The decoded pixels are the file's: red PPM, blue PNG.
-    let red = try BuiltinImageCodec.decode(.file(fixtures.appendingPathComponent("images/red.ppm")))
-    let blue = try BuiltinImageCodec.decode(.file(fixtures.appendingPathComponent("images/blue.png")))
+    // The decoded pixels are the files': red and blue PNGs.
+    let red = try PipelineImages.decode(.file(fixtures.appendingPathComponent("images/red.png")))
+    let blue = try PipelineImages.decode(.file(fixtures.appendingPathComponent("images/blue.png")))
     #expect(red.shape == [3, 3, 4] && red.scalars[0] == 1 && red.scalars[12] == 0)
     #expect(blue.shape == [3, 4, 5] && blue.scalars[0] == 0 && blue.scalars[40] == 1)
 }
@@ -82,7 +83,7 @@ func texts(_ s: Sample) -> [String] {
     // Sample [3] has no assistant turn: the builder rejects it, naming it.
     let b = DocumentBuilder(
         encode: { Array($0.utf8).map(Int.init) }, eos: 2,
-        preprocessor: BuiltinImageCodec.preprocessor(size: 2))
+        preprocessor: PipelineImages.clip(size: 2))
     let first = try b.build(samples[0])
     #expect(first.images.count == 1 && first.tokens.filter { $0 == -1 }.count == 1)
     let supervisedText = String(
@@ -102,9 +103,9 @@ func texts(_ s: Sample) -> [String] {
     #expect(samples[2].imageCount == 1)
     // c has no image; the second shard's second header is corrupt (reported with the member before it).
     #expect(
-        log.problems.map(\.location) == ["shard-000.tar:c", "shard-001-corrupt.tar:f.ppm"], "\(log.problems)")
+        log.problems.map(\.location) == ["shard-000.tar:c", "shard-001-corrupt.tar:f.png"], "\(log.problems)")
     #expect(log.problems[1].message.contains("bad header checksum"))
-    let b = DocumentBuilder(encode: { _ in [7] }, preprocessor: BuiltinImageCodec.preprocessor(size: 2))
+    let b = DocumentBuilder(encode: { _ in [7] }, preprocessor: PipelineImages.clip(size: 2))
     #expect(try b.build(samples[0]).images.count == 1)
     do { _ = try b.build(samples[3]); Issue.record("expected an image error") } catch let e as DatasetError {
         #expect(e.message.hasPrefix("shard-000.tar:e") && e.message.contains("e.png"), "\(e)")
@@ -112,7 +113,7 @@ func texts(_ s: Sample) -> [String] {
     // Our own writer's archives read back.
     var w = TarWriter()
     w.add("k1.txt", Data("hello".utf8))
-    w.add("k1.ppm", Data("P6\n1 1\n255\n".utf8) + Data([1, 2, 3]))
+    w.add("k1.png", try PipelineImages.encodePNG(Tensor(shape: [3, 1, 1], scalars: [1, 0, 0])))
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("datasets-writer-\(getpid()).tar")
     try w.archive.write(to: url)
     defer { try? FileManager.default.removeItem(at: url) }

@@ -10,7 +10,7 @@ func contents(_ s: Sample) throws -> (texts: [String], images: [[Float]]) {
     for p in s.parts {
         switch p {
         case .text(let t, let sup): texts.append((sup ? "+" : "-") + t)
-        case .image(let r): images.append(try BuiltinImageCodec.decode(r).scalars)
+        case .image(let r): images.append(try PipelineImages.decode(r).scalars)
         }
     }
     return (texts, images)

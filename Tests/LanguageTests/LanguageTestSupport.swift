@@ -71,17 +71,6 @@ func loadFixtureModel(_ name: String) throws -> LlamaForCausalLM {
 /// max|a - b| / max|b| over whole tensors.
 func relErr(_ a: Tensor, _ b: Tensor) -> Double { relativeError(a.scalars, b.scalars) }
 
-/// The Python used by the optional HF/PEFT checks (`SIGHTLINE_PYTHON`, default the dev venv), or nil
-/// after printing why `test` is skipped.
-func pythonForHFChecks(_ test: String) -> String? {
-    let python = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "/tmp/torchenv/bin/python"
-    guard FileManager.default.isExecutableFile(atPath: python) else {
-        print("skipped \(test): no Python at \(python) (set SIGHTLINE_PYTHON)")
-        return nil
-    }
-    return python
-}
-
 /// An empty directory under the temporary directory, named by `tag` and the process id.
 func freshTemporaryDirectory(_ tag: String) throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sightline-\(tag)-\(getpid())")

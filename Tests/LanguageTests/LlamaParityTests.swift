@@ -242,8 +242,7 @@ import Testing
 }
 
 @Suite struct LlamaExportPythonTests {
-    @Test func transformersLoadsOurExport() throws {
-        guard let python = pythonForHFChecks("transformersLoadsOurExport") else { return }
+    @Test(Python.requires("torch", "transformers", "safetensors")) func transformersLoadsOurExport() throws {
         let dir = try freshTemporaryDirectory("llama")
         defer { try? FileManager.default.removeItem(at: dir) }
         // Imported HF model, changed (LoRA merged in on export), written as HF writes checkpoints.
@@ -265,10 +264,7 @@ import Testing
             [("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
         let script = """
             import sys
-            try:
-                import torch, transformers
-            except ImportError as e:
-                print("SKIP", e); sys.exit(0)
+            import torch, transformers
             from safetensors.torch import load_file
             from transformers import LlamaForCausalLM
             m, info = LlamaForCausalLM.from_pretrained(sys.argv[1], output_loading_info=True)
@@ -278,16 +274,9 @@ import Testing
             ref = load_file(sys.argv[1] + "/expected.safetensors")["logits"]
             print("REL", ((got - ref).abs().max() / ref.abs().max()).item())
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-c", script, dir.path]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        if out.contains("SKIP") { print("skipped transformersLoadsOurExport: \(out)"); return }
+        let run = try Python.run(["-c", script, dir.path])
+        #expect(run.status == 0, "python failed: \(run.output)")
+        let out = run.stdout
         #expect(out.contains("MISSING 0 UNEXPECTED 0 MISMATCHED 0"), "transformers said: \(out)")
         let rel = try #require(
             out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap {

@@ -135,8 +135,7 @@ import Testing
             try other.loadLoRAStateDict(Dictionary(uniqueKeysWithValues: ours), config: config) == ours.count)
     }
 
-    @Test func pythonPeftLoadsOurAdapter() throws {
-        guard let python = pythonForHFChecks("pythonPeftLoadsOurAdapter") else { return }
+    @Test(Python.requires("torch", "transformers", "peft", "safetensors")) func pythonPeftLoadsOurAdapter() throws {
         let dir = try freshTemporaryDirectory("lora")
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = try loadFixtureModel("llama_tiny")
@@ -154,10 +153,7 @@ import Testing
             [("logits", try model(ids))], to: dir.appendingPathComponent("expected.safetensors"))
         let script = """
             import sys
-            try:
-                import torch, peft, transformers
-            except ImportError as e:
-                print("SKIP", e); sys.exit(0)
+            import torch, peft, transformers
             from peft import PeftModel
             from safetensors.torch import load_file
             from transformers import LlamaForCausalLM
@@ -170,16 +166,9 @@ import Testing
             err = ((got - ref).abs().max() / ref.abs().max()).item()
             print("REL", err)
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-c", script, languageFixtures.appendingPathComponent("llama_tiny").path, dir.path]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        if out.contains("SKIP") { print("skipped pythonPeftLoadsOurAdapter: \(out)"); return }
+        let run = try Python.run(["-c", script, languageFixtures.appendingPathComponent("llama_tiny").path, dir.path])
+        #expect(run.status == 0, "python failed: \(run.output)")
+        let out = run.stdout
         let rel = try #require(
             out.split(separator: "\n").first { $0.hasPrefix("REL") }.flatMap {
                 Double($0.split(separator: " ")[1])

@@ -63,24 +63,21 @@ import Vision
             // And it loads back.
             let again = try CLIPVisionModel.fromPretrained(directory: out)
             #expect(again.stateDict().map(\.0) == model.stateDict().map(\.0))
-            try checkWithTransformers(out)
         }
     }
 
-    /// Loads the exported directory with HF transformers when a Python with torch and transformers is
-    /// available (`SIGHTLINE_PYTHON`, default `python3`); prints why it is skipped otherwise.
-    func checkWithTransformers(_ directory: String) throws {
-        let python = visionPython
-        let run = runVisionPython
-        let (probe, _) = run(["-c", "import torch, transformers, safetensors"])
-        guard probe == 0 else {
-            print(
-                "skipped: the HF transformers load check needs \(python) with torch, transformers and safetensors (set SIGHTLINE_PYTHON)"
-            )
-            return
+    /// The exported directory (both key spellings) loads in HF transformers' `CLIPVisionModel` with no
+    /// missing or unexpected keys and reproduces the reference outputs.
+    @Test(Python.requires("torch", "transformers", "safetensors"))
+    func transformersLoadsTheExportedDirectory() throws {
+        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for prefixed in [false, true] {
+            let out = dir + (prefixed ? "/prefixed" : "/bare")
+            try model.savePretrained(directory: out, prefixed: prefixed)
+            let run = try Python.run([visionFixtureScript, "--check-export", out])
+            #expect(run.status == 0, "transformers check failed: \(run.output)")
         }
-        let script = visionFixtureScript
-        let (status, output) = run([script, "--check-export", directory])
-        #expect(status == 0, "transformers check failed: \(output)")
     }
 }

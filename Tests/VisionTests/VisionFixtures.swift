@@ -31,23 +31,6 @@ func relError(_ a: Tensor, _ b: Tensor) -> Double {
     return relativeError(a.scalars, b.scalars)
 }
 
-/// The Python interpreter for the optional HF checks (`SIGHTLINE_PYTHON`, default `python3`).
-let visionPython = ProcessInfo.processInfo.environment["SIGHTLINE_PYTHON"] ?? "python3"
-
-/// Runs `visionPython` with `args`; returns its exit status and combined output.
-func runVisionPython(_ args: [String]) -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = [visionPython] + args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (-1, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 /// scripts/make_vision_fixtures.py.
 var visionFixtureScript: String {
     VisionFixtures.directory.deletingLastPathComponent().deletingLastPathComponent()

@@ -1,14 +1,14 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Testing
 import Vision
 
 /// An HF CLIP directory imported through the real module and exported as a Sightline HDF5 weights
 /// file loads into HF transformers' `CLIPVisionModel` with `load_state_dict(strict=True)`, with exactly
-/// the names and shapes `save_pretrained` wrote, and reproduces the reference outputs. Runs where
-/// `SIGHTLINE_PYTHON` (default python3) has torch, transformers and h5py; prints why it skips elsewhere.
+/// the names and shapes `save_pretrained` wrote, and reproduces the reference outputs.
 @Suite struct WeightsFileExport {
-    @Test func exportedWeightsFileLoadsIntoTransformers() throws {
+    @Test(Python.requires("torch", "transformers", "h5py", "safetensors")) func exportedWeightsFileLoadsIntoTransformers() throws {
         let directory = VisionFixtures.directory.appendingPathComponent("clip_tiny").path
         let model = try CLIPVisionModel.fromPretrained(directory: directory)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -24,16 +24,7 @@ import Vision
         for ((name, a), (_, b)) in zip(model.namedParameters(), again.namedParameters()) {
             #expect(a.data.scalars == b.data.scalars, "\(name)")
         }
-        let python = visionPython
-        let run = runVisionPython
-        guard run(["-c", "import torch, transformers, h5py, safetensors"]).0 == 0 else {
-            print(
-                "skipped: loading the weights file into transformers needs \(python) with torch, transformers, h5py and safetensors (set SIGHTLINE_PYTHON)"
-            )
-            return
-        }
-        let script = visionFixtureScript
-        let (status, output) = run([script, "--check-weights-file", out])
-        #expect(status == 0, "transformers load of the weights file failed: \(output)")
+        let run = try Python.run([visionFixtureScript, "--check-weights-file", out])
+        #expect(run.status == 0, "transformers load of the weights file failed: \(run.output)")
     }
 }

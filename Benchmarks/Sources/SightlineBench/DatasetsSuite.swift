@@ -1,5 +1,4 @@
 import Datasets
-import DatasetsImages
 import Foundation
 import Tensor
 

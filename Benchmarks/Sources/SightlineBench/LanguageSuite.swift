@@ -4,7 +4,9 @@ import Tensor
 
 /// Tokenizer encoding MB/s (the committed byte-level BPE fixture tokenizer on ~1 MB of its test
 /// texts; the word cache is off, so every word is merged) and generation tokens/s with the KV cache
-/// (hidden 256, 4 layers, vocab 4096, 64 new tokens greedily), next to a full recompute per token.
+/// (hidden 256, 4 layers, vocab 4096, 64 new tokens greedily), next to a full recompute per token;
+/// attention over a packed row of 8 documents next to one causal row of the same length (T 2048,
+/// 8 heads, 4 KV heads, d 64): the document mask must make the packed row cheaper.
 func languageSuite(_ report: Report, repeats: Int) throws {
     let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
@@ -52,4 +54,21 @@ func languageSuite(_ report: Report, repeats: Int) throws {
                     try model.logits(hidden: h, at: IndexTensor([seq.count - 1])).argmax(axis: 1).values[0])
             }
         }, baseline: cached)
+
+    var g = RandomGenerator(seed: 5)
+    let (t, heads, d) = (2048, 8, 64)
+    let q = Tensor.uniform([1, heads, t, d], low: -1, high: 1, generator: &g)
+    let k = Tensor.uniform([1, heads / 2, t, d], low: -1, high: 1, generator: &g)
+    let v = Tensor.uniform([1, heads / 2, t, d], low: -1, high: 1, generator: &g)
+    let docs = try IndexTensor(shape: [1, t], values: (0..<t).map { $0 / 256 })
+    let causal = report.add(
+        "language", "attention T=2048, one causal row", unit: "rows/s",
+        try measure(repeats: repeats, warmup: 1, work: 1) {
+            _ = try scaledDotProductAttention(q: q, k: k, v: v, mask: .causal)
+        })
+    _ = report.add(
+        "language", "attention T=2048, 8 packed documents", unit: "rows/s",
+        try measure(repeats: repeats, warmup: 1, work: 1) {
+            _ = try scaledDotProductAttention(q: q, k: k, v: v, mask: .documents(docs, causal: true))
+        }, baseline: causal)
 }

@@ -101,6 +101,41 @@ public enum DurableFile {
         }
     }
 
+    /// Appends `bytes` to `path` (created when missing) and syncs it: for logs such as a metrics
+    /// JSONL file, where rewriting the whole file per record would be quadratic. Every write, the
+    /// fsync and the close are checked; on any failure (a full disk, say) the file is cut back to its
+    /// previous length, so it never ends in a partial record, and the error names the file.
+    public static func append(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK, 0o644)
+        guard fd >= 0 else { throw TensorFileError(file: path, "cannot open to append: \(errnoText())") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            _ = closeFD(fd)
+            throw TensorFileError(file: path, "not a regular file")
+        }
+        let previous = st.st_size
+        var failure: String?
+        var done = 0
+        bytes.withUnsafeBytes { b in
+            while done < b.count {
+                let n = Glibc_write(fd, b.baseAddress! + done, b.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    failure = "write failed: \(errnoText())"
+                    return
+                }
+                done += n
+            }
+        }
+        if failure == nil && syncFD(fd) != 0 { failure = "fsync failed: \(errnoText())" }
+        if let failure {
+            _ = ftruncate(fd, previous)
+            _ = closeFD(fd)
+            throw TensorFileError(file: path, failure + "; the file is kept at its previous \(previous) bytes")
+        }
+        guard closeFD(fd) == 0 else { throw TensorFileError(file: path, "close failed: \(errnoText())") }
+    }
+
     /// Removes the temporary files (`.<name>.tmp-<pid>-<tag>`) in the directory of `path` whose
     /// writing process no longer runs: what a killed save or convert leaves behind.
     /// - Returns: the names removed.

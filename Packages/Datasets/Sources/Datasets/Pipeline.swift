@@ -13,8 +13,8 @@ public struct DocumentBuilder: @unchecked Sendable {
 
     public init(
         encode: @escaping (String) -> [Int], bos: Int? = nil, eos: Int? = nil, imageMarker: Int = -1,
-        decoder: @escaping ImageDecoder = BuiltinImageCodec.decode,
-        preprocessor: @escaping ImagePreprocessor = BuiltinImageCodec.preprocessor(size: 224)
+        decoder: @escaping ImageDecoder = PipelineImages.decode,
+        preprocessor: @escaping ImagePreprocessor = PipelineImages.clip(size: 224)
     ) {
         self.encode = encode
         self.bos = bos
@@ -77,7 +77,7 @@ public struct ValidationReport: Sendable, CustomStringConvertible {
 /// - Parameter builder: when given, samples are also tokenized (catching documents with no supervised token).
 public func validate(
     format: SourceFormat, files: [URL], builder: DocumentBuilder? = nil,
-    decoder: ImageDecoder = BuiltinImageCodec.decode
+    decoder: ImageDecoder = PipelineImages.decode
 ) throws -> ValidationReport {
     let log = ProblemLog(maximumFraction: 1.01, minimumRecords: 0, sink: { _ in })
     let src = try DataSource(name: "validate", format: format, files: files, problems: log)

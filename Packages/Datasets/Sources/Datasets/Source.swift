@@ -19,7 +19,7 @@ public enum SourceFormat: String, Codable, Sendable, CaseIterable {
     /// `conversations` of `{"from": "human"|"gpt", "value": ...}` with `<image>` placeholders. Loss only on
     /// the assistant's turns.
     case llava
-    /// WebDataset-style tar shards: members `key.ext` grouped by key; `key.jpg|png|ppm` with `key.txt`
+    /// WebDataset-style tar shards: members `key.ext` grouped by key; `key.jpg|jpeg|png` with `key.txt`
     /// (or `key.json` with `caption`/`text`) is an image-caption pair; `key.json` with `texts`/`images`
     /// (image entries naming members `key.<entry>`) is an interleaved document.
     case webDataset
@@ -297,7 +297,7 @@ public final class DataSource: @unchecked Sendable {
         return Sample(name: loc, parts: parts)
     }
 
-    static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "ppm"]
+    static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
     func readTarSample(_ url: URL) throws -> (() throws -> Sample?)? {
         if tar == nil { tar = try TarReader(url: url, offset: position.offset) }
@@ -351,7 +351,7 @@ public final class DataSource: @unchecked Sendable {
                 }
             }
             guard let (ext, img) = byExt.first(where: { Self.imageExtensions.contains($0.key) }) else {
-                throw DatasetError("tar", "\(loc): no image member (jpg, png, ppm)")
+                throw DatasetError("tar", "\(loc): no image member (jpg, jpeg, png)")
             }
             var caption: String?
             if let t = byExt["txt"] { caption = String(decoding: t, as: UTF8.self) }

@@ -223,7 +223,7 @@ public struct SyntheticWorld: Sendable {
     }
 
     /// The scene as a PNG file's bytes.
-    public func png(_ scene: Scene) -> Data { try! BuiltinImageCodec.encodePNG(render(scene)) }
+    public func png(_ scene: Scene) -> Data { try! PipelineImages.encodePNG(render(scene)) }
 
     // MARK: Text
 

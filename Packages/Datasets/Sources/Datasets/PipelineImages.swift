@@ -1,12 +1,17 @@
-import Datasets
 import Foundation
 import ImagePipeline
 import Tensor
 import Vision
 
-/// Vision's image pipeline as the loader's decoder and preprocessor: JPEG and every PNG (libjpeg-turbo,
-/// libpng), Pillow-exact CLIP resizing and cropping, or MM1's sub-images. A separate target so that
-/// `Datasets` itself needs no codec libraries.
+/// A decoded image: `[3, H, W]` RGB values in [0, 1].
+public typealias ImageDecoder = (ImageReference) throws -> Tensor
+/// Turns a decoded image into the model's sub-images.
+public typealias ImagePreprocessor = (Tensor) throws -> PreparedImage
+
+/// The data pipeline's images, through Vision's one image pipeline (there is no second codec and no
+/// second mean/std): JPEG and every PNG (libjpeg-turbo, libpng), Pillow-exact CLIP resizing, centre
+/// cropping and normalisation, or MM1's sub-images. These are the loader's default decoder and
+/// preprocessor; pass others to the loader to change them.
 public enum PipelineImages {
     /// Decodes PNG or JPEG (file or tar member) with Vision's codecs.
     /// - Returns: `[3, H, W]` RGB in [0, 1] (gray, alpha and CMYK converted; EXIF orientation applied).
@@ -49,6 +54,12 @@ public enum PipelineImages {
     /// `clip(CLIPImageProcessor(size: size))`.
     public static func clip(size: Int) -> ImagePreprocessor { clip(CLIPImageProcessor(size: size)) }
 
+    /// Encodes `[3, H, W]` values in [0, 1] as a PNG file's bytes (lossless: `decode` gives the values
+    /// back exactly when they are multiples of 1/255, as rendered images are).
+    public static func encodePNG(_ image: Tensor) throws -> Data {
+        Data(try ImageCodec.encodePNG(try bytes(image)))
+    }
+
     /// Encodes `[3, H, W]` values in [0, 1] as a JPEG file's bytes (for test and benchmark data).
     public static func encodeJPEG(_ image: Tensor, quality: Int = 90) throws -> Data {
         Data(try ImageCodec.encodeJPEG(try bytes(image), quality: quality))
@@ -59,11 +70,9 @@ public enum PipelineImages {
         _ processor: CLIPImageProcessor, decomposition: SubImageDecomposition = .mm1
     ) -> ImagePreprocessor {
         return { t in
-            PreparedImage(unchecked: try processor.subImages(try bytes(t), decomposition: decomposition))
+            try PreparedImage(pixels: try processor.subImages(try bytes(t), decomposition: decomposition))
         }
     }
 }
 
-extension PreparedImage {
-    init(unchecked pixels: Tensor) { try! self.init(pixels: pixels) }
-}
+
