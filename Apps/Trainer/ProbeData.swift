@@ -47,7 +47,7 @@ struct ProbeData: ParsableCommand {
                 records += 1
                 for part in sample.parts {
                     if case .image(let ref) = part {
-                        do { _ = try PipelineImages.image(ref) } catch { problems.append("\(error)") }
+                        do { _ = try PipelineImages.image(ref) } catch { problems.append("\(sample.name): \(error)") }
                     }
                 }
             }

@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import SightlineTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -75,11 +76,12 @@ private func readRecords(_ format: SourceFormat, _ files: [URL], maxRecordBytes:
     @Test func damagedTarShardsReportTheProblem() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
+        let png = try Data(contentsOf: fixtureDirectory("datasets").appendingPathComponent("images/red.png"))
         var w = TarWriter()
         w.add("a.txt", Data("caption a".utf8))
-        w.add("a.ppm", Data("P6\n1 1\n255\n".utf8) + Data([1, 2, 3]))
+        w.add("a.png", png)
         w.add("b.txt", Data("caption b".utf8))
-        w.add("b.ppm", Data("P6\n1 1\n255\n".utf8) + Data([4, 5, 6]))
+        w.add("b.png", png)
         let whole = w.archive
         let body = w.data
         func read(_ name: String, _ bytes: Data) throws -> ([Sample], [Problem]) {
@@ -89,17 +91,18 @@ private func readRecords(_ format: SourceFormat, _ files: [URL], maxRecordBytes:
         }
         let (good, none) = try read("good.tar", whole)
         #expect(good.count == 2 && none.isEmpty)
-        // Cut after member a.ppm: the missing end blocks are reported.
-        let (cut, cutProblems) = try read("cut.tar", body.prefix(2048))
+        // Cut after member a.png: the missing end blocks are reported.
+        let aEnd = 1024 + 512 + (png.count + 511) / 512 * 512
+        let (cut, cutProblems) = try read("cut.tar", body.prefix(aEnd))
         #expect(cut.isEmpty)  // the last sample of a cut shard cannot be known complete
         #expect(cutProblems.contains { $0.description.contains("cut.tar") && $0.description.contains("end-of-archive") },
             "\(cutProblems)")
         // Cut inside the third header.
-        let (_, midProblems) = try read("mid.tar", body.prefix(2048 + 100))
+        let (_, midProblems) = try read("mid.tar", body.prefix(aEnd + 100))
         #expect(midProblems.contains { $0.description.contains("truncated header") }, "\(midProblems)")
         // A bogus header (its checksum no longer matches).
         var bogus = whole
-        bogus[2048 + 10] ^= 0x5A
+        bogus[aEnd + 10] ^= 0x5A
         let (_, bogusProblems) = try read("bogus.tar", bogus)
         #expect(bogusProblems.contains { $0.description.contains("bogus.tar") && $0.description.contains("checksum") },
             "\(bogusProblems)")

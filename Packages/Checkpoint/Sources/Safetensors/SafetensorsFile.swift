@@ -256,7 +256,9 @@ public final class ShardedSafetensors: TensorSource {
         var shardNames: [String] = []
         for (name, v) in map {
             guard let shard = v.stringValue else { throw fail(name, "weight_map value is not a string") }
-            guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
+            guard !shard.isEmpty, !shard.contains("/"), !shard.contains("\\"), shard != ".", shard != "..",
+                !shard.utf8.contains(0)
+            else {
                 throw fail(name, "shard '\(shard)' is not a plain file name")
             }
             guard shardOf.updateValue(shard, forKey: name) == nil else {
@@ -267,7 +269,9 @@ public final class ShardedSafetensors: TensorSource {
         var shards: [String: SafetensorsFile] = [:]
         var infos: [TensorInfo] = []
         for shard in shardNames.sorted() {
-            let f = try SafetensorsFile(path: (dir.isEmpty ? "" : dir + "/") + shard)
+            let shardPath = (dir.isEmpty ? "" : dir + "/") + shard
+            guard fileExists(shardPath) else { throw fail("shard \(shard) listed in weight_map is missing") }
+            let f = try SafetensorsFile(path: shardPath)
             for info in f.tensorInfos {
                 guard let listed = shardOf[info.name] else {
                     throw fail(info.name, "is in shard \(shard) but not in weight_map")

@@ -70,7 +70,7 @@ public enum ImageCodec {
             guard length <= b.count - i - 12 else {
                 throw VisionError(
                     name,
-                    "PNG chunk '\(type)' at byte \(i) claims \(length) bytes but only \(max(0, b.count - i - 12)) follow (truncated or corrupt)")
+                    "invalid PNG data: chunk '\(type)' at byte \(i) claims \(length) bytes but only \(max(0, b.count - i - 12)) follow (truncated or corrupt)")
             }
             let critical = b[i + 4] & 0x20 == 0
             if !critical && length > limits.maxChunkBytes {

@@ -70,15 +70,10 @@ extension CLIPVisionConfig {
             throw VisionError(path, "cannot read the config: \(error.localizedDescription)")
         }
         let config: CLIPVisionConfig
+        var fields: [String: Any] = [:]
         do {
             let object = try JSONSerialization.jsonObject(with: data)
-            let fields = (object as? [String: Any]).map { ($0["vision_config"] as? [String: Any]) ?? $0 } ?? [:]
-            // A config file must say what it describes: no default-sized tower from `{}`.
-            let required = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "image_size", "patch_size"]
-            if let missing = required.first(where: { fields[$0] == nil }) {
-                throw VisionError(path, "not a CLIP vision config: no \(missing)")
-            }
+            fields = (object as? [String: Any]).map { ($0["vision_config"] as? [String: Any]) ?? $0 } ?? [:]
             if let top = object as? [String: Any], let vision = top["vision_config"] as? [String: Any] {
                 config = try JSONDecoder().decode(
                     CLIPVisionConfig.self, from: JSONSerialization.data(withJSONObject: vision))
@@ -91,6 +86,13 @@ extension CLIPVisionConfig {
             throw VisionError(path, "not a CLIP vision config: \(error)")
         }
         try config.validate(source: path)
+        // A config file must say what it describes: no default-sized tower from `{}`.
+        let required = [
+            "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "image_size", "patch_size",
+        ]
+        if let missing = required.first(where: { fields[$0] == nil }) {
+            throw VisionError(path, "not a CLIP vision config: no \(missing)")
+        }
         return config
     }
 
