@@ -4,7 +4,9 @@
 // `swift test` here builds and runs every test.
 import PackageDescription
 
-let packages = ["Tensor", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training"]
+let packages = [
+    "Tensor", "TensorFiles", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training",
+]
 
 func lib(_ name: String, _ package: String? = nil) -> Target.Dependency {
     .product(name: name, package: package ?? name)
@@ -37,12 +39,14 @@ let package = Package(
                 lib("Checkpoint"), lib("Vision"), lib("Language"), lib("Layers", "Tensor"), lib("Tensor"),
                 lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
-                lib("Safetensors", "Checkpoint"),
+                lib("TensorFiles"),
             ],
             path: "Apps/Weights"),
 
         // MARK: - Test support and one test target per package
-        .target(name: "SightlineTestSupport", dependencies: [lib("Tensor")], path: "Tests/TestSupport"),
+        .target(
+            name: "SightlineTestSupport", dependencies: [lib("Tensor"), lib("Layers", "Tensor")],
+            path: "Tests/TestSupport"),
         .testTarget(
             name: "TensorTests", dependencies: [lib("Tensor"), "SightlineTestSupport"],
             path: "Tests/TensorTests"),
@@ -54,24 +58,26 @@ let package = Package(
             name: "CheckpointTests",
             dependencies: [
                 lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
-                lib("Safetensors", "Checkpoint"), lib("Layers", "Tensor"),
+                lib("TensorFiles"), lib("Layers", "Tensor"),
             ],
             path: "Tests/CheckpointTests"),
         .testTarget(
             name: "VisionTests",
             dependencies: [
-                lib("Vision"), lib("Checkpoint"), lib("Tensor"), "SightlineTestSupport",
-                lib("Safetensors", "Checkpoint"), lib("ImagePipeline", "Vision"),
+                lib("Vision"), lib("Checkpoint"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport",
+                lib("TensorFiles"), lib("ImagePipeline", "Vision"),
             ],
             path: "Tests/VisionTests"),
         .testTarget(
             name: "BridgesTests",
             dependencies: [
-                lib("Bridges"), lib("Tensor"), lib("Safetensors", "Checkpoint"), "SightlineTestSupport",
+                lib("Bridges"), lib("Tensor"), lib("Layers", "Tensor"), lib("TensorFiles"),
+                "SightlineTestSupport",
             ],
             path: "Tests/BridgesTests"),
         .testTarget(
-            name: "LanguageTests", dependencies: [lib("Language"), lib("Tensor"), "SightlineTestSupport"],
+            name: "LanguageTests",
+            dependencies: [lib("Language"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
             path: "Tests/LanguageTests"),
         .testTarget(
             name: "OptimTests", dependencies: [lib("Optim"), lib("Tensor"), "SightlineTestSupport"],
@@ -87,7 +93,7 @@ let package = Package(
             name: "TrainingTests",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("Layers", "Tensor"), lib("Optim"), lib("Checkpoint"),
-                lib("Safetensors", "Checkpoint"), "SightlineTestSupport",
+                lib("TensorFiles"), "SightlineTestSupport",
             ],
             path: "Tests/TrainingTests"),
     ],

@@ -22,7 +22,7 @@ struct Smoke: ParsableCommand {
     }
 
     func run() throws {
-        let logger = runtime.apply(label: "trainer.smoke")
+        let logger = try runtime.apply(label: "trainer.smoke")
         let report = try SmokeRun.gemm(size: size, repeats: repeats)
         logger.info("smoke: \(report)")
         print(report)

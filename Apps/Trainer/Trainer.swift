@@ -18,12 +18,17 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
     /// Applies the thread setting, boots logging, and logs the BLAS kernel in use.
-    func apply(label: String) -> Logger {
+    /// - Throws: `ComputeRuntime.InvalidThreads` for a thread count below 1.
+    func apply(label: String) throws -> Logger {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: label)
         logger.logLevel = logLevel
-        if let threads { ComputeRuntime.threads = threads }
+        if let threads { try ComputeRuntime.setThreads(threads) }
         logger.info("\(ComputeRuntime.blas())")
         return logger
     }

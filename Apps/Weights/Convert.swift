@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
+import TensorFiles
 
 /// Converts between safetensors and Sightline's HDF5 weights file (either way; PyTorch .bin and
 /// sharded safetensors are accepted as input too).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import Tensor
+import TensorFiles
 
 /// Test helper (hidden): saves training checkpoints into a directory in a loop, printing
 /// `saved <step>` after each save returns, until killed. The crash-safety test kills it at random

@@ -3,7 +3,7 @@ import Checkpoint
 import Foundation
 import Language
 import Layers
-import Safetensors
+import TensorFiles
 import Vision
 
 /// Imports an HF model directory into a Sightline weights file through the real module, so every name

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import TensorFiles
 
 /// Lists the tensors of a weights file: names, shapes, stored types, parameter counts and the
 /// file's attributes or metadata.

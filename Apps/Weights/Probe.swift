@@ -1,7 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
-import Safetensors
+import TensorFiles
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import TensorFiles
 
 @main
 struct Weights: ParsableCommand {

@@ -5,14 +5,14 @@ import PackageDescription
 let package = Package(
     name: "Bridges",
     products: [.library(name: "Bridges", targets: ["Bridges"])],
-    dependencies: [.package(path: "../Tensor"), .package(path: "../Checkpoint")],
+    dependencies: [.package(path: "../Tensor"), .package(path: "../TensorFiles")],
     targets: [
         .target(
             name: "Bridges",
             dependencies: [
                 .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
-                // safetensors only (its own target: no HDF5).
-                .product(name: "Safetensors", package: "Checkpoint"),
+                // tensor files and the weight loader (no HDF5).
+                .product(name: "TensorFiles", package: "TensorFiles"),
             ])
     ],
     swiftLanguageModes: [.v5]

@@ -7,7 +7,7 @@ let package = Package(
     products: [.library(name: "Training", targets: ["Training"])],
     dependencies: [
         .package(path: "../Tensor"), .package(path: "../Vision"), .package(path: "../Bridges"),
-        .package(path: "../Language"), .package(path: "../Optim"), .package(path: "../Checkpoint"),
+        .package(path: "../Language"), .package(path: "../Optim"), .package(path: "../Checkpoint"), .package(path: "../TensorFiles"),
         .package(path: "../Datasets"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
@@ -19,7 +19,7 @@ let package = Package(
                 .product(name: "Vision", package: "Vision"), .product(name: "Bridges", package: "Bridges"),
                 .product(name: "Language", package: "Language"), .product(name: "Optim", package: "Optim"),
                 .product(name: "Checkpoint", package: "Checkpoint"),
-                .product(name: "Safetensors", package: "Checkpoint"),
+                .product(name: "TensorFiles", package: "TensorFiles"),
                 .product(name: "Datasets", package: "Datasets"),
                 .product(name: "Logging", package: "swift-log"),
             ])

@@ -10,14 +10,14 @@ let package = Package(
         .library(name: "Vision", targets: ["Vision"]),
         .library(name: "ImagePipeline", targets: ["ImagePipeline"]),
     ],
-    dependencies: [.package(path: "../Tensor"), .package(path: "../Checkpoint")],
+    dependencies: [.package(path: "../Tensor"), .package(path: "../TensorFiles")],
     targets: [
         .target(
             name: "Vision",
             dependencies: [
                 .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
-                // safetensors reading for fromPretrained (no HDF5).
-                .product(name: "Safetensors", package: "Checkpoint"),
+                // tensor files and the weight loader (no HDF5).
+                .product(name: "TensorFiles", package: "TensorFiles"),
             ]),
         // System libraries (Debian libjpeg62-turbo-dev via libjpeg-dev, libpng-dev).
         .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),

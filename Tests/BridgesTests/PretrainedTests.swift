@@ -1,7 +1,7 @@
 import Bridges
 import Foundation
-import Safetensors
 import SightlineTestSupport
+import TensorFiles
 import Testing
 
 @Suite struct ConnectorDirectories {

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Tensor
+import TensorFiles
 import Testing
 
 /// The `weights` app: convert between safetensors and HDF5 both ways, and inspect every format.

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Tensor
+import TensorFiles
 import Testing
 
 @Suite struct CheckpointLoadReportTests {

@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import Layers
 import Tensor
+import TensorFiles
 import Testing
 
 /// A small module tree: two linear layers, a persistent buffer and a derived (non-persistent) one.

@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Testing
 
 /// Reads Sightline's files with h5py and safetensors, and reads files that Python wrote (h5py,

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Tensor
+import TensorFiles
 import Testing
 
 /// One corrupted copy of `base`: a few flipped bytes (mostly in the first `hot` bytes, where the

@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Testing
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Tensor
+import TensorFiles
 import Testing
 
 /// A torch.save-style archive around `pickle` and storage entries.

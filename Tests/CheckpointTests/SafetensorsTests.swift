@@ -1,7 +1,7 @@
 import Checkpoint
 import Foundation
-import Safetensors
 import Tensor
+import TensorFiles
 import Testing
 
 /// A safetensors file from a header text and data bytes (the header length may be overridden).

@@ -1,5 +1,6 @@
 import Foundation
 import Language
+import Layers
 import SightlineTestSupport
 import Tensor
 import Testing

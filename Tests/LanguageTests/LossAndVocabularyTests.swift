@@ -77,6 +77,28 @@ import Testing
         #expect(abs(try plain.lossSum.item() - l.lossSum.item()) < 1e-6 * abs(try plain.lossSum.item()))
     }
 
+    /// The training step's loss: cross-entropy and z-loss (Optim's coefficient) from ONE fused kernel
+    /// call over the logits, forward and backward; no second pass computes the z-loss.
+    @Test func crossEntropyAndZLossTakeOneKernelCall() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let f = try loadFixtureCase("llama_tiny_causal", group: "language")
+        let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
+        let recorder = RecordingBackend(name: "recorder")
+        let params = model.namedParameters()
+        let (_, grads) = try withBackend(recorder) {
+            try valueAndGradient(at: params) {
+                let h = try model.hiddenStates(DecoderInput(tokens: ids))
+                let l = try model.nextTokenLoss(hidden: h, labels: labels, zLossCoefficient: 1e-4)
+                #expect(try l.zLossSum.item() > 0)
+                return try l.total(over: l.count)
+            }
+        }
+        #expect(grads.count > 0)
+        let calls = recorder.calls
+        #expect(calls.filter { $0 == "crossEntropyForward" }.count == 1, "\(calls.filter { $0.hasPrefix("crossEntropy") })")
+        #expect(calls.filter { $0 == "crossEntropyBackward" }.count == 1)
+    }
+
     @Test func resizeVocabularyUsesMeanRowsAndKeepsOldLogits() throws {
         let model = try loadFixtureModel("llama_tiny")
         let ids = try IndexTensor(shape: [1, 5], values: [3, 9, 27, 81, 4])

@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct LayerNamesAndShapes {
     @Test func attentionNamesFollowEachArchitecture() throws {
-        let clip = MultiHeadAttention(embedDim: 8, numHeads: 2, names: .clip)
+        let clip = try MultiHeadAttention(embedDim: 8, numHeads: 2, names: .clip)
         #expect(
             clip.namedParameters(prefix: "self_attn.").map(\.0) == [
                 "self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight",
@@ -12,14 +12,15 @@ import Testing
                 "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.out_proj.weight",
                 "self_attn.out_proj.bias",
             ])
-        let llama = MultiHeadAttention(
-            embedDim: 8, numHeads: 4, numKeyValueHeads: 2, bias: false, names: .llama)
+        let llama = try MultiHeadAttention(
+            embedDim: 8, numHeads: 4, numKeyValueHeads: 2, bias: false, 
+            names: .init(query: "q_proj", key: "k_proj", value: "v_proj", output: "o_proj"))
         #expect(
             llama.namedParameters().map(\.0) == [
                 "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
             ])
         #expect(llama.key!.weight.shape == [4, 8])  // 2 kv heads x head dim 2
-        let cos = MultiHeadAttention(embedDim: 8, numHeads: 2, contextDim: 6, names: .chainOfSight)
+        let cos = try MultiHeadAttention(embedDim: 8, numHeads: 2, contextDim: 6, names: cosNames)
         #expect(
             cos.namedParameters().map(\.0) == [
                 "to_q.weight", "to_q.bias", "to_kv.weight", "to_kv.bias", "proj.weight", "proj.bias",
@@ -30,8 +31,8 @@ import Testing
     @Test func fusedKeyValueEqualsSeparateProjections() throws {
         // to_kv rows [0, C) produce keys and [C, 2C) values: copying them into separate k/v projections
         // must give the same attention output.
-        let fused = MultiHeadAttention(embedDim: 8, numHeads: 2, contextDim: 6, names: .chainOfSight, seed: 3)
-        let split = MultiHeadAttention(embedDim: 8, numHeads: 2, contextDim: 6, names: .clip, seed: 4)
+        let fused = try MultiHeadAttention(embedDim: 8, numHeads: 2, contextDim: 6, names: cosNames, seed: 3)
+        let split = try MultiHeadAttention(embedDim: 8, numHeads: 2, contextDim: 6, names: .clip, seed: 4)
         split.query.weight.data = fused.query.weight.data
         split.query.bias!.data = fused.query.bias!.data
         split.output.weight.data = fused.output.weight.data
@@ -48,7 +49,7 @@ import Testing
     }
 
     @Test func selfAttentionMatchesManualComputation() throws {
-        let attn = MultiHeadAttention(embedDim: 4, numHeads: 1, seed: 5)
+        let attn = try MultiHeadAttention(embedDim: 4, numHeads: 1, seed: 5)
         let x = randomTensor([1, 3, 4], seed: 6)
         let y = try attn(x, mask: .causal)
         let q = try attn.query(x), k = try attn.key!(x), v = try attn.value!(x)
@@ -62,7 +63,7 @@ import Testing
     }
 
     @Test func convolutionAndNormLayersKeepPyTorchLayouts() throws {
-        let conv = Conv2d(4, 8, kernelSize: (3, 3), padding: (1, 1), groups: 2)
+        let conv = try Conv2d(4, 8, kernelSize: (3, 3), padding: (1, 1), groups: 2)
         #expect(conv.weight.shape == [8, 2, 3, 3])
         let x = randomTensor([2, 4, 5, 5], seed: 1)
         #expect(try conv(x).shape == [2, 8, 5, 5])
@@ -119,3 +120,7 @@ import Testing
         #expect(try d(ones).scalars == ones.scalars)
     }
 }
+
+/// Fused key/value projection names (the shape of Bridges' Chain-of-Sight preset).
+private let cosNames = MultiHeadAttention.Names(
+    query: "to_q", key: "", value: "", output: "proj", fusedKeyValue: "to_kv")

@@ -54,10 +54,13 @@ import Testing
         var finals: [[Float]] = []
         for lr in [1e-3, 1.0] {
             let p = params(1)
-            let opt = AdamW(.init(learningRate: lr, weightDecay: 0.1, semantics: .decoupled))
+            // Warm-up over 2 steps: the first step's multiplier is 0.5.
+            let opt = AdamW(
+                .init(learningRate: lr, weightDecay: 0.1, semantics: .decoupled, schedule: .constant(warmup: 2)))
             var g = Gradients()
             for (name, q) in p { g = try merged(g, name, Tensor.zeros(q.shape)) }
-            try opt.update(p, gradients: g, scheduleMultiplier: 0.5)
+            let outcome = try opt.update(p, gradients: g)
+            #expect(outcome.report?.scheduleMultiplier == 0.5)
             finals.append(p[0].1.data.scalars)
             // theta <- theta (1 - s wd)
             let expected = params(1)[0].1.data.scalars.map { $0 * Float(1 - 0.5 * 0.1) }
@@ -66,8 +69,9 @@ import Testing
         #expect(finals[0] == finals[1])
         // PyTorch semantics scales the decay with the rate.
         let p = params(1)
-        let opt = AdamW(.init(learningRate: 2.0, weightDecay: 0.1, semantics: .pytorch))
-        try opt.update(p, gradients: try zeroGrads(p), scheduleMultiplier: 0.5)
+        let opt = AdamW(
+            .init(learningRate: 2.0, weightDecay: 0.1, semantics: .pytorch, schedule: .constant(warmup: 2)))
+        try opt.update(p, gradients: try zeroGrads(p))
         #expect(p[0].1.data.scalars != finals[0])
     }
 
@@ -97,8 +101,8 @@ import Testing
         g = try merged(Gradients(), "layer.weight", Tensor.full([4, 3], .nan))
         let norm = clipGradientNorm(&g, maxNorm: 1)
         #expect(norm.isNaN)
-        #expect(try opt.update(p, gradients: g, gradientNorm: norm) == .skippedNonFinite)
-        #expect(opt.skippedSteps == 1 && opt.step == 0)
+        #expect(try opt.update(p, gradients: g, gradientNorm: norm).isSkipped)
+        #expect(opt.skippedSteps == 1 && opt.step == 0 && opt.globalStep == 1)
         #expect(p.map { $0.1.data.scalars } == before)
     }
 
@@ -139,14 +143,12 @@ import Testing
                 var gen = RandomGenerator(seed: UInt64(100 + step))
                 var g = Gradients()
                 for (name, q) in p { g = try merged(g, name, Tensor.normal(q.shape, generator: &gen)) }
-                let norm = clipGradientNorm(&g, maxNorm: 1)
-                try opt.update(
-                    p, gradients: g,
-                    scheduleMultiplier: LearningRateSchedule.cosine(warmup: 3, total: 20, floor: 0.1)
-                        .multiplier(at: step), gradientNorm: norm)
+                try opt.update(p, gradients: g, maxGradientNorm: 1)
             }
         }
-        let config = AdamW.Config(learningRate: 1e-2, weightDecay: 0.05, semantics: .decoupled)
+        let config = AdamW.Config(
+            learningRate: 1e-2, weightDecay: 0.05, semantics: .decoupled,
+            schedule: .cosine(warmup: 3, total: 20, floor: 0.1))
         let straight = params(7)
         try trainingRun(0..<10, straight, AdamW(config))
         let resumed = params(7)
@@ -195,10 +197,13 @@ import Testing
 }
 
 @Suite struct ZLossTerm {
-    @Test func equalsCoefficientTimesMeanSquaredLogSumExp() throws {
+    /// The z-loss is Optim's config value, computed by Tensor's fused cross-entropy in the same call
+    /// as the cross-entropy (`crossEntropyParts`), which is how Language's next-token loss gets it.
+    @Test func equalsCoefficientTimesSumOfSquaredLogSumExp() throws {
         let logits = randomTensor([5, 7], seed: 3, low: -3, high: 3)
         let targets = IndexTensor([1, -100, 6, 0, 2])
-        let z = try ZLoss(coefficient: 1e-4)(logits: logits, targets: targets)
+        let z = ZLoss(coefficient: 1e-4)
+        let parts = try crossEntropyParts(logits: logits, targets: targets, zLossCoefficient: z.coefficient)
         // Independent computation in Double over the supervised rows.
         let v = logits.scalars
         var acc = 0.0
@@ -208,14 +213,22 @@ import Testing
             let lse = m + log(xs.map { exp($0 - m) }.reduce(0, +))
             acc += lse * lse
         }
-        #expect(abs(Double(try z.item()) - 1e-4 * acc / 4) < 1e-9)
+        #expect(parts.count == 4)
+        #expect(abs(Double(try parts.zLossSum.item()) - 1e-4 * acc) < 1e-8)
         let r = try gradCheck(eps: 1e-2, atol: 1e-6, [logits]) {
-            try ZLoss(coefficient: 0.1)(logits: $0[0], targets: targets)
+            try crossEntropyParts(logits: $0[0], targets: targets, zLossCoefficient: 0.1).zLossSum
         }
         #expect(r.passed, "\(r)")
-        // No supervised token: zero, not NaN.
-        #expect(
-            try ZLoss()(logits: logits, targets: IndexTensor([Int](repeating: -100, count: 5))).item() == 0)
+        #expect(ZLoss.disabled.isEnabled == false && z.isEnabled)
+    }
+
+    @Test func configRejectsNegativeOrNonFiniteCoefficients() throws {
+        #expect(try ZLoss(coefficient: 1e-4).validated() == ZLoss(coefficient: 1e-4))
+        for bad: Float in [-1e-4, .nan, .infinity] {
+            #expect(throws: OptimizerError.self) { try ZLoss(coefficient: bad).validated() }
+        }
+        let decoded = try JSONDecoder().decode(ZLoss.self, from: Data(#"{"coefficient": 0.0001}"#.utf8))
+        #expect(decoded.coefficient == 1e-4)
     }
 }
 
@@ -241,12 +254,19 @@ func zeroGrads(_ p: [(String, Parameter)]) throws -> Gradients {
         let f = try loadFixtureCase("cross_entropy_zloss_large")
         let logits = try f.tensor("logits"), targets = try f.indexTensor("targets")
         let z = ZLoss(coefficient: Float(try f.double("z_loss_coefficient")))
-        let value = try z(logits: logits, targets: targets, ignoreIndex: try f.int("ignore_index"))
+        let ignore = try f.int("ignore_index")
+        // PyTorch's mean form is zLossSum / count, from the same call as the cross-entropy.
+        func meanZLoss(_ logits: Tensor) throws -> Tensor {
+            let parts = try crossEntropyParts(
+                logits: logits, targets: targets, ignoreIndex: ignore, zLossCoefficient: z.coefficient)
+            return parts.zLossSum / Float(parts.count)
+        }
+        let value = try meanZLoss(logits)
         let refValue = try f.tensor("z_loss")
         #expect(
             relativeError(value.scalars, refValue.scalars) < 1e-5,
             "value \(value.scalars) vs \(refValue.scalars)")
-        let g = try gradient(of: { try z(logits: $0[0], targets: targets) }, at: [logits])[0]
+        let g = try gradient(of: { try meanZLoss($0[0]) }, at: [logits])[0]
         let refGrad = try f.tensor("grad_logits_total") - f.tensor("grad_logits")
         let err = relativeError(g.scalars, refGrad.scalars)
         #expect(err < 1e-4, "z-loss gradient relative error \(err)")

@@ -1,8 +1,8 @@
 import Foundation
 import ImagePipeline
-import Safetensors
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Testing
 import Vision
 

@@ -1,7 +1,7 @@
 import Foundation
-import Safetensors
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Testing
 import Vision
 

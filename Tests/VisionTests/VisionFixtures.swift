@@ -1,7 +1,7 @@
 import Foundation
-import Safetensors
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Vision
 
 /// Paths and readers for Tests/Fixtures/vision (written by scripts/make_vision_fixtures.py).

@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 
 // Usage: sightline-bench [suite ...] [--json FILE] [--repeats N]
-// Suites: gemm, memory, attention, loss, alloc, optim, connectors, language (default: all). Every rate is the best and median of N
+// Suites: gemm, memory, attention, loss, alloc, optim, optim-phase, connectors, language (default: all). Every rate is the best and median of N
 // timed runs after warm-up; ratios compare against a baseline measured in the same run (the machine
 // is shared and noisy).
 var args = Array(CommandLine.arguments.dropFirst())
@@ -15,7 +15,7 @@ if let i = args.firstIndex(of: "--repeats"), i + 1 < args.count, let n = Int(arg
     repeats = n
     args.removeSubrange(i...(i + 1))
 }
-let all = ["gemm", "memory", "attention", "loss", "alloc", "optim", "connectors", "language", "datasets"]
+let all = ["gemm", "memory", "attention", "loss", "alloc", "optim", "optim-phase", "connectors", "language", "datasets"]
 let suites = args.isEmpty ? all : args
 for s in suites where !all.contains(s) {
     FileHandle.standardError.write(Data("unknown suite \(s); suites: \(all.joined(separator: ", "))\n".utf8))
@@ -34,6 +34,7 @@ if suites.contains("attention") { try attentionSuite(report, peak: peak!, repeat
 if suites.contains("loss") { try crossEntropySuite(report, repeats: max(3, repeats / 2)) }
 if suites.contains("alloc") { try allocationSuite(report, steps: 20) }
 if suites.contains("optim") { try optimizerSuite(report, repeats: max(3, repeats / 2)) }
+if suites.contains("optim-phase") { try optimizerPhaseSuite(report, repeats: max(3, repeats / 2)) }
 if suites.contains("connectors") { try connectorSuite(report, repeats: max(3, repeats / 2)) }
 if suites.contains("language") { try languageSuite(report, repeats: max(3, repeats / 3)) }
 if suites.contains("datasets") { try datasetsSuite(report, repeats: max(3, repeats / 3)) }

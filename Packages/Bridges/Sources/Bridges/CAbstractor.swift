@@ -73,8 +73,8 @@ public final class ConvNormAct: Module {
     public let bn: LayerNorm2d
     public let applyActivation: Bool
 
-    init(_ cin: Int, _ cout: Int, kernel: Int, groups: Int = 1, activation: Bool, eps: Float) {
-        conv = Conv2d(
+    init(_ cin: Int, _ cout: Int, kernel: Int, groups: Int = 1, activation: Bool, eps: Float) throws {
+        conv = try Conv2d(
             cin, cout, kernelSize: (kernel, kernel), padding: (kernel / 2, kernel / 2), groups: groups,
             bias: false)
         bn = LayerNorm2d(cout, eps: eps)
@@ -96,9 +96,9 @@ public final class SqueezeExcitation: Module {
     public let fc1: Conv2d
     public let fc2: Conv2d
 
-    init(channels: Int, reduced: Int) {
-        fc1 = Conv2d(channels, reduced, kernelSize: (1, 1))
-        fc2 = Conv2d(reduced, channels, kernelSize: (1, 1))
+    init(channels: Int, reduced: Int) throws {
+        fc1 = try Conv2d(channels, reduced, kernelSize: (1, 1))
+        fc2 = try Conv2d(reduced, channels, kernelSize: (1, 1))
     }
 
     public override var localChildren: [(String, Module)] { [("fc1", fc1), ("fc2", fc2)] }
@@ -122,17 +122,18 @@ public final class RegNetBottleneck: Module {
     /// - Parameters:
     ///   - inChannels, outChannels: block widths; the bottleneck width equals `outChannels`.
     ///   - seRatio: squeeze width = round(seRatio * inChannels).
-    public init(inChannels: Int, outChannels: Int, seRatio: Double = 0.25, eps: Float = 1e-5) {
-        conv1 = ConvNormAct(inChannels, outChannels, kernel: 1, activation: true, eps: eps)
-        conv2 = ConvNormAct(
+    /// - Throws: `TensorError` naming a width that is not positive.
+    public init(inChannels: Int, outChannels: Int, seRatio: Double = 0.25, eps: Float = 1e-5) throws {
+        conv1 = try ConvNormAct(inChannels, outChannels, kernel: 1, activation: true, eps: eps)
+        conv2 = try ConvNormAct(
             outChannels, outChannels, kernel: 3, groups: outChannels, activation: true, eps: eps)
         // Python's round() rounds half to even.
         let reduced = Int((seRatio * Double(inChannels)).rounded(.toNearestOrEven))
-        se = SqueezeExcitation(channels: outChannels, reduced: max(reduced, 1))
-        conv3 = ConvNormAct(outChannels, outChannels, kernel: 1, activation: false, eps: eps)
+        se = try SqueezeExcitation(channels: outChannels, reduced: max(reduced, 1))
+        conv3 = try ConvNormAct(outChannels, outChannels, kernel: 1, activation: false, eps: eps)
         downsample =
             inChannels == outChannels
-            ? nil : ConvNormAct(inChannels, outChannels, kernel: 1, activation: false, eps: eps)
+            ? nil : try ConvNormAct(inChannels, outChannels, kernel: 1, activation: false, eps: eps)
     }
 
     public override var localChildren: [(String, Module)] {
@@ -152,9 +153,12 @@ public final class RegNetBottleneck: Module {
 public final class RegNetStage: Module {
     public let blocks: [RegNetBottleneck]
 
-    public init(depth: Int, inChannels: Int, outChannels: Int, seRatio: Double = 0.25, eps: Float = 1e-5) {
-        blocks = (0..<depth).map {
-            RegNetBottleneck(
+    /// - Throws: `TensorError` naming a width that is not positive.
+    public init(depth: Int, inChannels: Int, outChannels: Int, seRatio: Double = 0.25, eps: Float = 1e-5)
+        throws
+    {
+        blocks = try (0..<depth).map {
+            try RegNetBottleneck(
                 inChannels: $0 == 0 ? inChannels : outChannels, outChannels: outChannels, seRatio: seRatio,
                 eps: eps)
         }
@@ -212,11 +216,11 @@ public final class CAbstractor: Module, Connector {
         self.config = config
         posEmb = config.posEmb ? Parameter(Tensor.zeros([1, config.inputGrid.count, config.visionDim])) : nil
         if config.depth > 0 {
-            s1 = RegNetStage(
+            s1 = try RegNetStage(
                 depth: config.depth, inChannels: config.visionDim, outChannels: config.hiddenSize,
                 seRatio: config.seRatio,
                 eps: config.layerNormEps)
-            s2 = RegNetStage(
+            s2 = try RegNetStage(
                 depth: config.depth, inChannels: config.hiddenSize, outChannels: config.hiddenSize,
                 seRatio: config.seRatio,
                 eps: config.layerNormEps)

@@ -13,8 +13,8 @@ public final class ChainOfSightAttention: Module {
     public let queryNorm: LayerNorm
     public let contextNorm: LayerNorm
 
-    init(dim: Int, visionDim: Int, heads: Int, eps: Float) {
-        attention = MultiHeadAttention(
+    init(dim: Int, visionDim: Int, heads: Int, eps: Float) throws {
+        attention = try MultiHeadAttention(
             embedDim: dim, numHeads: heads, contextDim: visionDim, bias: false, outputBias: true,
             names: .chainOfSight)
         queryNorm = LayerNorm(dim, eps: eps)
@@ -105,10 +105,10 @@ public final class ChainOfSight: Module, Connector {
         self.config = config
         layouts = try config.layouts()
         queries = config.scales.map { Parameter(Tensor.zeros([1, $0.queries, config.dim])) }
-        blocks = config.featureLevels.map { level in
-            config.scales.map { s in
+        blocks = try config.featureLevels.map { level in
+            try config.scales.map { s in
                 ChainOfSightBlock(
-                    attn: ChainOfSightAttention(
+                    attn: try ChainOfSightAttention(
                         dim: config.dim, visionDim: config.visionDim, heads: config.heads,
                         eps: config.layerNormEps),
                     mlp: MLP(config.dim, hidden: config.mlpRatio * config.dim, activation: { gelu($0) }),
@@ -216,4 +216,15 @@ public final class ChainOfSight: Module, Connector {
         let tokens = try Tensor.concatenate(scaleTokens(levels), axis: 1)
         return try outProj(lnOut(tokens))
     }
+}
+
+extension MultiHeadAttention.Names {
+    /// Chain-of-Sight's released projection names: `to_q`, fused `to_kv` (keys then values), `proj`.
+    public static let chainOfSight = Self(query: "to_q", key: "", value: "", output: "proj", fusedKeyValue: "to_kv")
+}
+
+extension LoRAConfig {
+    /// The projections of every Chain-of-Sight cross-attention: `to_q`, `to_kv`, `proj` (the
+    /// connector's naming preset for `targetModules`).
+    public static let chainOfSightAttentionTargets = ["to_q", "to_kv", "proj"]
 }

@@ -121,7 +121,7 @@ public final class AttentionPoolingConnector: Module, Connector {
         query = Parameter(Tensor.zeros([1, config.queries, c]))
         lnQ = LayerNorm(c, eps: config.layerNormEps)
         lnKV = LayerNorm(c, eps: config.layerNormEps)
-        attn = MultiHeadAttention(embedDim: c, numHeads: h, bias: true, names: .clip)
+        attn = try MultiHeadAttention(embedDim: c, numHeads: h, bias: true, names: .clip)
         lnMLP = LayerNorm(c, eps: config.layerNormEps)
         mlp = MLP(c, hidden: config.mlpRatio * c, activation: { gelu($0) })
         lnOut = LayerNorm(c, eps: config.layerNormEps)

@@ -1,6 +1,6 @@
 import Foundation
-import Safetensors
 import Tensor
+import TensorFiles
 
 /// File names of a saved connector directory.
 public enum ConnectorFiles {

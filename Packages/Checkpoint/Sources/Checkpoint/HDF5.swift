@@ -1,6 +1,6 @@
 import CHDF5
 import Foundation
-import Safetensors
+@_spi(FileSupport) import TensorFiles
 import Tensor
 
 // A thin owner layer over libhdf5: every hid_t lives in an `H5Handle` that closes it on release,

@@ -1,5 +1,5 @@
 import Foundation
-import Safetensors
+@_spi(FileSupport) import TensorFiles
 
 #if canImport(Glibc)
     import Glibc

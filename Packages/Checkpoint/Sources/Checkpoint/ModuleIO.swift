@@ -1,6 +1,6 @@
 import Layers
-import Safetensors
 import Tensor
+import TensorFiles
 
 extension Module {
     /// The tensors a weights file must provide for this module: every parameter and persistent buffer

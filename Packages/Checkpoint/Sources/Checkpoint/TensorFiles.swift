@@ -1,5 +1,5 @@
 import Foundation
-import Safetensors
+@_spi(FileSupport) import TensorFiles
 
 /// The tensor file formats Sightline reads.
 public enum TensorFileKind: String, Sendable {

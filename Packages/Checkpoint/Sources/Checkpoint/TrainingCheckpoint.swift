@@ -1,7 +1,7 @@
 import CHDF5
 import Foundation
-import Safetensors
 import Tensor
+import TensorFiles
 
 /// Named JSON documents (any `Codable` value): RNG states, data cursors, configurations, metric
 /// histories. Stored as JSON text, so a checkpoint needs no knowledge of the types.

@@ -1,7 +1,7 @@
 import CHDF5
 import Foundation
-import Safetensors
 import Tensor
+import TensorFiles
 
 /// Names and versions of Sightline's file formats.
 public enum CheckpointFormat {

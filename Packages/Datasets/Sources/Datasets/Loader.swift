@@ -19,6 +19,43 @@ public struct LoaderCursor: Codable, Equatable, Sendable {
         /// Its tokens (after widening image markers) already packed.
         public var offset: Int
     }
+
+    /// Checks a cursor (usually decoded from a checkpoint) against a loader of `sourceCount` sources
+    /// before anything indexes with it.
+    /// - Throws: `DatasetError` naming the value when the source count, the mixture's weights or counts,
+    ///   the carried document's source, a file index, the carry offset or the batch count is out of range.
+    public func validate(sourceCount: Int) throws {
+        let op = "loader cursor"
+        guard sources.count == sourceCount else {
+            throw DatasetError(op, "has \(sources.count) source positions, the loader \(sourceCount) sources")
+        }
+        guard mixture.weights.count == sourceCount, mixture.counts.count == sourceCount else {
+            throw DatasetError(
+                op,
+                "mixture has \(mixture.weights.count) weights and \(mixture.counts.count) counts for \(sourceCount) sources"
+            )
+        }
+        if let bad = mixture.counts.firstIndex(where: { $0 < 0 }) {
+            throw DatasetError(op, "mixture count \(bad) is negative (\(mixture.counts[bad]))")
+        }
+        guard batches >= 0 else { throw DatasetError(op, "batches \(batches) is negative") }
+        for (i, p) in sources.enumerated() {
+            guard p.file >= 0, p.line >= 0, p.record >= 0, p.epoch >= 0 else {
+                throw DatasetError(
+                    op, "source \(i) position has a negative index (file \(p.file), line \(p.line), "
+                        + "record \(p.record), epoch \(p.epoch))")
+            }
+        }
+        if let carry {
+            guard (0..<sourceCount).contains(carry.source) else {
+                throw DatasetError(op, "carry source \(carry.source) is outside 0..<\(sourceCount)")
+            }
+            guard carry.offset >= 0 else { throw DatasetError(op, "carry offset \(carry.offset) is negative") }
+            guard carry.before.file >= 0 else {
+                throw DatasetError(op, "carry file \(carry.before.file) is negative")
+            }
+        }
+    }
 }
 
 /// Reads a weighted mixture of sources, builds documents on background workers, and packs them into
@@ -84,9 +121,7 @@ public final class Loader: @unchecked Sendable {
         self.mixture = mixture
         cursorState = LoaderCursor(sources: sources.map(\.position), mixture: mixture, carry: nil, batches: 0)
         if let c = cursor {
-            guard c.sources.count == sources.count else {
-                throw DatasetError("loader", "cursor has \(c.sources.count) sources, loader \(sources.count)")
-            }
+            try c.validate(sourceCount: sources.count)
             self.mixture = c.mixture
             cursorState = c
             if let carry = c.carry {

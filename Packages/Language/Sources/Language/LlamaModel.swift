@@ -1,80 +1,53 @@
 import Foundation
 import Layers
 
-/// Token embedding table, `weight` `[vocab, hidden]` (HF `nn.Embedding`, N(0, 0.02) initialised as HF
-/// Llama does).
-public final class TokenEmbedding: Module {
-    public let weight: Parameter
-    public let initStd: Float
-
-    public init(_ vocab: Int, _ dim: Int, initStd: Float = 0.02) {
-        self.initStd = initStd
-        weight = Parameter(Tensor.zeros([vocab, dim]))
-    }
-
-    public override var localParameters: [(String, Parameter)] { [("weight", weight)] }
-
-    public override func resetLocalParameters(generator: inout RandomGenerator) {
-        weight.data = Tensor.normal(weight.shape, std: initStd, generator: &generator)
-    }
-
-    /// - Parameter ids: `[...]` token ids in `[0, vocab)`.
-    /// - Returns: `[..., hidden]`.
-    public func callAsFunction(_ ids: IndexTensor) throws -> Tensor {
-        try embedding(ids, weight: weight.value)
-    }
+extension MultiHeadAttention.Names {
+    /// HF Llama's attention projections: `q_proj`, `k_proj`, `v_proj`, `o_proj`.
+    public static let llama = Self(query: "q_proj", key: "k_proj", value: "v_proj", output: "o_proj")
 }
 
-/// Grouped-query self-attention with rotary positions (HF `LlamaAttention`): children `q_proj`, `k_proj`,
-/// `v_proj`, `o_proj`.
-public final class LlamaAttention: Module {
-    public let config: LlamaConfig
-    public let qProj: LlamaLinear, kProj: LlamaLinear, vProj: LlamaLinear, oProj: LlamaLinear
+extension LoRAConfig {
+    /// HF Llama's attention projections (PEFT's default targets for Llama).
+    public static let llamaAttentionTargets = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    /// Every projection of a Llama decoder layer: attention and the SwiGLU MLP.
+    public static let llamaAllTargets = llamaAttentionTargets + ["gate_proj", "up_proj", "down_proj"]
+}
 
-    public init(config: LlamaConfig) {
-        self.config = config
-        let (h, d, kv) = (config.hiddenSize, config.headDim, config.numKeyValueHeads)
-        qProj = LlamaLinear(h, config.numAttentionHeads * d, bias: config.attentionBias)
-        kProj = LlamaLinear(h, kv * d, bias: config.attentionBias)
-        vProj = LlamaLinear(h, kv * d, bias: config.attentionBias)
-        oProj = LlamaLinear(config.numAttentionHeads * d, h, bias: config.attentionBias)
-    }
-
-    public override var localChildren: [(String, Module)] {
-        [("q_proj", qProj), ("k_proj", kProj), ("v_proj", vProj), ("o_proj", oProj)]
-    }
-
-    /// - Parameters:
-    ///   - x: `[B, T, hidden]`
-    ///   - rope: cos/sin tables `[B, T, 1, D/2]`
-    ///   - mask: the attention mask over the keys (cache included).
-    ///   - cache: keys/values of earlier steps for this layer, extended in place.
-    /// - Returns: `[B, T, hidden]`
-    func callAsFunction(
-        _ x: Tensor, rope: (cos: Tensor, sin: Tensor), mask: AttentionMask, cache: KVCache?, layer: Int
-    ) throws -> Tensor {
-        let (b, t) = (x.shape[0], x.shape[1])
-        let (hq, hkv, d) = (config.numAttentionHeads, config.numKeyValueHeads, config.headDim)
-        var q = try qProj(x).reshaped([b, t, hq, d])
-        var k = try kProj(x).reshaped([b, t, hkv, d])
-        let vNew = try vProj(x).reshaped([b, t, hkv, d]).permuted([0, 2, 1, 3])
-        q = try RotaryEmbedding.apply(q, cos: rope.cos, sin: rope.sin).permuted([0, 2, 1, 3])
-        k = try RotaryEmbedding.apply(k, cos: rope.cos, sin: rope.sin).permuted([0, 2, 1, 3])
-        var v = vNew
-        if let cache { (k, v) = try cache.append(layer: layer, keys: k, values: vNew) }
-        let out = try scaledDotProductAttention(q: q, k: k, v: v, mask: mask)
-        return try oProj(out.permuted([0, 2, 1, 3]).reshaped([b, t, hq * d]))
-    }
+/// Grouped-query self-attention with rotary positions (HF `LlamaAttention`), on Layers'
+/// `MultiHeadAttention` with `.llama` names: children `q_proj`, `k_proj`, `v_proj`, `o_proj`.
+///
+/// - Parameters:
+///   - attention: the block's `self_attn`.
+///   - x: `[B, T, hidden]`
+///   - rope: cos/sin tables `[B, T, 1, D/2]`
+///   - mask: the attention mask over the keys (cache included).
+///   - cache: keys/values of earlier steps for this layer, extended in place.
+/// - Returns: `[B, T, hidden]`
+func llamaSelfAttention(
+    _ attention: MultiHeadAttention, _ x: Tensor, rope: (cos: Tensor, sin: Tensor), mask: AttentionMask,
+    cache: KVCache?, layer: Int
+) throws -> Tensor {
+    let (b, t) = (x.shape[0], x.shape[1])
+    let (hq, hkv, d) = (attention.numHeads, attention.numKeyValueHeads, attention.headDim)
+    var q = try attention.query(x).reshaped([b, t, hq, d])
+    var k = try attention.key!(x).reshaped([b, t, hkv, d])
+    let vNew = try attention.value!(x).reshaped([b, t, hkv, d]).permuted([0, 2, 1, 3])
+    q = try RotaryEmbedding.apply(q, cos: rope.cos, sin: rope.sin).permuted([0, 2, 1, 3])
+    k = try RotaryEmbedding.apply(k, cos: rope.cos, sin: rope.sin).permuted([0, 2, 1, 3])
+    var v = vNew
+    if let cache { (k, v) = try cache.append(layer: layer, keys: k, values: vNew) }
+    return try attention.merge(scaledDotProductAttention(q: q, k: k, v: v, mask: mask))
 }
 
 /// SwiGLU feed-forward (HF `LlamaMLP`): `down_proj(silu(gate_proj(x)) * up_proj(x))`.
 public final class LlamaMLP: Module, UnaryLayer {
-    public let gateProj: LlamaLinear, upProj: LlamaLinear, downProj: LlamaLinear
+    public let gateProj: Linear, upProj: Linear, downProj: Linear
 
+    /// Zero weights; `LlamaForCausalLM` initialises the whole tree.
     public init(config: LlamaConfig) {
-        gateProj = LlamaLinear(config.hiddenSize, config.intermediateSize, bias: config.mlpBias)
-        upProj = LlamaLinear(config.hiddenSize, config.intermediateSize, bias: config.mlpBias)
-        downProj = LlamaLinear(config.intermediateSize, config.hiddenSize, bias: config.mlpBias)
+        gateProj = Linear(config.hiddenSize, config.intermediateSize, bias: config.mlpBias, seed: nil)
+        upProj = Linear(config.hiddenSize, config.intermediateSize, bias: config.mlpBias, seed: nil)
+        downProj = Linear(config.intermediateSize, config.hiddenSize, bias: config.mlpBias, seed: nil)
     }
 
     public override var localChildren: [(String, Module)] {
@@ -91,13 +64,19 @@ public final class LlamaMLP: Module, UnaryLayer {
 /// One pre-norm decoder block (HF `LlamaDecoderLayer`): children `self_attn`, `mlp`, `input_layernorm`,
 /// `post_attention_layernorm`.
 public final class LlamaDecoderLayer: Module {
-    public let selfAttn: LlamaAttention
+    /// `self_attn`: Layers' attention with `.llama` names (RoPE and the cache are applied by the layer).
+    public let selfAttn: MultiHeadAttention
     public let mlp: LlamaMLP
     public let inputLayernorm: RMSNorm
     public let postAttentionLayernorm: RMSNorm
 
-    public init(config: LlamaConfig) {
-        selfAttn = LlamaAttention(config: config)
+    /// Zero projections; `LlamaForCausalLM` initialises the whole tree.
+    /// - Throws: `TensorError` when the config's head arithmetic is inconsistent.
+    public init(config: LlamaConfig) throws {
+        selfAttn = try MultiHeadAttention(
+            embedDim: config.hiddenSize, numHeads: config.numAttentionHeads,
+            numKeyValueHeads: config.numKeyValueHeads, headDim: config.headDim, bias: config.attentionBias,
+            names: .llama, seed: nil)
         mlp = LlamaMLP(config: config)
         inputLayernorm = RMSNorm(config.hiddenSize, eps: Float(config.rmsNormEps))
         postAttentionLayernorm = RMSNorm(config.hiddenSize, eps: Float(config.rmsNormEps))
@@ -113,7 +92,8 @@ public final class LlamaDecoderLayer: Module {
     func callAsFunction(
         _ x: Tensor, rope: (cos: Tensor, sin: Tensor), mask: AttentionMask, cache: KVCache?, layer: Int
     ) throws -> Tensor {
-        let h = try x + selfAttn(inputLayernorm(x), rope: rope, mask: mask, cache: cache, layer: layer)
+        let h = try x
+            + llamaSelfAttention(selfAttn, inputLayernorm(x), rope: rope, mask: mask, cache: cache, layer: layer)
         return try h + mlp(postAttentionLayernorm(h))
     }
 }
@@ -121,15 +101,17 @@ public final class LlamaDecoderLayer: Module {
 /// The decoder stack without the vocabulary head (HF `LlamaModel`): `embed_tokens`, `layers`, `norm`.
 public final class LlamaModel: Module {
     public let config: LlamaConfig
-    public let embedTokens: TokenEmbedding
+    public let embedTokens: Embedding
     public let layers: ModuleList<LlamaDecoderLayer>
     public let norm: RMSNorm
     public let rotary: RotaryEmbedding
 
-    public init(config: LlamaConfig) {
+    /// Zero weights; `LlamaForCausalLM` initialises the whole tree.
+    /// - Throws: `TensorError` when the config's head arithmetic is inconsistent.
+    public init(config: LlamaConfig) throws {
         self.config = config
-        embedTokens = TokenEmbedding(config.vocabSize, config.hiddenSize)
-        layers = ModuleList((0..<config.numHiddenLayers).map { _ in LlamaDecoderLayer(config: config) })
+        embedTokens = Embedding(config.vocabSize, config.hiddenSize, seed: nil)
+        layers = ModuleList(try (0..<config.numHiddenLayers).map { _ in try LlamaDecoderLayer(config: config) })
         norm = RMSNorm(config.hiddenSize, eps: Float(config.rmsNormEps))
         rotary = RotaryEmbedding(config: config)
     }
@@ -183,20 +165,32 @@ public final class LlamaForCausalLM: Module {
     public private(set) var config: LlamaConfig
     public let model: LlamaModel
     /// The vocabulary head; nil when tied to the embedding.
-    public let lmHead: LlamaLinear?
+    public let lmHead: Linear?
     /// Recompute each decoder layer during backward instead of keeping its activations (HF
     /// `gradient_checkpointing_enable`): activation memory drops to one layer's, for about one more
     /// forward pass. Needs deterministic layers: LoRA dropout must be 0 while training with it.
     public var gradientCheckpointing = false
 
-    /// A model with HF's initialisation (N(0, 0.02) weights, unit norms), drawn from `seed`.
+    /// Standard deviation of HF Llama's `_init_weights` for projections and embeddings.
+    public static let initStd: Float = 0.02
+
+    /// A model with HF's initialisation (N(0, 0.02) weights, zero biases, unit norms), drawn from `seed`
+    /// module by module in registration order.
     /// - Throws: `TensorError` when the config's head arithmetic is inconsistent.
     public init(config: LlamaConfig, seed: UInt64 = 0) throws {
         try config.validate()
         self.config = config
-        model = LlamaModel(config: config)
-        lmHead = config.tieWordEmbeddings ? nil : LlamaLinear(config.hiddenSize, config.vocabSize)
+        model = try LlamaModel(config: config)
+        lmHead = config.tieWordEmbeddings ? nil : Linear(config.hiddenSize, config.vocabSize, bias: false, seed: nil)
         super.init()
+        for (_, m) in namedModules() {
+            if let l = m as? Linear {
+                l.weightInitializer = .normal(std: Self.initStd)
+                l.biasInitializer = .zeros
+            } else if let e = m as? Embedding {
+                e.initializer = .normal(std: Self.initStd)
+            }
+        }
         resetParameters(seed: seed)
     }
 
@@ -237,6 +231,10 @@ public final class LlamaForCausalLM: Module {
             if let ids, ids.shape != [b, t] {
                 throw TensorError(op, "\(name) \(ids.shape) must be [B, T] = [\(b), \(t)]")
             }
+        }
+        if let cache, cache.layerCount != model.layers.count {
+            throw TensorError(
+                op, "KV cache has \(cache.layerCount) layers, the model \(model.layers.count)")
         }
         if input.documentIds != nil && cache != nil && cache!.length > 0 {
             throw TensorError(op, "document ids cannot be combined with a non-empty KV cache")
@@ -335,10 +333,15 @@ public final class KVCache {
     public private(set) var padding: IndexTensor?
     private var pendingPadding: IndexTensor?
 
+    /// An empty cache for a model of `layers` decoder layers (`LlamaForCausalLM.hiddenStates` throws
+    /// when the counts differ; a negative count is treated as 0).
     public init(layers: Int) {
-        keys = Array(repeating: nil, count: layers)
-        values = Array(repeating: nil, count: layers)
+        keys = Array(repeating: nil, count: max(layers, 0))
+        values = Array(repeating: nil, count: max(layers, 0))
     }
+
+    /// Number of decoder layers the cache holds.
+    public var layerCount: Int { keys.count }
 
     func append(layer: Int, keys k: Tensor, values v: Tensor) throws -> (Tensor, Tensor) {
         let nk = try keys[layer].map { try Tensor.concatenate([$0, k], axis: 2) } ?? k

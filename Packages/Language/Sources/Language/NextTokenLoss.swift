@@ -43,6 +43,9 @@ public func nextTokenTargets(labels: IndexTensor, documentIds: IndexTensor? = ni
         throw TensorError("next_token_loss", "documentIds \(d.shape) must match labels \(labels.shape)")
     }
     let (b, t) = (labels.shape[0], labels.shape[1])
+    guard t > 0 else {
+        throw TensorError("next_token_loss", "labels \(labels.shape) have no positions (T = 0)")
+    }
     var out = [Int](repeating: ignoreIndex, count: b * t)
     for r in 0..<b {
         for i in 0..<(t - 1) {

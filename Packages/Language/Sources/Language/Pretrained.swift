@@ -1,6 +1,6 @@
 import Foundation
-import Safetensors
 import Tensor
+import TensorFiles
 
 extension LlamaForCausalLM {
     /// Builds the model from an HF directory (`config.json` + `model.safetensors` or a sharded

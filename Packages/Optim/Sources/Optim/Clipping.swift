@@ -1,29 +1,25 @@
 import Foundation
 import Tensor
 
-/// Global L2 norm of all gradients (the norm of the per-tensor norms, as `clip_grad_norm_`).
-public func globalGradientNorm(_ gradients: Gradients) -> Float {
-    var total: Double = 0
-    for (_, g) in gradients {
-        // Double accumulation: within float rounding of PyTorch's float32 norms.
-        total += g.withUnsafeBufferPointer { p -> Double in
-            var s = 0.0
-            for v in p { s += Double(v) * Double(v) }
-            return s
-        }
-    }
-    return Float(total.squareRoot())
-}
+/// Global L2 norm of all gradients, as `clip_grad_norm_` reports it: the square root of the sum of
+/// every gradient's sum of squares, accumulated in Double through the backend
+/// (`Gradients.globalNorm`; the same bits for any thread count).
+public func globalGradientNorm(_ gradients: Gradients) -> Float { gradients.globalNorm() }
 
-/// Scales gradients so their global L2 norm is at most `maxNorm`, as `torch.nn.utils.clip_grad_norm_`
-/// (coefficient `maxNorm / (norm + 1e-6)` clamped to 1). MM1 clips at 1.0.
+/// Scales gradients in place so their global L2 norm is at most `maxNorm`, as
+/// `torch.nn.utils.clip_grad_norm_` (coefficient `maxNorm / (norm + 1e-6)` clamped to 1). MM1 clips at 1.0.
+///
+/// A training step does not need this: `Optimizer.update(..., maxGradientNorm:)` computes the norm,
+/// skips a non-finite step and fuses the coefficient into the update without a pass over the gradients.
+/// Use this when the clipped gradients themselves are needed; pass the returned norm to `update` as
+/// `gradientNorm` (and no `maxGradientNorm`) so it is not computed twice.
 /// - Returns: the norm before clipping (for logging). A non-finite norm leaves the gradients
 ///   unchanged: the optimizer then skips the step and counts it.
 @discardableResult
 public func clipGradientNorm(_ gradients: inout Gradients, maxNorm: Float = 1) -> Float {
-    let norm = globalGradientNorm(gradients)
+    let norm = gradients.globalNorm()
     guard norm.isFinite else { return norm }
-    let coefficient = min(maxNorm / (norm + 1e-6), 1)
+    let coefficient = clipCoefficient(norm: norm, maxNorm: maxNorm)
     if coefficient < 1 { gradients.scale(by: coefficient) }
     return norm
 }

@@ -2,8 +2,10 @@
 /// architecture it mirrors.
 ///
 /// Parameters (with `names = .clip`): `q_proj`, `k_proj`, `v_proj`, `out_proj` (each `weight [out, in]`,
-/// `bias [out]`). With `.chainOfSight` the key and value projections are one fused `to_kv` `[2C, Cctx]`
-/// whose rows `[0, C)` produce keys and `[C, 2C)` values; the others are `to_q` and `proj`.
+/// `bias [out]`). With `fusedKeyValue` set (Bridges' Chain-of-Sight names: `to_q`, `to_kv`, `proj`) the
+/// key and value projections are one fused `[2C, Cctx]` whose rows `[0, C)` produce keys and `[C, 2C)`
+/// values. The presets of other formats live with the package that owns the format (Language's
+/// `.llama`, Bridges' `.chainOfSight`).
 public final class MultiHeadAttention: Module {
     /// The children's names.
     public struct Names: Sendable {
@@ -22,13 +24,8 @@ public final class MultiHeadAttention: Module {
             self.fusedKeyValue = fusedKeyValue
         }
 
-        /// HF CLIP: `q_proj`, `k_proj`, `v_proj`, `out_proj`.
+        /// HF CLIP (and the default): `q_proj`, `k_proj`, `v_proj`, `out_proj`.
         public static let clip = Names(query: "q_proj", key: "k_proj", value: "v_proj", output: "out_proj")
-        /// HF Llama: `q_proj`, `k_proj`, `v_proj`, `o_proj`.
-        public static let llama = Names(query: "q_proj", key: "k_proj", value: "v_proj", output: "o_proj")
-        /// Chain-of-Sight: `to_q`, fused `to_kv`, `proj`.
-        public static let chainOfSight = Names(
-            query: "to_q", key: "", value: "", output: "proj", fusedKeyValue: "to_kv")
     }
 
     public let embedDim: Int
@@ -44,33 +41,50 @@ public final class MultiHeadAttention: Module {
 
     /// - Parameters:
     ///   - embedDim: width of the queries and of the output.
-    ///   - numHeads: query heads; `embedDim` must be divisible by it.
+    ///   - numHeads: query heads; `embedDim` must be divisible by it unless `headDim` is given.
     ///   - numKeyValueHeads: key/value heads (grouped-query attention); defaults to `numHeads`.
+    ///   - headDim: width of one head; defaults to `embedDim / numHeads` (HF Llama's `head_dim` may differ).
     ///   - contextDim: width of the keys' source for cross-attention (defaults to `embedDim`).
     ///   - bias: biases on the input projections; `outputBias` on the output projection.
+    ///   - seed: draws the projections (PyTorch's default initialisation); nil leaves them zero for an
+    ///     owner that re-initialises the tree or loads weights.
+    /// - Throws: `TensorError` naming the values when a size is not positive, `embedDim` is not
+    ///   divisible by `numHeads`, or `numHeads` is not a multiple of `numKeyValueHeads`.
     public init(
-        embedDim: Int, numHeads: Int, numKeyValueHeads: Int? = nil, contextDim: Int? = nil, bias: Bool = true,
-        outputBias: Bool? = nil, names: Names = .clip, seed: UInt64 = 0
-    ) {
-        precondition(
-            embedDim % numHeads == 0, "embedDim \(embedDim) is not divisible by numHeads \(numHeads)")
+        embedDim: Int, numHeads: Int, numKeyValueHeads: Int? = nil, headDim: Int? = nil, contextDim: Int? = nil,
+        bias: Bool = true, outputBias: Bool? = nil, names: Names = .clip, seed: UInt64? = 0
+    ) throws {
+        let op = "MultiHeadAttention"
         let kvHeads = numKeyValueHeads ?? numHeads
-        precondition(numHeads % kvHeads == 0, "numHeads must be a multiple of numKeyValueHeads")
+        let ctx = contextDim ?? embedDim
+        for (name, value) in [
+            ("embedDim", embedDim), ("numHeads", numHeads), ("numKeyValueHeads", kvHeads), ("contextDim", ctx),
+            ("headDim", headDim ?? 1),
+        ] where value <= 0 {
+            throw TensorError(op, "\(name) must be positive, got \(value)")
+        }
+        guard headDim != nil || embedDim % numHeads == 0 else {
+            throw TensorError(op, "embedDim \(embedDim) is not divisible by numHeads \(numHeads)")
+        }
+        guard numHeads % kvHeads == 0 else {
+            throw TensorError(
+                op, "numHeads \(numHeads) is not a multiple of numKeyValueHeads \(kvHeads)")
+        }
         self.embedDim = embedDim
         self.numHeads = numHeads
         self.numKeyValueHeads = kvHeads
-        headDim = embedDim / numHeads
+        self.headDim = headDim ?? embedDim / numHeads
         self.names = names
-        let ctx = contextDim ?? embedDim
-        let kvDim = kvHeads * headDim
-        query = Linear(embedDim, embedDim, bias: bias, seed: seed)
+        let qDim = numHeads * self.headDim
+        let kvDim = kvHeads * self.headDim
+        query = Linear(embedDim, qDim, bias: bias, seed: seed)
         if names.fusedKeyValue != nil {
-            keyValue = Linear(ctx, 2 * kvDim, bias: bias, seed: seed &+ 1)
+            keyValue = Linear(ctx, 2 * kvDim, bias: bias, seed: seed.map { $0 &+ 1 })
         } else {
-            key = Linear(ctx, kvDim, bias: bias, seed: seed &+ 1)
-            value = Linear(ctx, kvDim, bias: bias, seed: seed &+ 2)
+            key = Linear(ctx, kvDim, bias: bias, seed: seed.map { $0 &+ 1 })
+            value = Linear(ctx, kvDim, bias: bias, seed: seed.map { $0 &+ 2 })
         }
-        output = Linear(embedDim, embedDim, bias: outputBias ?? bias, seed: seed &+ 3)
+        output = Linear(qDim, embedDim, bias: outputBias ?? bias, seed: seed.map { $0 &+ 3 })
     }
 
     public override var localChildren: [(String, Module)] {
@@ -112,7 +126,7 @@ public final class MultiHeadAttention: Module {
     /// Merges heads and applies the output projection: `[B, H, T, Dh]` -> `[B, T, embedDim]`.
     public func merge(_ attended: Tensor) throws -> Tensor {
         let (b, t) = (attended.shape[0], attended.shape[2])
-        return try output(attended.permuted([0, 2, 1, 3]).reshaped([b, t, embedDim]))
+        return try output(attended.permuted([0, 2, 1, 3]).reshaped([b, t, numHeads * headDim]))
     }
 
     /// - Parameters:

@@ -7,14 +7,28 @@ public final class Conv2d: Module, UnaryLayer {
     public let dilation: (Int, Int)
     public let groups: Int
 
+    /// - Throws: `TensorError` naming the value when a channel count, kernel size, stride, dilation or
+    ///   group count is not positive, a padding is negative, or `groups` does not divide both channel counts.
     public init(
         _ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
         padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
         seed: UInt64 = 0
-    ) {
-        precondition(
-            groups > 0 && inChannels % groups == 0 && outChannels % groups == 0, "groups must divide channels"
-        )
+    ) throws {
+        let op = "Conv2d"
+        for (name, value) in [
+            ("inChannels", inChannels), ("outChannels", outChannels), ("kernelSize.0", kernelSize.0),
+            ("kernelSize.1", kernelSize.1), ("stride.0", stride.0), ("stride.1", stride.1),
+            ("dilation.0", dilation.0), ("dilation.1", dilation.1), ("groups", groups),
+        ] where value <= 0 {
+            throw TensorError(op, "\(name) must be positive, got \(value)")
+        }
+        guard padding.0 >= 0, padding.1 >= 0 else {
+            throw TensorError(op, "padding must not be negative, got \(padding)")
+        }
+        guard inChannels % groups == 0, outChannels % groups == 0 else {
+            throw TensorError(
+                op, "groups \(groups) must divide inChannels \(inChannels) and outChannels \(outChannels)")
+        }
         weight = Parameter(Tensor.zeros([outChannels, inChannels / groups, kernelSize.0, kernelSize.1]))
         self.bias = bias ? Parameter(Tensor.zeros([outChannels])) : nil
         self.stride = stride

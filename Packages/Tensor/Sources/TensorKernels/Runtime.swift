@@ -53,6 +53,30 @@ public enum ComputeRuntime {
             threads: Int(sl_blas_get_threads()))
     }
 
+    /// Throws when OpenBLAS could not be loaded, with what to install; ops that reach a GEMM call it
+    /// first so a machine without the library gets an error instead of a trap.
+    /// - Throws: `BLAS.Unavailable` naming the loader's error and the package to install.
+    public static func requireBLAS() throws {
+        guard sl_blas_load()!.pointee.loaded == 0 else { return }
+        throw BLAS.Unavailable(
+            description: "OpenBLAS is not available: \(blas().error). Install OpenBLAS (Debian/Ubuntu: "
+                + "apt-get install libopenblas0, or libopenblas-dev to build; Fedora: dnf install openblas), "
+                + "or point SIGHTLINE_OPENBLAS at the library file.")
+    }
+
+    /// Sets `threads`, rejecting a count below 1.
+    /// - Throws: `ComputeRuntime.InvalidThreads` naming the value.
+    public static func setThreads(_ n: Int) throws {
+        guard n > 0 else { throw InvalidThreads(value: n) }
+        threads = n
+    }
+
+    /// A thread count below 1.
+    public struct InvalidThreads: Error, CustomStringConvertible {
+        public var value: Int
+        public var description: String { "the thread count must be at least 1, got \(value)" }
+    }
+
     /// The number of compute threads used by OpenBLAS and by Sightline's kernels.
     ///
     /// Defaults to the CPUs this process may run on (or `SIGHTLINE_NUM_THREADS`). Setting it applies
@@ -60,7 +84,7 @@ public enum ComputeRuntime {
     public static var threads: Int {
         get { lock.withLock { _threads } }
         set {
-            precondition(newValue > 0, "thread count must be positive")
+            precondition(newValue > 0, "thread count must be positive (use setThreads(_:) for user input)")
             lock.withLock {
                 _threads = newValue
                 blasThreadsApplied = false

@@ -1,7 +1,7 @@
 import Checkpoint
 import Optim
-import Safetensors
 import Tensor
+import TensorFiles
 
 extension OptimizerState {
     /// The optimizer's state for a training checkpoint: tensors grouped by parameter name

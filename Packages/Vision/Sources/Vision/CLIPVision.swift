@@ -57,10 +57,11 @@ public final class CLIPVisionEmbeddings: Module {
     public let patchEmbedding: Conv2d
     public let positionEmbedding: Embedding
 
-    public init(config: CLIPVisionConfig, seed: UInt64 = 0) {
+    /// - Throws: `TensorError` when the config's sizes are not positive.
+    public init(config: CLIPVisionConfig, seed: UInt64 = 0) throws {
         patchSize = config.patchSize
         classEmbedding = Parameter(Tensor.zeros([config.hiddenSize]))
-        patchEmbedding = Conv2d(
+        patchEmbedding = try Conv2d(
             config.numChannels, config.hiddenSize, kernelSize: (config.patchSize, config.patchSize),
             stride: (config.patchSize, config.patchSize), bias: false, seed: seed)
         positionEmbedding = Embedding(config.numPositions, config.hiddenSize, seed: seed &+ 1)
@@ -127,7 +128,7 @@ public final class CLIPEncoderLayer: Module {
     public init(config: CLIPVisionConfig, seed: UInt64 = 0) throws {
         let act = try CLIPActivation(hfName: config.hiddenAct)
         let eps = Float(config.layerNormEps)
-        selfAttention = MultiHeadAttention(
+        selfAttention = try MultiHeadAttention(
             embedDim: config.hiddenSize, numHeads: config.numAttentionHeads, names: .clip, seed: seed)
         layerNorm1 = LayerNorm([config.hiddenSize], eps: eps)
         mlp = MLP(
@@ -203,7 +204,7 @@ public final class CLIPVisionTransformer: Module {
     public init(config: CLIPVisionConfig, seed: UInt64 = 0) throws {
         try config.validate()
         self.config = config
-        embeddings = CLIPVisionEmbeddings(config: config, seed: seed)
+        embeddings = try CLIPVisionEmbeddings(config: config, seed: seed)
         preLayerNorm = LayerNorm([config.hiddenSize], eps: Float(config.layerNormEps))
         encoder = try CLIPEncoder(config: config, seed: seed &+ 1000)
         postLayerNorm = LayerNorm([config.hiddenSize], eps: Float(config.layerNormEps))
@@ -218,4 +219,10 @@ public final class CLIPVisionTransformer: Module {
 
     /// Records the resized position table's image size in the config (used by `resizePositionEmbeddings`).
     func setImageSize(_ size: Int) { config.imageSize = size }
+}
+
+extension LoRAConfig {
+    /// HF CLIP's attention projections (`q_proj`, `k_proj`, `v_proj`, `out_proj`), the vision tower's
+    /// naming preset for `targetModules`.
+    public static let clipAttentionTargets = ["q_proj", "k_proj", "v_proj", "out_proj"]
 }

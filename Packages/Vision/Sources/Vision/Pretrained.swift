@@ -1,5 +1,5 @@
 import Foundation
-import Safetensors
+import TensorFiles
 
 extension CLIPVisionModel {
     /// Builds the tower from an HF model directory and loads its weights strictly.

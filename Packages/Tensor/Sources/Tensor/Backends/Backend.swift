@@ -69,7 +69,7 @@ public protocol MovementBackend {
 
 /// A device: one implementation of every kernel family.
 public protocol Backend: AnyObject, ElementwiseBackend, ReductionBackend, LinalgBackend, MovementBackend,
-    ConvBackend, NormBackend, AttentionBackend, LossBackend
+    ConvBackend, NormBackend, AttentionBackend, LossBackend, OptimizerBackend
 {
     /// A short name for logs and test messages ("cpu", "reference").
     var name: String { get }

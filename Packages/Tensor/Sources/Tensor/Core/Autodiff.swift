@@ -19,11 +19,19 @@ final class GradNode {
     let shape: [Int]
     /// For leaves made from a parameter.
     weak var parameter: Parameter?
+    /// The backend that ran the forward: the backward runs on it too (`runBackward` makes it current
+    /// while this node's VJP runs, so every kernel the VJP reaches, directly or through other ops,
+    /// is this backend's, whichever backend is current when backward is called).
+    let backend: any Backend
 
-    init(op: String, inputs: [GradNode?], shape: [Int], backward: ((Tensor) throws -> [Tensor?])?) {
+    init(
+        op: String, inputs: [GradNode?], shape: [Int], backend: any Backend = Backends.current,
+        backward: ((Tensor) throws -> [Tensor?])?
+    ) {
         self.op = op
         self.inputs = inputs
         self.shape = shape
+        self.backend = backend
         self.backward = backward
     }
 
@@ -74,8 +82,6 @@ public final class Parameter: @unchecked Sendable {
     private var leafNode: GradNode?
     /// Whether gradients flow to this parameter.
     public var isTrainable: Bool
-    /// Accumulated gradient, for callers that use `valueAndGradient(..., accumulate: true)`.
-    public var grad: Tensor?
 
     /// A parameter holding `value`.
     public init(_ value: Tensor, trainable: Bool = true) {
@@ -147,9 +153,19 @@ public struct Gradients: Sequence {
         }
     }
 
-    /// Multiplies every gradient by `factor`.
+    /// Multiplies every gradient by `factor`, in place (a gradient whose buffer is shared is copied
+    /// first), on the current backend.
     public mutating func scale(by factor: Float) {
-        for name in names { tensors[name] = noGrad { tensors[name]! * factor } }
+        for name in names { tensors[name]!.scale(by: factor) }
+    }
+
+    /// The global L2 norm: `sqrt` of the sum over gradients (in `names` order) of each one's Double
+    /// sum of squares (`Tensor.sumOfSquares`), rounded to Float once at the end. The result does not
+    /// depend on the thread count.
+    public func globalNorm() -> Float {
+        var total = 0.0
+        for name in names { total += tensors[name]!.sumOfSquares() }
+        return Float(total.squareRoot())
     }
 
     public func makeIterator() -> AnyIterator<(name: String, gradient: Tensor)> {
@@ -187,25 +203,28 @@ func runBackward(root: GradNode, seed: Tensor, sink: (GradNode, Tensor) throws -
                 try sink(n, g)
                 continue
             }
-            let inputGrads = try n.backward!(g)
-            guard inputGrads.count == n.inputs.count else {
-                throw TensorError(
-                    "backward", "\(n.op) returned \(inputGrads.count) gradients for \(n.inputs.count) inputs")
-            }
-            for (input, ig) in zip(n.inputs, inputGrads) {
-                guard let input else { continue }
-                let iid = ObjectIdentifier(input)
-                if let ig {
-                    guard ig.shape == input.shape else {
-                        throw TensorError(
-                            "backward",
-                            "\(n.op) produced a gradient of shape \(fmt(ig.shape)) for an input of shape \(fmt(input.shape))"
-                        )
-                    }
-                    if let prev = grads[iid] { grads[iid] = try prev + ig } else { grads[iid] = ig }
+            // The VJP, and the sums where gradients meet, on the backend that ran the forward.
+            try withBackend(n.backend) {
+                let inputGrads = try n.backward!(g)
+                guard inputGrads.count == n.inputs.count else {
+                    throw TensorError(
+                        "backward", "\(n.op) returned \(inputGrads.count) gradients for \(n.inputs.count) inputs")
                 }
-                pending[iid]! -= 1
-                if pending[iid]! == 0 { ready.append(input) }
+                for (input, ig) in zip(n.inputs, inputGrads) {
+                    guard let input else { continue }
+                    let iid = ObjectIdentifier(input)
+                    if let ig {
+                        guard ig.shape == input.shape else {
+                            throw TensorError(
+                                "backward",
+                                "\(n.op) produced a gradient of shape \(fmt(ig.shape)) for an input of shape \(fmt(input.shape))"
+                            )
+                        }
+                        if let prev = grads[iid] { grads[iid] = try prev + ig } else { grads[iid] = ig }
+                    }
+                    pending[iid]! -= 1
+                    if pending[iid]! == 0 { ready.append(input) }
+                }
             }
         }
     }
@@ -222,14 +241,13 @@ func runBackward(root: GradNode, seed: Tensor, sink: (GradNode, Tensor) throws -
 /// ```
 /// - Parameters:
 ///   - parameters: (name, parameter) pairs; frozen parameters get no gradient.
-///   - accumulate: also add each gradient into `Parameter.grad` (accumulation across calls).
 ///   - onGradientReady: called with a parameter's name and gradient as soon as it is final, while
 ///     backward is still running (to overlap gradient communication with the backward pass).
 ///   - loss: the forward pass; must return a scalar.
 /// - Returns: the loss and the gradients.
 /// - Throws: `TensorError` when the loss is not a scalar, or any op fails.
 public func valueAndGradient(
-    at parameters: [(String, Parameter)], accumulate: Bool = false,
+    at parameters: [(String, Parameter)],
     onGradientReady: ((String, Tensor) throws -> Void)? = nil,
     _ loss: () throws -> Tensor
 ) throws -> (value: Tensor, gradients: Gradients) {
@@ -245,9 +263,6 @@ public func valueAndGradient(
     try runBackward(root: root, seed: Tensor(shape: value.shape, storage: Storage(copying: [1]))) { leaf, g in
         guard let name = names[ObjectIdentifier(leaf)] else { return }
         found[name] = g
-        if accumulate, let p = leaf.parameter {
-            p.grad = try p.grad.map { try $0 + g } ?? g
-        }
         try onGradientReady?(name, g)
     }
     for (name, p) in parameters where p.isTrainable {

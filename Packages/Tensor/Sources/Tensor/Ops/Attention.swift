@@ -179,6 +179,7 @@ public func scaledDotProductAttention(
     let dims = AttentionDims(
         batch: b, queryHeads: hq, kvHeads: hkv, queryLength: tq, keyLength: tk, headDim: hd, valueDim: vd,
         scale: s)
+    try requireBLAS(op)
     let out = Tensor(uninitializedShape: [b, hq, tq, vd])
     let lse = Tensor(uninitializedShape: [b, hq, tq])
     Backends.current.attentionForward(

@@ -79,6 +79,7 @@ public func conv2d(
             "padded input \(h + 2 * padding.0) x \(w + 2 * padding.1) of \(fmt(x.shape)) is smaller than the (dilated) kernel \(ekh) x \(ekw) of weight \(fmt(weight.shape))"
         )
     }
+    try requireBLAS(op)
     let y = Tensor(uninitializedShape: [n, o, g.outHeight, g.outWidth])
     Backends.current.conv2d(x.ptr, weight: weight.ptr, bias: bias?.ptr, y.storage.pointer, g)
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]

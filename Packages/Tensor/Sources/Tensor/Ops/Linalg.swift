@@ -55,6 +55,7 @@ extension Tensor {
         }
         let out = Tensor(uninitializedShape: batch + [m, n])
         if out.count > 0 {
+            try requireBLAS("matmul")
             Backends.current.gemm(
                 batch: nb, transA: transposeA, transB: transposeB, m: m, n: n, k: ka, alpha: 1,
                 a: A.ptr, lda: a.shape[a.rank - 1], strideA: strideA, b: B.ptr, ldb: b.shape[b.rank - 1],
@@ -83,6 +84,15 @@ extension Tensor {
     /// `matmul(self, other)`.
     public func matmul(_ other: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
         try Tensor.matmul(self, other, transposeA: transposeA, transposeB: transposeB)
+    }
+}
+
+/// Throws `TensorError(op, ...)` saying what to install when the CPU backend is active and OpenBLAS
+/// could not be loaded (every GEMM of that backend goes through it).
+func requireBLAS(_ op: String) throws {
+    guard Backends.current is CPUBackend else { return }
+    do { try ComputeRuntime.requireBLAS() } catch let e as BLAS.Unavailable {
+        throw TensorError(op, e.description)
     }
 }
 

@@ -1,5 +1,4 @@
 import Foundation
-import Safetensors
 
 /// A zip archive read through its central directory, for PyTorch's `torch.save` files (which store
 /// their entries uncompressed). Zip64 records are understood; compressed and encrypted entries are

@@ -1,5 +1,12 @@
 import Foundation
-import Layers
+
+// LoRA lives here, next to `Linear`, because every model family adapts its projections the same way
+// (one owner): the Llama decoder (Language), the CLIP tower (Vision) and the connectors (Bridges).
+// PEFT's `adapter_config.json` and its tensor names are the interchange format of the adapter itself,
+// independent of the model and of any file container (reading and writing `.safetensors` is the
+// file packages' job), so the config and the named-tensor export/import stay here too. The lists of
+// module names a model family is usually adapted at (the naming presets) belong to the package that
+// owns that family's names.
 
 /// A LoRA adapter's settings, read and written as PEFT's `adapter_config.json`.
 ///
@@ -13,7 +20,8 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
     public var loraAlpha: Double
     /// Dropout on the adapter's input while training.
     public var loraDropout: Double
-    /// Module names (suffixes) to adapt; default the attention projections.
+    /// Module names (suffixes) to adapt; the default is HF's attention projection names of decoder
+    /// models (`q_proj`, `k_proj`, `v_proj`, `o_proj`), PEFT's choice for Llama.
     public var targetModules: [String]
     /// A regular expression over full module names, used instead of `targetModules` when set.
     public var targetPattern: String?
@@ -46,7 +54,8 @@ public struct LoRAConfig: Codable, Equatable, Sendable {
     /// The adapter's multiplier: `alpha / r`, or `alpha / sqrt(r)` with `useRslora`.
     public var scale: Float { Float(useRslora ? loraAlpha / Double(r).squareRoot() : loraAlpha / Double(r)) }
 
-    /// Whether the module at dotted path `name` is adapted.
+    /// Whether the module at dotted path `name` is adapted (an invalid `targetPattern` matches
+    /// nothing; `Module.attachLoRA` reports it).
     public func targets(_ name: String) -> Bool {
         if let p = targetPattern {
             guard let re = try? NSRegularExpression(pattern: "^(?:" + p + ")$") else { return false }
@@ -160,23 +169,33 @@ public let peftPrefix = "base_model.model."
 
 extension Module {
     /// Attaches fresh LoRA adapters (A Kaiming-uniform, B zero: the model's output is unchanged) to every
-    /// projection whose name the config targets, freezes every base parameter, and leaves the
+    /// `Linear` whose dotted name the config targets, freezes every base parameter, and leaves the
     /// adapters and the parameters of `modulesToSave` trainable (as PEFT's `get_peft_model`).
+    ///
+    /// Works on any module tree: a language model (`q_proj`), a vision tower (`q_proj`, `v_proj`), a
+    /// connector (`to_q`, `to_kv`), or a tree holding all three.
     /// - Parameters:
     ///   - seed: draws the A matrices (module by module, in tree order).
     /// - Returns: the names of the adapted modules.
-    /// - Throws: `TensorError` when nothing matches, r is not positive, or an adapter is already attached.
+    /// - Throws: `TensorError` naming the value when nothing matches, r is not positive, the dropout is
+    ///   outside [0, 1), the target pattern is not a regular expression, or an adapter is already attached.
     @discardableResult
     public func attachLoRA(_ config: LoRAConfig, seed: UInt64 = 0) throws -> [String] {
         guard config.r > 0 else { throw TensorError("attach_lora", "r must be positive, got \(config.r)") }
-        let targets = namedModules().compactMap { name, m -> (String, LlamaLinear)? in
-            guard let lin = m as? LlamaLinear, config.targets(name) else { return nil }
+        guard config.loraDropout >= 0, config.loraDropout < 1 else {
+            throw TensorError("attach_lora", "lora_dropout must be in [0, 1), got \(config.loraDropout)")
+        }
+        if let p = config.targetPattern, (try? NSRegularExpression(pattern: "^(?:" + p + ")$")) == nil {
+            throw TensorError("attach_lora", "target_modules \"\(p)\" is not a regular expression")
+        }
+        let targets = namedModules().compactMap { name, m -> (String, Linear)? in
+            guard let lin = m as? Linear, config.targets(name) else { return nil }
             return (name, lin)
         }
         guard !targets.isEmpty else {
             throw TensorError(
                 "attach_lora",
-                "no projection matches target modules \(config.targetPattern.map { [$0] } ?? config.targetModules)"
+                "no Linear matches target modules \(config.targetPattern.map { [$0] } ?? config.targetModules)"
             )
         }
         if let already = targets.first(where: { $0.1.lora != nil }) {
@@ -185,15 +204,21 @@ extension Module {
         freeze()
         var g = RandomGenerator(seed: seed)
         for (_, lin) in targets {
-            lin.attach(rank: config.r, scale: config.scale, dropout: Float(config.loraDropout), generator: &g)
+            try lin.attachLoRA(
+                rank: config.r, scale: config.scale, dropout: Float(config.loraDropout), generator: &g)
         }
         for (name, m) in namedModules() where config.saves(name) { m.unfreeze() }
         return targets.map(\.0)
     }
 
     /// Every projection that carries an adapter, by dotted name.
-    public var loraModules: [(String, LlamaLinear)] {
-        namedModules().compactMap { n, m in (m as? LlamaLinear).flatMap { $0.lora != nil ? (n, $0) : nil } }
+    public var loraModules: [(String, Linear)] {
+        namedModules().compactMap { n, m in (m as? Linear).flatMap { $0.lora != nil ? (n, $0) : nil } }
+    }
+
+    /// The adapters' parameters only (`...lora_A.weight`, `...lora_B.weight`), whatever is frozen.
+    public func loraParameters() -> [(String, Parameter)] {
+        namedParameters().filter { $0.0.contains(".lora_A.") || $0.0.contains(".lora_B.") }
     }
 
     /// Adds every adapter's `scale * B A` into its base weight (fp32; exact up to rounding).
@@ -206,9 +231,22 @@ extension Module {
     public func mergeAndUnloadLoRA() throws {
         for (_, l) in loraModules {
             try l.merge()
-            l.lora = nil
-            l.isMerged = false
+            l.detachLoRA()
         }
+    }
+
+    /// Parameters and persistent buffers as `stateDict()` lists them, with every unmerged adapter's
+    /// product added into its base weight and the adapters' own tensors left out: the tensors of the
+    /// plain model the adapted one computes (what PEFT's `merge_and_unload` then `save_pretrained`
+    /// writes). The model itself is not changed.
+    public func mergedStateDict() throws -> [(String, Tensor)] {
+        var effective: [ObjectIdentifier: Tensor] = [:]
+        for (_, l) in loraModules { effective[ObjectIdentifier(l.weight)] = try l.effectiveWeight() }
+        let adapterParameters = Set(loraParameters().map { ObjectIdentifier($0.1) })
+        return namedParameters().compactMap { name, p in
+            adapterParameters.contains(ObjectIdentifier(p))
+                ? nil : (name, effective[ObjectIdentifier(p)] ?? p.data)
+        } + namedBuffers(persistentOnly: true).map { ($0.0, $0.1.value) }
     }
 
     /// The tensors of a saved adapter as PEFT writes `adapter_model.safetensors`:
@@ -260,5 +298,45 @@ extension Module {
         problems += missing.map { "missing \($0)" }
         guard problems.isEmpty else { throw TensorError("load_lora", problems.joined(separator: "; ")) }
         return seen.count
+    }
+}
+
+/// The low-rank pair of one LoRA adapter on a `Linear`, named as PEFT names it: `lora_A`
+/// (`weight [r, in]`) and `lora_B` (`weight [out, r]`).
+public final class LoRAAdapter {
+    /// `lora_A.weight` `[r, in]`, Kaiming-uniform initialised as PEFT does (U(+-1/sqrt(in))).
+    public let a: Parameter
+    /// `lora_B.weight` `[out, r]`, zero initialised so a fresh adapter changes nothing.
+    public let b: Parameter
+    public let rank: Int
+    /// `alpha / r` (or `alpha / sqrt(r)` with rank-stabilised LoRA).
+    public let scale: Float
+    /// Dropout on the adapter's input (training mode only); nil when the probability is 0.
+    public let dropout: Dropout?
+
+    /// One half as a module, so the tree names its weight `lora_A.weight` / `lora_B.weight`.
+    final class Half: Module {
+        let weight: Parameter
+        init(_ w: Parameter) { weight = w }
+        override var localParameters: [(String, Parameter)] { [("weight", weight)] }
+    }
+    let halves: (Half, Half)
+
+    init(
+        inFeatures: Int, outFeatures: Int, rank: Int, scale: Float, dropout: Float,
+        generator: inout RandomGenerator
+    ) {
+        self.rank = rank
+        self.scale = scale
+        a = Parameter(
+            Initializer.pytorchDefault(fanIn: inFeatures).make([rank, inFeatures], generator: &generator))
+        b = Parameter(Tensor.zeros([outFeatures, rank]))
+        self.dropout = dropout > 0 ? Dropout(dropout, seed: generator.seed &+ generator.offset) : nil
+        halves = (Half(a), Half(b))
+    }
+
+    /// `scale * B A`, `[out, in]`: what merging adds to the base weight.
+    public func delta() throws -> Tensor {
+        try Tensor.matmul(b.data, a.data) * scale
     }
 }

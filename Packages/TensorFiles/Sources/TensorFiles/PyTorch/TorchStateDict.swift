@@ -1,5 +1,4 @@
 import Foundation
-import Safetensors
 import Tensor
 
 /// A PyTorch state dict saved with `torch.save` (`pytorch_model.bin`, `*.pt`): a zip archive holding

@@ -1,4 +1,3 @@
-import Safetensors
 
 /// A restricted unpickler for PyTorch state dicts. It interprets the pickle opcodes that plain data
 /// uses (protocols 2 to 5: dicts, lists, tuples, ints, floats, strings, bytes, booleans, None, the

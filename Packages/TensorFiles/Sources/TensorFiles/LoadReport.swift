@@ -1,4 +1,3 @@
-import Safetensors
 import Tensor
 
 /// A tensor a model expects: its name and shape. A model's parameter list, described without the

@@ -244,13 +244,13 @@ private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
 }
 
 /// Whether `path` names a directory.
-package func isDirectory(_ path: String) -> Bool {
+@_spi(FileSupport) public func isDirectory(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
 }
 
 /// What kind of file a `st_mode` describes, for messages.
-package func fileTypeName(_ mode: mode_t) -> String {
+@_spi(FileSupport) public func fileTypeName(_ mode: mode_t) -> String {
     switch mode & S_IFMT {
     case S_IFREG: return "regular file"
     case S_IFDIR: return "a directory"
@@ -265,7 +265,7 @@ package func fileTypeName(_ mode: mode_t) -> String {
 /// Throws unless `path` is a regular file (following symbolic links); never opens it, so a FIFO
 /// cannot block the caller.
 /// - Throws: `TensorFileError` naming the file: missing, or a FIFO, device, socket or directory.
-package func requireRegularFile(_ path: String) throws {
+@_spi(FileSupport) public func requireRegularFile(_ path: String) throws {
     var st = stat()
     guard stat(path, &st) == 0 else {
         throw TensorFileError(file: path, errno == ENOENT ? "no such file" : "cannot stat: \(errnoText())")
@@ -276,10 +276,10 @@ package func requireRegularFile(_ path: String) throws {
 }
 
 /// Whether anything exists at `path`.
-package func fileExists(_ path: String) -> Bool {
+@_spi(FileSupport) public func fileExists(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0
 }
 
 /// The current `errno` as text.
-package func errnoText() -> String { String(cString: strerror(errno)) }
+@_spi(FileSupport) public func errnoText() -> String { String(cString: strerror(errno)) }

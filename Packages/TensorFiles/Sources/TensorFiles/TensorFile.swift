@@ -198,7 +198,7 @@ public struct NamedTensors: Sequence, ExpressibleByDictionaryLiteral {
 }
 
 /// Product of `shape` with overflow and sign checks, or nil when it overflows or a size is negative.
-package func checkedElementCount(_ shape: [Int]) -> Int? {
+@_spi(FileSupport) public func checkedElementCount(_ shape: [Int]) -> Int? {
     var n = 1
     for d in shape {
         guard d >= 0 else { return nil }
@@ -210,4 +210,4 @@ package func checkedElementCount(_ shape: [Int]) -> Int? {
 }
 
 /// `[2, 3]`.
-package func fmtShape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+@_spi(FileSupport) public func fmtShape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
