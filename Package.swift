@@ -30,7 +30,7 @@ let package = Package(
             name: "Trainer",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("Evaluation"), lib("Datasets"),
-                lib("ArgumentParser", "swift-argument-parser"),
+                lib("ImagePipeline", "Vision"), lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
             ],
             path: "Apps/Trainer"),

@@ -27,7 +27,9 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let configText = try config.map { try String(contentsOfFile: $0, encoding: .utf8) }
-        let summary = try WeightsConversion.convert(input: input, output: output, dtype: dtype, config: configText)
+        let summary = try WeightsConversion.convert(
+            input: input, output: output, dtype: dtype, config: configText,
+            probe: TensorFileProbe.currentExecutable)
         print(
             "wrote \(output): \(summary.tensors) tensors, \(grouped(summary.parameters)) parameters as \(dtype.rawValue)"
         )

@@ -11,18 +11,17 @@ struct Probe: ParsableCommand {
         commandName: "_probe", abstract: "Read files fully, one result line each (tests).",
         shouldDisplay: false)
 
-    @Option(help: "A file listing the paths to read, one per line.") var list: String
+    @Option(help: "A file listing the paths to read, one per line.") var list: String?
+    @Option(help: "One path to read (instead of --list).") var path: String?
     @Option(help: "Index of the first path to read.") var start = 0
 
     func run() throws {
-        let paths = try String(contentsOfFile: list, encoding: .utf8).split(separator: "\n").map(String.init)
+        let paths =
+            try list.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) }
+            ?? (path.map { [$0] } ?? [])
         for i in start..<paths.count {
             do {
-                let source = try openTensorFile(paths[i])
-                for info in source.tensorInfos { _ = try source.readTensor(info.name) }
-                if let h5 = source as? HDF5WeightsFile, h5.group == "model" {
-                    _ = try TrainingCheckpoint.read(from: paths[i])
-                }
+                try TensorFileProbe.readFully(paths[i])
                 print("OK \(i)")
             } catch {
                 print("ERR \(i) " + "\(error)".replacingOccurrences(of: "\n", with: " "))

@@ -20,17 +20,30 @@ public enum WeightsConversion {
     /// given.
     /// - Parameters:
     ///   - config: the configuration JSON to store instead of the input's.
-    /// - Throws: `TensorFileError` naming `output` for an unknown extension, and the readers' and
-    ///   writers' errors naming their files.
+    ///   - probe: an executable that reads an HDF5 file from elsewhere in a child process first
+    ///     (`TensorFileProbe.open`); nil opens it in this process.
+    /// - Throws: `TensorFileError` naming `output` for an unknown extension or when `output` is the
+    ///   input (writing onto it would replace it, lossily for 16-bit types, with no way back), and the
+    ///   readers' and writers' errors naming their files.
     @discardableResult
     public static func convert(
-        input: String, output: String, dtype: WeightDType = .float32, config: String? = nil
+        input: String, output: String, dtype: WeightDType = .float32, config: String? = nil,
+        probe: String? = nil
     ) throws -> Summary {
         let ext = (output as NSString).pathExtension.lowercased()
         guard ["safetensors", "h5", "hdf5"].contains(ext) else {
             throw TensorFileError(file: output, "output must end in .safetensors, .h5 or .hdf5")
         }
-        let source = try openTensorFile(input)
+        var isDirectory: ObjCBool = false
+        let inputIsDirectory = FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory)
+            && isDirectory.boolValue
+        if TensorFileProbe.sameFile(input, output)
+            || (inputIsDirectory && FileManager.default.fileExists(atPath: output)
+                && TensorFileProbe.sameFile(input, (output as NSString).deletingLastPathComponent))
+        {
+            throw TensorFileError(file: output, "is the input \(input); write to another file")
+        }
+        let source = try probe.map { try TensorFileProbe.open(input, probe: $0) } ?? openTensorFile(input)
         var configText = config
         if configText == nil {
             if let h5 = source as? HDF5WeightsFile {

@@ -13,6 +13,7 @@ public func tensorFileKind(_ path: String) throws -> TensorFileKind {
     if isDirectory(path) {
         return fileExists(path + "/model.safetensors.index.json") ? .shardedSafetensors : .safetensors
     }
+    try requireRegularFile(path)
     guard let h = FileHandle(forReadingAtPath: path) else {
         throw TensorFileError(file: path, fileExists(path) ? "cannot open" : "no such file")
     }

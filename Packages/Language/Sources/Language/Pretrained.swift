@@ -40,12 +40,21 @@ extension LlamaForCausalLM {
         let config: LlamaConfig
         do {
             config = try LlamaConfig.load(contentsOf: configURL)
+            try config.validate()
         } catch let e as TensorError {
             throw TensorError("fromPretrained", "\(configURL.path): \(e.message)")
         } catch {
             throw TensorError("fromPretrained", "\(configURL.path): not a Llama config: \(error)")
         }
-        return try load(config: config, from: try openSafetensors(directory))
+        // The tensor table before the model: nothing is allocated for a config the weights cannot fill.
+        let table = try openSafetensors(directory)
+        let available = table.tensorInfos.reduce(0) { $0 &+ $1.elementCount }
+        if let need = config.checkedParameterCount, need > available {
+            throw TensorError(
+                "fromPretrained",
+                "\(configURL.path) describes a model of \(need) parameters but the weights in \(directory) hold \(available) values")
+        }
+        return try load(config: config, from: table)
     }
 
     /// Writes an HF directory that `LlamaForCausalLM.from_pretrained` loads: `config.json` and

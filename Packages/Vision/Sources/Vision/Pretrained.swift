@@ -19,13 +19,20 @@ extension CLIPVisionModel {
             throw VisionError(directory, "no config.json in the directory")
         }
         let config = try CLIPVisionConfig.load(contentsOf: configPath)
-        let model = try CLIPVisionModel(config: config)
         let source: TensorSource
         do {
             source = try openSafetensors(directory)
         } catch {
             throw VisionError(directory, "cannot open the weights: \(error)")
         }
+        // The tensor table must be able to hold the tower before the tower is built.
+        let available = source.tensorInfos.reduce(0) { $0 &+ $1.elementCount }
+        if let need = config.checkedParameterCount, need > available {
+            throw VisionError(
+                configPath,
+                "describes a tower of \(need) parameters but the weights in \(source.path) hold \(available) values")
+        }
+        let model = try CLIPVisionModel(config: config)
         let report = try model.load(from: source)
         return (model, report)
     }

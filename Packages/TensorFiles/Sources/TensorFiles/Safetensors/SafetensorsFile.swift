@@ -271,7 +271,9 @@ public final class ShardedSafetensors: TensorSource {
         var shards: [String: SafetensorsFile] = [:]
         var infos: [TensorInfo] = []
         for shard in shardNames.sorted() {
-            let f = try SafetensorsFile(path: (dir.isEmpty ? "" : dir + "/") + shard)
+            let shardPath = (dir.isEmpty ? "" : dir + "/") + shard
+            guard fileExists(shardPath) else { throw fail("shard \(shard) listed in weight_map is missing") }
+            let f = try SafetensorsFile(path: shardPath)
             for info in f.tensorInfos {
                 guard let listed = shardOf[info.name] else {
                     throw fail(info.name, "is in shard \(shard) but not in weight_map")
