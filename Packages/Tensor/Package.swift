@@ -19,21 +19,14 @@ let package = Package(
     products: [
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "Layers", targets: ["Layers"]),
-        // The raw OpenBLAS C API for code that calls cblas directly (see README: call
-        // `BLASRuntime.load()` first so the fast kernel is chosen).
-        .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
     ],
     targets: [
-        // OpenBLAS as a system library (headers + link), declared once for the whole graph.
-        .systemLibrary(
-            name: "COpenBLAS", pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]),
         // Loads OpenBLAS with dlopen at first use, after choosing the core type from cpuid.
         .target(name: "CSightlineBLAS", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "TensorKernels", dependencies: ["CSightlineBLAS"],
             swiftSettings: kernelFlags),
-        .target(name: "Tensor", dependencies: ["TensorKernels", "CSightlineBLAS"]),
+        .target(name: "Tensor", dependencies: ["TensorKernels"]),
         .target(name: "Layers", dependencies: ["Tensor"]),
     ],
     swiftLanguageModes: [.v5]

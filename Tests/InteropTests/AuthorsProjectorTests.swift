@@ -3,6 +3,7 @@ import Checkpoint
 import TensorFiles
 import Foundation
 import SightlineTestSupport
+import Tensor
 import Testing
 
 /// The Chain-of-Sight authors' `mm_projector.bin` (a PyTorch pickle, keys under

@@ -1,5 +1,6 @@
 import Layers
 import SightlineTestSupport
+import Tensor
 import Testing
 
 @Suite struct LayerNamesAndShapes {

@@ -1,4 +1,5 @@
 import Layers
+import Tensor
 
 /// MM1's sub-image decomposition: a high-resolution image becomes one overview plus a grid of crops,
 /// each encoded independently by the vision tower at the crop size (with interpolated positions when
