@@ -6,6 +6,7 @@ import PackageDescription
 
 let packages = [
     "Tensor", "TensorFiles", "Vision", "Bridges", "Language", "Optim", "Checkpoint", "Datasets", "Training",
+    "Evaluation",
 ]
 
 func lib(_ name: String, _ package: String? = nil) -> Target.Dependency {
@@ -28,7 +29,8 @@ let package = Package(
         .executableTarget(
             name: "Trainer",
             dependencies: [
-                lib("Training"), lib("Tensor"), lib("ArgumentParser", "swift-argument-parser"),
+                lib("Training"), lib("Tensor"), lib("Evaluation"), lib("Datasets"),
+                lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
             ],
             path: "Apps/Trainer"),
@@ -106,6 +108,13 @@ let package = Package(
                 lib("Language"), lib("Vision"), lib("Bridges"), lib("Logging", "swift-log"),
             ],
             path: "Tests/TrainingTests"),
+        .testTarget(
+            name: "EvaluationTests", dependencies: [lib("Evaluation")], path: "Tests/EvaluationTests"),
+        // Runs the built `trainer` executable (found next to the test bundle).
+        .testTarget(
+            name: "TrainerTests",
+            dependencies: [lib("Datasets"), "SightlineTestSupport"],
+            path: "Tests/TrainerTests"),
     ],
     swiftLanguageModes: [.v5]
 )

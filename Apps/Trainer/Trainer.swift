@@ -7,7 +7,7 @@ struct Trainer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trainer",
         abstract: "Pre-train and fine-tune multimodal LLMs with Chain-of-Sight bridges.",
-        subcommands: [Smoke.self])
+        subcommands: [Smoke.self, DataCommand.self, Eval.self])
 }
 
 /// Options every subcommand shares.
