@@ -25,7 +25,7 @@ import Testing
         #expect(trainable.count == 6 && trainable.allSatisfy(isAdapterParameter))
         #expect(try m(levels).scalars == before.scalars)  // fresh adapters change nothing
 
-        let run = try trainAdaptersOnly(m, steps: 6, learningRate: 0.05) {
+        let run = try trainAdaptersOnly(m, steps: 8, learningRate: 0.1) {
             let d = try m(levels) - target
             return try (d * d).sum() / Float(d.count)
         }

@@ -18,6 +18,12 @@ public struct LoaderCursor: Codable, Equatable, Sendable {
         public var before: SourcePosition
         /// Its tokens (after widening image markers) already packed.
         public var offset: Int
+
+        public init(source: Int, before: SourcePosition, offset: Int) {
+            self.source = source
+            self.before = before
+            self.offset = offset
+        }
     }
 
     /// Checks a cursor (usually decoded from a checkpoint) against a loader of `sourceCount` sources

@@ -218,7 +218,8 @@ extension Module {
 
     /// The adapters' parameters only (`...lora_A.weight`, `...lora_B.weight`), whatever is frozen.
     public func loraParameters() -> [(String, Parameter)] {
-        namedParameters().filter { $0.0.contains(".lora_A.") || $0.0.contains(".lora_B.") }
+        let adapters = Set(loraModules.flatMap { [ObjectIdentifier($0.1.lora!.a), ObjectIdentifier($0.1.lora!.b)] })
+        return namedParameters().filter { adapters.contains(ObjectIdentifier($0.1)) }
     }
 
     /// Adds every adapter's `scale * B A` into its base weight (fp32; exact up to rounding).
