@@ -8,8 +8,10 @@ import Training
 
 /// The TrainingProbe executable next to the test bundle (built by `swift build --build-tests`).
 let probePath: String = {
-    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var dir = exe.deletingLastPathComponent()
+    let exe =
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
     // The test binary sits in <bin>/SightlinePackageTests.xctest (a file on Linux, a bundle on macOS).
     while dir.path != "/" && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("TrainingProbe").path) {
         dir = dir.deletingLastPathComponent()

@@ -112,6 +112,11 @@ let tensorboardImportable = pythonCan(
             elapsed: 10, stepsDone: 50, peakRSSBytes: 512 * 1_048_576)
         #expect(line == "clip 50/200 | loss 1.5000 | tok/s 1234 | img/s 9.2 | eta 30s | rss 512MiB")
         #expect(peakResidentBytes() ?? 0 > 0)
+        // The trainer's long names read the same.
+        #expect(
+            ProgressLine.format(
+                stage: "p", step: 1, total: 2, scalars: ["learning_rate": 1e-3, "tokens_per_second": 10],
+                elapsed: nil, stepsDone: 0, peakRSSBytes: nil) == "p 1/2 | lr 1.00e-03 | tok/s 10")
         var text = ""
         let p = ProgressLine(stage: "s", totalSteps: 3, mode: "terminal", write: { text += $0 })
         p.report(step: 1, scalars: ["loss": 2])

@@ -85,8 +85,9 @@ func makeTrainer(
     return t
 }
 
-/// 4 micro-batches of 2 rows give the gradients (and the update) of one batch of the same 8 rows,
-/// within 1e-6 relative: the loss is the mean over all supervised tokens, not a mean of means.
+/// 4 micro-batches of 2 rows give the gradients of one batch of the same 8 rows, within 1e-6 relative
+/// (the whole gradient; see `toleranceOfOneTensor`): the loss is the mean over all supervised tokens,
+/// not a mean of means.
 @Test func fourMicroBatchesOfTwoEqualOneBatchOfEight() throws {
     let dir = try temporaryDirectory("accumulate")
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -103,6 +104,7 @@ func makeTrainer(
     // Micro-batch means differ from the global mean: the check can tell the two reductions apart.
     #expect(a.gradients.names == b.gradients.names && a.gradients.count > 40)
     let scale = b.gradients.map { $0.gradient.scalars.map { abs($0) }.max()! }.max()!
+    var allA: [Float] = [], allB: [Float] = []
     for (name, g) in b.gradients {
         if isStructurallyZero(name) {
             // The key bias cancels in softmax: its gradient is rounding noise in both runs.
@@ -110,9 +112,19 @@ func makeTrainer(
             continue
         }
         let err = relativeError(a.gradients[name]!.scalars, g.scalars)
-        #expect(err <= 1e-6, "\(name): \(err)")
+        #expect(err <= toleranceOfOneTensor, "\(name): \(err)")
+        allA += a.gradients[name]!.scalars
+        allB += g.scalars
     }
+    #expect(relativeError(allA, allB) <= 1e-6, "whole gradient: \(relativeError(allA, allB))")
 }
+
+/// Tolerances of the accumulation checks. The whole gradient (and update), as one vector, agrees within
+/// 1e-6 relative. One tensor alone is allowed 5e-6: a weight whose gradient sums over every token of
+/// the batch (a norm's weight, the class embedding) is added up in a different order (4 partial sums
+/// of 96 tokens vs one of 384), and float32 rounding of that reduction reaches 1e-6..4e-6 of the
+/// tensor's largest entry.
+let toleranceOfOneTensor = 5e-6
 
 /// The update itself: one optimizer step each from the same weights. AdamW's first step is
 /// `lr * g / (|g| + eps)`, which for eps much smaller than |g| is `lr * sign(g)` and would hide (or
@@ -140,6 +152,7 @@ func makeTrainer(
     let before = trainers[0].model.namedParameters().map { $0.1.data.scalars }
     for t in trainers { try t.run() }
     var compared = 0
+    var allA: [Float] = [], allB: [Float] = []
     for (i, ((name, p), (_, q))) in zip(trainers[0].model.namedParameters(), trainers[1].model.namedParameters())
         .enumerated()
     where !isStructurallyZero(name) && q.isTrainable {
@@ -150,10 +163,13 @@ func makeTrainer(
             #expect(!da.contains { $0 != 0 }, "\(name)")
             continue
         }
-        #expect(relativeError(da, db) <= 1e-6, "\(name): \(relativeError(da, db))")
+        #expect(relativeError(da, db) <= toleranceOfOneTensor, "\(name): \(relativeError(da, db))")
+        allA += da
+        allB += db
         compared += 1
     }
     #expect(compared > 40)
+    #expect(relativeError(allA, allB) <= 1e-6, "whole update: \(relativeError(allA, allB))")
 }
 
 /// Parameters whose gradient is zero in exact arithmetic: an attention key bias adds the same value to
@@ -271,4 +287,31 @@ func isStructurallyZero(_ name: String) -> Bool { name.hasSuffix("self_attn.k_pr
     #expect(back.connector == m.connector && back.vision == m.vision && back.visionTraining == m.visionTraining)
     let text = String(decoding: try JSONEncoder().encode(o), as: UTF8.self)
     #expect(text.contains("\"global_batch\"") && text.contains("\"learning_rate\":\"auto\""))
+}
+
+/// Periodic evaluation on held-out data: loss and perplexity = exp(loss) every `every` steps, recorded
+/// and flushed to the sinks; the same held-out batches each time (a fixed model gives a fixed loss).
+@Test func periodicEvaluationRecordsLossAndPerplexity() throws {
+    let dir = try temporaryDirectory("eval")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let files = try sharedWorld.get()
+    let sink = RecordingSink()
+    let model = try MultimodalModel(config: TinyRun.modelConfig())
+    let t = try Trainer(
+        stage: "pretrain", model: model, optimization: TinyRun.optimization(total: 4),
+        checkpointing: CheckpointConfig(every: 0, resume: "never"), evaluation: EvalConfig(every: 2, batches: 2),
+        checkpointDirectory: dir.path, data: try TinyRun.feed(files, microBatch: 2),
+        heldOut: try TinyRun.feed(files, microBatch: 2, seed: 9), sinks: [sink])
+    t.handlesSignals = false
+    let held = try TinyRun.feed(files, microBatch: 2, seed: 9)
+    let before = try t.evaluate(held)
+    #expect(try t.evaluate(held) == before)
+    let s = try t.run()
+    #expect(s.evaluations.map(\.step) == [2, 4])
+    for e in s.evaluations { #expect(e.perplexity == exp(e.loss) && e.loss.isFinite) }
+    #expect(s.evaluations.last!.loss < before.loss, "held-out loss falls: \(before.loss) -> \(s.evaluations.map(\.loss))")
+    let evalRecords = sink.records.filter { $0.scalars["eval_loss"] != nil }
+    #expect(evalRecords.map(\.step) == [2, 4])
+    #expect(sink.flushes >= 3)
+    #expect(model.isTraining, "back in training mode after evaluating")
 }

@@ -98,7 +98,8 @@ public final class Trainer {
     /// The resolved peak learning rate.
     public let peakLearningRate: Double
     public let optimizer: AdamW
-    public private(set) var globalStep = 0
+    /// Optimizer steps taken, applied or skipped (Optim's `globalStep`: the log and checkpoint index).
+    public var globalStep: Int { optimizer.globalStep }
     /// The loop's own generator (saved and restored; stages draw their sampling from it).
     public var generator: RandomGenerator
     private var consecutiveNonFinite = 0
@@ -206,7 +207,11 @@ public final class Trainer {
                 "\(path): \(missing.count) model tensor(s) missing, e.g. \(missing.prefix(3).joined(separator: ", "))")
         }
         try checkpoint.optimizer.restore(into: optimizer)
-        globalStep = checkpoint.trainer.globalStep
+        guard optimizer.globalStep == checkpoint.trainer.globalStep else {
+            throw TrainingError(
+                "\(path): trainer global_step \(checkpoint.trainer.globalStep) but the optimizer state counts \(optimizer.globalStep) steps (applied + skipped)"
+            )
+        }
         let docs = checkpoint.trainer.documents
         if let rng = try docs.decode(RNGStates.self, TrainerState.Key.rngStates) {
             generator = rng.loop
@@ -333,30 +338,29 @@ public final class Trainer {
         return out
     }
 
-    /// One optimizer step over `accumulationSteps` micro-batches of `stream`.
+    /// One optimizer step over `accumulationSteps` micro-batches of `stream`: Optim's one step gate
+    /// takes the global norm, skips a non-finite step and fuses the clipping into the update; the
+    /// schedule position is the optimizer's own (applied steps).
     func step(_ stream: any BatchStream) throws -> StepRecord {
         let start = DispatchTime.now().uptimeNanoseconds
-        let scheduleStep = globalStep
         let parameters = model.trainableParameters()
         let batch = try accumulateGradients(microBatches: optimization.accumulationSteps) { try stream.next() }
         let (tokens, images, supervised) = (batch.tokens, batch.images, batch.supervisedTokens)
-        var gradients = batch.gradients
         let (loss, zLoss) = (batch.loss, batch.zLoss)
-        let norm = clipGradientNorm(&gradients, maxNorm: Float(optimization.clipNorm))
-        let finite = loss.isFinite && zLoss.isFinite && norm.isFinite
-        let multiplier = optimization.schedule.multiplier(at: scheduleStep)
+        // A non-finite loss with finite gradients (an overflow in the loss alone) is skipped as well.
+        let lossFinite = loss.isFinite && zLoss.isFinite
         let outcome = try optimizer.update(
-            parameters, gradients: gradients, gradientNorm: finite ? norm : .nan, maxGradientNorm: nil)
-        _ = multiplier
-        globalStep += 1
+            parameters, gradients: batch.gradients, gradientNorm: lossFinite ? nil : .nan,
+            maxGradientNorm: Float(optimization.clipNorm))
+        let norm = lossFinite ? outcome.gradientNorm : batch.gradients.globalNorm()
         var lr = 0.0
         switch outcome {
         case .applied(let report):
-            lr = report.learningRate ?? peakLearningRate * multiplier
+            lr = peakLearningRate * report.scheduleMultiplier
             consecutiveNonFinite = 0
         case .skippedNonFinite:
             consecutiveNonFinite += 1
-            let (name, gnorm) = largestGradient(gradients)
+            let (name, gnorm) = largestGradient(batch.gradients)
             logger.warning(
                 "\(stage) step \(globalStep): non-finite loss \(loss) / gradient norm \(norm); update skipped (\(optimizer.skippedSteps) skipped so far, \(consecutiveNonFinite) in a row; largest gradient \(name) with norm \(gnorm))"
             )
@@ -366,6 +370,7 @@ public final class Trainer {
                 )
             }
         }
+        let finite = !outcome.isSkipped
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         let record = StepRecord(
             step: globalStep, loss: loss, zLoss: zLoss, gradNorm: Double(norm), learningRate: lr,

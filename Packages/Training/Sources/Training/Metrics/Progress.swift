@@ -42,15 +42,18 @@ public final class ProgressLine {
         peakRSSBytes: Int?
     ) -> String {
         var parts = ["\(stage) \(step)/\(total)"]
-        func add(_ key: String, _ label: String, _ f: String) {
-            if let v = scalars[key], v.isFinite { parts.append("\(label) " + String(format: f, v)) }
+        // Both spellings: the short ones and the trainer's (`learning_rate`, `tokens_per_second`, ...).
+        func add(_ keys: [String], _ label: String, _ f: String) {
+            if let v = keys.lazy.compactMap({ scalars[$0] }).first, v.isFinite {
+                parts.append("\(label) " + String(format: f, v))
+            }
         }
-        add("loss", "loss", "%.4f")
-        add("z_loss", "z", "%.2e")
-        add("lr", "lr", "%.2e")
-        add("grad_norm", "gnorm", "%.3f")
-        add("tokens_per_s", "tok/s", "%.0f")
-        add("images_per_s", "img/s", "%.1f")
+        add(["loss"], "loss", "%.4f")
+        add(["z_loss"], "z", "%.2e")
+        add(["lr", "learning_rate"], "lr", "%.2e")
+        add(["grad_norm"], "gnorm", "%.3f")
+        add(["tokens_per_s", "tokens_per_second"], "tok/s", "%.0f")
+        add(["images_per_s", "images_per_second"], "img/s", "%.1f")
         if let e = elapsed, stepsDone > 0 {
             let eta = e / Double(stepsDone) * Double(max(total - step, 0))
             parts.append("eta " + formatDuration(eta))

@@ -54,8 +54,9 @@ public final class JSONLMetricsSink: MetricsSink {
 /// files (`tensorboard/<stage>/`), the progress line, swift-log lines, and `loss.svg` / `lr.svg`
 /// redrawn at each `flush()` (the loop flushes at every evaluation and at the end).
 ///
-/// Scalar names the progress line and plots know: `loss`, `z_loss`, `lr`, `grad_norm`, `tokens_per_s`,
-/// `images_per_s`, and `eval_loss` (plotted with the training loss).
+/// Scalar names the progress line and plots know: `loss`, `z_loss`, `lr` (or `learning_rate`),
+/// `grad_norm`, `tokens_per_s` / `tokens_per_second`, `images_per_s` / `images_per_second`, and
+/// `eval_loss` (plotted with the training loss).
 public final class RunMetrics: MetricsSink {
     public let directory: String
     public let settings: MetricsSection
@@ -131,7 +132,7 @@ public final class RunMetrics: MetricsSink {
             let h = history[stage] ?? [:]
             if let p = h["loss"] { loss.append(.init(name: "\(stage) train", points: p)) }
             if let p = h["eval_loss"] { loss.append(.init(name: "\(stage) eval", points: p)) }
-            if let p = h["lr"] { lr.append(.init(name: stage, points: p)) }
+            if let p = h["lr"] ?? h["learning_rate"] { lr.append(.init(name: stage, points: p)) }
         }
         try SVGPlot.render(title: "Loss", xLabel: "step", yLabel: "loss", series: loss)
             .write(toFile: directory + "/loss.svg", atomically: true, encoding: .utf8)
