@@ -9,7 +9,7 @@ public enum ImageGeneration {
     /// Generates from `checkpoint` (a stage folder with `vision/`, `connector/`, `language/`).
     /// - Parameters:
     ///   - image: a PNG/JPEG file (resized and normalised as the tower expects).
-    ///   - onToken: called with each generated token's text, in order.
+    ///   - onToken: called with each generated token's text, in order (stop tokens left out).
     /// - Returns: the generated token ids.
     public static func run(
         checkpoint: String, image: String, prompt: String, options: GenerationOptions,
@@ -38,7 +38,7 @@ public enum ImageGeneration {
             return try model.languageModel.generate(promptEmbeddings: [e], options: o)[0]
         }
         let words = SyntheticVocabulary().words
-        for id in ids where id >= 0 && id < words.count { onToken(words[id]) }
+        for id in ids where id >= 0 && id < words.count && !o.stopTokens.contains(id) { onToken(words[id]) }
         return ids
     }
 }
