@@ -128,5 +128,23 @@ import Training
             model: model, pixels: pixels, questions: [questions[0].question], blind: false,
             options: .greedy(maxNewTokens: 6, stopTokens: AnswerEvaluation.stopTokens()))[0]
         #expect(g.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected)
+
+        // eval --checkpoint on a QA JSONL file of held-out questions: eval.json with the blind baseline.
+        var lines: [String] = []
+        for (k, q) in questions.enumerated() {
+            let o: [String: Any] = ["id": "q\(k)", "question": q.question, "answer": q.answer, "type": q.kind.rawValue, "image": "scene.png"]
+            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: o), as: UTF8.self))
+        }
+        let qa = try dir.write("qa.jsonl", lines.joined(separator: "\n") + "\n")
+        let e = try trainer([
+            "eval", "--checkpoint", checkpoint, "--data", qa.path, "--output", dir.url.appendingPathComponent("ev").path,
+        ])
+        #expect(e.status == 0, "\(e.stderr)")
+        let report = try Data(contentsOf: dir.url.appendingPathComponent("ev/eval.json"))
+        let ej = try #require(try JSONSerialization.jsonObject(with: report) as? [String: Any])
+        let answers = try #require(ej["answers"] as? [String: Any])
+        let overall = try #require(answers["overall"] as? [String: Any])
+        #expect(overall["questions"] as? Int == questions.count)
+        #expect(ej["blind"] != nil)
     }
 }

@@ -127,3 +127,64 @@ public enum AnswerEvaluation {
         return report
     }
 }
+
+extension AnswerEvaluation {
+    /// `trainer eval --checkpoint`: answers the questions of a QA JSONL file (`{"id", "question",
+    /// "answer", "type", "tags", "image"}` per line, `image` relative to the file) with a stage folder's
+    /// model, each image encoded once and each question asked on its own (greedy), scores them through
+    /// Evaluation with the blind baseline (image tokens zeroed), and writes `eval.json` into `output`.
+    /// - Throws: `EvaluationError` naming the file and line of a bad record; the model's load errors.
+    @discardableResult
+    public static func run(checkpoint: String, data: URL, output: URL) throws -> EvalReport {
+        guard FileManager.default.fileExists(atPath: checkpoint + "/language") else {
+            throw ConfigError(
+                keyPath: "checkpoint", source: checkpoint,
+                "not a stage folder (expected vision/, connector/ and language/ inside)")
+        }
+        let text: String
+        do { text = try String(contentsOf: data, encoding: .utf8) } catch {
+            throw EvaluationError(data.path, "cannot read: \(error.localizedDescription)")
+        }
+        var records: [QuestionRecord] = []
+        var images: [String] = []
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            let loc = "\(data.lastPathComponent):\(n + 1)"
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let question = o["question"] as? String, let answer = o["answer"] as? String,
+                let image = o["image"] as? String
+            else { throw EvaluationError(loc, "needs string \"question\", \"answer\" and \"image\"") }
+            let id = (o["id"] as? String) ?? (o["id"] as? Int).map(String.init) ?? "\(n + 1)"
+            records.append(
+                QuestionRecord(
+                    id: id, type: (o["type"] as? String) ?? "all", answer: answer, tags: (o["tags"] as? [String]) ?? [],
+                    question: question))
+            images.append(image.hasPrefix("/") ? image : data.deletingLastPathComponent().appendingPathComponent(image).path)
+        }
+        let model = try StageModels.load(directory: checkpoint)
+        model.eval()
+        let preprocess = PipelineImages.clip(size: model.visionTower.config.imageSize)
+        let options = GenerationOptions.greedy(maxNewTokens: 6, stopTokens: stopTokens())
+        var main: [String: String] = [:], blind: [String: String] = [:]
+        for path in Array(Set(images)).sorted() {
+            let idx = images.indices.filter { images[$0] == path }
+            let pixels = try preprocess(PipelineImages.decode(.file(URL(fileURLWithPath: path)))).pixels
+            let qs = idx.map { records[$0].question ?? "" }
+            for (i, a) in zip(idx, try answer(model: model, pixels: pixels, questions: qs, blind: false, options: options)) {
+                main[records[i].id] = a
+            }
+            for (i, a) in zip(idx, try answer(model: model, pixels: pixels, questions: qs, blind: true, options: options)) {
+                blind[records[i].id] = a
+            }
+        }
+        var report = EvalReport()
+        report.data = data.lastPathComponent
+        report.dataFormat = "qa_jsonl"
+        let scores = try AnswerScoring.score(questions: records, predictions: main, source: "model")
+        report.answers = scores
+        report.blind = BlindComparison(
+            main: scores, blind: try AnswerScoring.score(questions: records, predictions: blind, source: "blind"))
+        try report.write(into: output)
+        return report
+    }
+}
