@@ -30,21 +30,27 @@ let package = Package(
             name: "Trainer",
             dependencies: [
                 lib("Training"), lib("Tensor"), lib("Evaluation"), lib("Datasets"),
-                lib("ArgumentParser", "swift-argument-parser"),
+                lib("ImagePipeline", "Vision"), lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
             ],
             path: "Apps/Trainer"),
         .executableTarget(
             name: "Weights",
             dependencies: [
-                lib("Checkpoint"), lib("Vision"), lib("Language"), lib("Layers", "Tensor"), lib("Tensor"),
+                lib("Checkpoint"), lib("TensorFiles"), lib("Training"), lib("Tensor"),
                 lib("ArgumentParser", "swift-argument-parser"),
-                lib("Logging", "swift-log"),
-                lib("TensorFiles"),
             ],
             path: "Apps/Weights"),
 
         // MARK: - Test support and one test target per package
+        // The Checkpoint tests' child process (crash safety, corrupted files): built, never shipped.
+        .executableTarget(
+            name: "CheckpointTestHelper",
+            dependencies: [
+                lib("Checkpoint"), lib("TensorFiles"), lib("Tensor"),
+                lib("ArgumentParser", "swift-argument-parser"),
+            ],
+            path: "Tests/CheckpointTestHelper"),
         .target(
             name: "SightlineTestSupport", dependencies: [lib("Tensor"), lib("Layers", "Tensor")],
             path: "Tests/TestSupport"),
@@ -78,7 +84,9 @@ let package = Package(
             path: "Tests/BridgesTests"),
         .testTarget(
             name: "LanguageTests",
-            dependencies: [lib("Language"), lib("Tensor"), lib("Layers", "Tensor"), "SightlineTestSupport"],
+            dependencies: [
+                lib("Language"), lib("Tensor"), lib("Layers", "Tensor"), lib("TensorFiles"), "SightlineTestSupport",
+            ],
             path: "Tests/LanguageTests"),
         .testTarget(
             name: "OptimTests", dependencies: [lib("Optim"), lib("Tensor"), "SightlineTestSupport"],
@@ -115,6 +123,14 @@ let package = Package(
             name: "TrainerTests",
             dependencies: [lib("Datasets"), lib("Training"), lib("Language"), "SightlineTestSupport"],
             path: "Tests/TrainerTests"),
+        // PyTorch interop: our exports against python/sightline_torch (skipped without torch + h5py).
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                lib("Bridges"), lib("Checkpoint"), lib("Tensor"), lib("TensorFiles"),
+                "SightlineTestSupport",
+            ],
+            path: "Tests/InteropTests"),
     ],
     swiftLanguageModes: [.v5]
 )

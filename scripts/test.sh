@@ -12,8 +12,14 @@ swift test -c release "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then exit "$status"; fi
+# The PyTorch side (python/sightline_torch), from the source tree.
+set +e
+"${SIGHTLINE_PYTHON:-python3}" -m pytest python/tests -q -rs 2>&1 | tee -a "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then exit "$status"; fi
 if [ "${CI:-}" = true ]; then
-  skipped="$(grep -E '(Test|Suite) .* skipped' "$log" || true)"
+  skipped="$(grep -E '(Test|Suite) .* skipped|^SKIPPED|[0-9]+ skipped' "$log" || true)"
   if [ -n "$skipped" ]; then
     echo "test.sh: CI requires every test to run; these were skipped:" >&2
     echo "$skipped" >&2

@@ -9,7 +9,7 @@ struct Trainer: ParsableCommand {
         abstract: "Pre-train and fine-tune multimodal LLMs with Chain-of-Sight bridges.",
         subcommands: [
             DemoCommand.self, Clip.self, Pretrain.self, ScaleTokensCommand.self, Finetune.self, Eval.self,
-            Generate.self, DataCommand.self, ConfigCommand.self, Smoke.self,
+            Generate.self, DataCommand.self, ConfigCommand.self, Smoke.self, ProbeData.self,
         ])
 }
 

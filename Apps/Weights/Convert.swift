@@ -1,6 +1,5 @@
 import ArgumentParser
 import Checkpoint
-import Foundation
 import TensorFiles
 
 /// Converts between safetensors and Sightline's HDF5 weights file (either way; PyTorch .bin and
@@ -27,31 +26,12 @@ struct Convert: ParsableCommand {
     var config: String?
 
     func run() throws {
-        let source = try openTensorFile(input)
-        var configText: String?
-        if let config {
-            configText = try String(contentsOfFile: config, encoding: .utf8)
-        } else if let h5 = source as? HDF5WeightsFile {
-            configText = h5.config
-        } else {
-            configText = source.metadata["sightline_config"]
-        }
-        let tensors = try source.readAll()
-        let ext = (output as NSString).pathExtension.lowercased()
-        switch ext {
-        case "safetensors":
-            var meta = ["format": "pt", "sightline_version": CheckpointFormat.sightlineVersion]
-            if let configText { meta["sightline_config"] = configText }
-            try SafetensorsFile.write(tensors, to: output, dtype: dtype, metadata: meta)
-        case "h5", "hdf5":
-            try WeightsFile.write(
-                tensors, to: output, dtype: dtype, config: configText ?? "{}",
-                attributes: ["source_file": input])
-        default:
-            throw ValidationError("output must end in .safetensors, .h5 or .hdf5 (got '\(output)')")
-        }
+        let configText = try config.map { try String(contentsOfFile: $0, encoding: .utf8) }
+        let summary = try WeightsConversion.convert(
+            input: input, output: output, dtype: dtype, config: configText,
+            probe: TensorFileProbe.currentExecutable)
         print(
-            "wrote \(output): \(tensors.count) tensors, \(grouped(tensors.parameterCount)) parameters as \(dtype.rawValue)"
+            "wrote \(output): \(summary.tensors) tensors, \(grouped(summary.parameters)) parameters as \(dtype.rawValue)"
         )
     }
 }

@@ -1,32 +1,27 @@
 import ArgumentParser
-import Checkpoint
-import Foundation
-import Language
-import Layers
 import TensorFiles
-import Vision
+import Training
+
+extension Architecture: @retroactive ExpressibleByArgument {}
 
 /// Imports an HF model directory into a Sightline weights file through the real module, so every name
 /// and shape is checked against the architecture (a strict load).
 struct Import: ParsableCommand {
-    enum Architecture: String, ExpressibleByArgument, CaseIterable {
-        case clipVision = "clip-vision"
-        case llama
-    }
-
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract:
             "Import an HF model directory (config.json + safetensors) into a Sightline HDF5 weights file.",
         discussion: """
-            --arch clip-vision: a CLIP vision tower (CLIPVisionModel, or the vision half of a full CLIP
-            checkpoint; keys with or without the vision_model. prefix). --arch llama: LlamaForCausalLM
-            (single or sharded safetensors). The module is built from config.json and loaded strictly: any
-            missing, unexpected or mis-shaped tensor is an error that names it.
+            The architecture comes from config.json (model_type, else architectures, as HF's Auto classes
+            decide): clip / clip_vision_model is a CLIP vision tower (CLIPVisionModel, or the vision half
+            of a full CLIP checkpoint; keys with or without the vision_model. prefix), llama is
+            LlamaForCausalLM (single or sharded safetensors). --arch overrides the detection. The module is
+            built from config.json and loaded strictly: any missing, unexpected or mis-shaped tensor is an
+            error that names it.
             """)
 
-    @Option(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var arch: Architecture
+    @Option(help: "Architecture (default: from config.json): \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var arch: Architecture?
 
     @Argument(help: "HF model directory.")
     var directory: String
@@ -38,35 +33,16 @@ struct Import: ParsableCommand {
     var dtype: WeightDType = .float32
 
     func run() throws {
+        let imported: ImportedModel
         do {
-            try importDirectory()
+            imported = try ImportedModel(directory: directory, architecture: arch)
         } catch let error as DecodingError {
-            throw ValidationError("\(directory)/config.json is not a \(arch.rawValue) config: \(error)")
+            throw ValidationError("\(directory)/config.json is not a \(arch?.rawValue ?? "valid") config: \(error)")
         }
-    }
-
-    func importDirectory() throws {
-        let module: Module
-        let config: Data
-        switch arch {
-        case .clipVision:
-            let model = try CLIPVisionModel.fromPretrained(directory: directory)
-            module = model
-            config = try JSONEncoder().encode(model.config)
-        case .llama:
-            let (model, _) = try LlamaForCausalLM.load(directory: URL(fileURLWithPath: directory)) { url in
-                var out: [String: Tensor] = [:]
-                for (name, t) in try openSafetensors(url.path).readAll() { out[name] = t }
-                return out
-            }
-            module = model
-            config = try JSONEncoder().encode(model.config)
-        }
-        try WeightsFile.save(
-            module: module, to: output, dtype: dtype, config: String(decoding: config, as: UTF8.self),
-            attributes: ["source_directory": directory, "architecture": arch.rawValue])
+        try imported.write(to: output, dtype: dtype, sourceDirectory: directory)
+        let module = imported.module
         print(
-            "wrote \(output): \(module.stateDict().count) tensors, \(module.parameterCount()) parameters (\(arch.rawValue))"
+            "wrote \(output): \(module.stateDict().count) tensors, \(module.parameterCount()) parameters (\(imported.architecture.rawValue))"
         )
     }
 }

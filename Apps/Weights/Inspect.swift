@@ -18,7 +18,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let kind = try tensorFileKind(file)
-        let source = try openTensorFile(file)
+        let source = try TensorFileProbe.open(file, probe: TensorFileProbe.currentExecutable)
         print("\(file): \(kind.rawValue)")
         if let h5 = source as? HDF5WeightsFile {
             if h5.group != "/" { print("  tensors from group: \(h5.group)") }

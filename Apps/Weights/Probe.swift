@@ -2,31 +2,21 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 
-/// Test helper (hidden): opens each file and reads every tensor, printing one line per file:
-/// `OK <index>` or `ERR <index> <message>`. The corruption test runs HDF5 files through it in a child
-/// process, so that a crash inside libhdf5 is counted instead of ending the test run.
+/// Hidden: reads one file fully and prints `OK 0` or `ERR 0 <message>`. `inspect` and `convert` run it
+/// in a child process on HDF5 files from elsewhere, so that a libhdf5 crash becomes an error.
 struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "_probe", abstract: "Read files fully, one result line each (tests).",
+        commandName: "_probe", abstract: "Read one file fully in this process (used by inspect/convert).",
         shouldDisplay: false)
 
-    @Option(help: "A file listing the paths to read, one per line.") var list: String
-    @Option(help: "Index of the first path to read.") var start = 0
+    @Option(help: "The path to read.") var path: String
 
     func run() throws {
-        let paths = try String(contentsOfFile: list, encoding: .utf8).split(separator: "\n").map(String.init)
-        for i in start..<paths.count {
-            do {
-                let source = try openTensorFile(paths[i])
-                for info in source.tensorInfos { _ = try source.readTensor(info.name) }
-                if let h5 = source as? HDF5WeightsFile, h5.group == "model" {
-                    _ = try TrainingCheckpoint.read(from: paths[i])
-                }
-                print("OK \(i)")
-            } catch {
-                print("ERR \(i) " + "\(error)".replacingOccurrences(of: "\n", with: " "))
-            }
-            fflush(stdout)
+        do {
+            try TensorFileProbe.readFully(path)
+            print("OK 0")
+        } catch {
+            print("ERR 0 " + "\(error)".replacingOccurrences(of: "\n", with: " "))
         }
     }
 }

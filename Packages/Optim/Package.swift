@@ -19,9 +19,7 @@ let package = Package(
     targets: [
         .target(
             name: "Optim",
-            dependencies: [
-                .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
-            ],
+            dependencies: [.product(name: "Tensor", package: "Tensor")],
             swiftSettings: [.unsafeFlags(releaseFlags, .when(configuration: .release))])
     ],
     swiftLanguageModes: [.v5]

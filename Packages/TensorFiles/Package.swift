@@ -9,7 +9,9 @@ let package = Package(
     products: [.library(name: "TensorFiles", targets: ["TensorFiles"])],
     dependencies: [.package(path: "../Tensor")],
     targets: [
-        .target(name: "TensorFiles", dependencies: [.product(name: "Tensor", package: "Tensor")])
+        .target(
+            name: "TensorFiles",
+            dependencies: [.product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor")])
     ],
     swiftLanguageModes: [.v5]
 )

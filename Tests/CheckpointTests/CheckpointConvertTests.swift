@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Tensor
 import TensorFiles
 import Testing

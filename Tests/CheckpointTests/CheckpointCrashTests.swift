@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Tensor
 import Testing
 
@@ -8,7 +9,7 @@ import Testing
 #endif
 
 @Suite struct CheckpointCrashTests {
-    /// What `weights _crash-helper` saves for `step` (the same formula as Apps/Weights/CrashHelper.swift).
+    /// What `CheckpointTestHelper _crash-helper` saves for `step` (the same formula as Tests/CheckpointTestHelper/CrashHelper.swift).
     static func expectedModelValue(step: Int, tensor k: Int, element i: Int) -> Float {
         Float(step) * 0.5 + Float((i + k) % 97)
     }
@@ -43,9 +44,9 @@ import Testing
     /// After every kill, `latest` must name a complete checkpoint (none torn) at least as new as the
     /// last save the child reported finished (none lost).
     @Test func killedSaverAlwaysLeavesACompleteLatest() throws {
-        guard let exe = weightsExecutable() else {
+        guard let exe = testHelperExecutable() else {
             Issue.record(
-                "the weights executable is not next to the test bundle; build everything (swift build) first")
+                "the CheckpointTestHelper executable is not next to the test bundle; build everything (swift build) first")
             return
         }
         let dir = TempDir()

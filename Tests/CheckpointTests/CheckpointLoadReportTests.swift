@@ -101,7 +101,8 @@ import Testing
         // transformers 5 writes the vision tower without `vision_model.`.
         let unprefixed = try clipFile(dir, prefixed: false)
         let (a, ra) = try WeightLoader.load(
-            from: unprefixed, expected: vision, options: .clip(prefix: "vision_model."))
+            from: unprefixed, expected: vision,
+            options: LoadOptions(prefix: "vision_model.", optionalPrefixes: ["vision_model."]))
         #expect(ra.isClean, "\(ra)")
         #expect(a.names == vision.map(\.name))
         #expect(
@@ -114,11 +115,44 @@ import Testing
         let bare = vision.map {
             ExpectedTensor(String($0.name.dropFirst("vision_model.".count)), shape: $0.shape)
         }
-        let (b, rb) = try WeightLoader.load(from: prefixed, expected: bare, options: .clip(strict: false))
+        let (b, rb) = try WeightLoader.load(
+            from: prefixed, expected: bare, options: LoadOptions(strict: false, optionalPrefixes: ["vision_model."]))
         #expect(b.names == bare.map(\.name))
         #expect(rb.missing.isEmpty && rb.shapeMismatches.isEmpty)
         #expect(rb.unexpected == ["text_model.embeddings.token_embedding.weight"])
         expectIdentical(NamedTensors(b.names.map { ("vision_model." + $0, b[$0]!) }), a)
+    }
+
+    /// `keyPrefix` removes the prefix a file stores a model under and skips every other key;
+    /// `skippedPrefixes` skips other parts of a checkpoint instead of calling them unexpected.
+    @Test func keyPrefixAndSkippedPrefixes() throws {
+        let w = try Tensor(shape: [2, 3], scalars: (0..<6).map(Float.init))
+        let b = try Tensor(shape: [2], scalars: [7, 8])
+        let expected = [ExpectedTensor("0.weight", shape: [2, 3]), ExpectedTensor("0.bias", shape: [2])]
+        let file = InMemoryTensors(
+            [
+                "model.embed_tokens.weight": Tensor.zeros([4, 2]), "model.mm_projector.0.weight": w,
+                "model.mm_projector.0.bias": b,
+            ], path: "mm_projector.bin")
+        let (t, r) = try WeightLoader.load(
+            from: file, expected: expected, options: LoadOptions(keyPrefix: "model.mm_projector."))
+        #expect(r.isClean && r.loaded == ["0.weight", "0.bias"], "\(r)")
+        #expect(r.skipped == ["model.embed_tokens.weight"])
+        #expect(r.renamed.map(\.fileKey) == ["model.mm_projector.0.weight", "model.mm_projector.0.bias"])
+        #expect(t["0.weight"]!.scalars == w.scalars && t["0.bias"]!.scalars == b.scalars)
+        // Without the prefix every key is unexpected, and a strict load names the file.
+        do {
+            _ = try WeightLoader.load(from: file, expected: expected)
+            Issue.record("a prefixed file loaded without its prefix")
+        } catch let e as LoadError {
+            #expect(e.report.unexpected.count == 3 && e.report.missing == ["0.weight", "0.bias"])
+            #expect("\(e)".contains("mm_projector.bin"))
+        }
+        // Skipped prefixes: another part of the checkpoint is reported as skipped.
+        let (_, r2) = try WeightLoader.load(
+            from: file, expected: [ExpectedTensor("model.mm_projector.0.weight", shape: [2, 3])],
+            options: LoadOptions(strict: false, skippedPrefixes: ["model.embed_tokens."]))
+        #expect(r2.skipped == ["model.embed_tokens.weight"] && r2.unexpected == ["model.mm_projector.0.bias"])
     }
 
     @Test func derivedBuffersAreNeverMissingOrLoaded() throws {

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import SightlineTestSupport
 import Tensor
 import TensorFiles
 import Testing
@@ -114,14 +115,14 @@ func readFully(_ path: String, _ open: (String) throws -> TensorSource) -> (
 }
 
 @Suite struct CheckpointCorruptionTests {
-    /// 1,000 corrupted HDF5 weights files and checkpoints, read by `weights _probe` in a child
+    /// 1,000 corrupted HDF5 weights files and checkpoints, read by `CheckpointTestHelper _probe` in a child
     /// process: a crash (or hang) inside libhdf5 is counted and reported instead of ending the test
     /// run, the child is restarted after the file that crashed it, and every error must name its file.
     /// Set SIGHTLINE_KEEP_CORRUPT_DIR to a directory to keep the files that crashed or hung libhdf5.
     @Test func corruptedHDF5FilesAreReadInAChildProcess() throws {
-        guard let exe = weightsExecutable() else {
+        guard let exe = testHelperExecutable() else {
             Issue.record(
-                "the weights executable is not next to the test bundle; build everything (swift build) first")
+                "the CheckpointTestHelper executable is not next to the test bundle; build everything (swift build) first")
             return
         }
         let dir = TempDir()

@@ -113,51 +113,7 @@ func errorText(_ body: () throws -> Void) -> String? {
 
 // MARK: - Child processes
 
-/// The result of a child process.
-struct ProcessResult {
-    var status: Int32
-    var signaled: Bool
-    var timedOut: Bool
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs `executable` with `arguments`, killing it after `timeout` seconds.
-func runProcess(_ executable: String, _ arguments: [String], timeout: Double = 120) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let outBox = Box(), errBox = Box()
-    let group = DispatchGroup()
-    for (box, pipe) in [(outBox, out), (errBox, err)] {
-        group.enter()
-        DispatchQueue.global().async {
-            box.data = pipe.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-    }
-    let deadline = Date().addingTimeInterval(timeout)
-    var timedOut = false
-    while p.isRunning {
-        if Date() > deadline {
-            kill(p.processIdentifier, SIGKILL)
-            timedOut = true
-            break
-        }
-        usleep(2000)
-    }
-    p.waitUntilExit()
-    group.wait()
-    return ProcessResult(
-        status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal, timedOut: timedOut,
-        stdout: String(decoding: outBox.data, as: UTF8.self),
-        stderr: String(decoding: errBox.data, as: UTF8.self))
-}
+// `ProcessResult` and `runProcess` come from SightlineTestSupport.
 
 /// Runs `executable`, killing it when it prints nothing for `stall` seconds (a hang) or runs past
 /// `timeout`. Returns what it printed up to then.
@@ -219,19 +175,12 @@ func runWatched(_ executable: String, _ arguments: [String], stall: Double, time
 }
 
 /// The `weights` executable built next to this test bundle (or `SIGHTLINE_WEIGHTS_BIN`).
-func weightsExecutable() -> String? {
-    if let env = ProcessInfo.processInfo.environment["SIGHTLINE_WEIGHTS_BIN"] { return env }
-    let exe =
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        ?? CommandLine.arguments[0]
-    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-    // The bundle may be a directory (…/Foo.xctest/Contents/MacOS) on macOS.
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("weights").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    return nil
+func weightsExecutable() -> String? { builtExecutable("weights", override: "SIGHTLINE_WEIGHTS_BIN") }
+
+/// The test-only `CheckpointTestHelper` executable (`_crash-helper`, `_probe`) built next to this test
+/// bundle (or `SIGHTLINE_TEST_HELPER_BIN`).
+func testHelperExecutable() -> String? {
+    builtExecutable("CheckpointTestHelper", override: "SIGHTLINE_TEST_HELPER_BIN")
 }
 
 /// Runs a Python script with arguments through the tests' one interpreter rule (`Python`); fails the

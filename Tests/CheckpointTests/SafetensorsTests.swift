@@ -216,4 +216,25 @@ func safetensorsBytes(_ header: String, _ data: [UInt8], length: UInt64? = nil) 
         let e = errorText { _ = try openSafetensors(dir.path) } ?? ""
         #expect(e.contains("model.safetensors.index.json") && e.contains("missing from shard"), "\(e)")
     }
+
+    /// A safetensors header of 384 (0x180) bytes starts the file with 80 01, which also starts a
+    /// pickle: format detection must still say safetensors.
+    @Test func headerLengthStartingWith0x80IsStillSafetensors() throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let path = dir.file("x.bin")
+        let t = try Tensor(shape: [2], scalars: [1, 2])
+        func write(_ pad: Int) throws -> [UInt8] {
+            try SafetensorsFile.write(["t": t], to: path, metadata: ["pad": String(repeating: "x", count: pad)])
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)).prefix(2))
+        }
+        let first = try write(0)
+        let length = Int(first[0]) | Int(first[1]) << 8
+        #expect(length < 384)
+        let head = try write(384 - length)
+        #expect(head == [0x80, 0x01])
+        #expect(try tensorFileKind(path) == .safetensors)
+        #expect(try openTensorSource(path) is SafetensorsFile)
+        #expect(try openTensorFile(path).readTensor("t").scalars == [1, 2])
+    }
 }

@@ -3,6 +3,7 @@ import Language
 import Layers
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Testing
 
 // Parity with HF transformers' LlamaForCausalLM on the randomly initialised tiny models written by
@@ -217,13 +218,16 @@ import Testing
         }
         try JSONSerialization.data(withJSONObject: ["metadata": [String: String](), "weight_map": map]).write(
             to: dir.appendingPathComponent("model.safetensors.index.json"))
-        let (sharded, report) = try LlamaForCausalLM.load(directory: dir, readSafetensors: Safetensors32.read)
-        #expect(report.loaded == 21 && report.missing.isEmpty && report.unexpected.isEmpty)
+        let (sharded, report) = try LlamaForCausalLM.fromPretrained(directory: dir.path)
+        #expect(report.loaded.count == 21 && report.isClean, "\(report)")
         let ids = try IndexTensor(shape: [1, 4], values: [1, 2, 3, 4])
         #expect(try sharded(ids).scalars == loadFixtureModel("llama_tiny")(ids).scalars)
         try FileManager.default.removeItem(at: dir.appendingPathComponent("model-00002-of-00002.safetensors"))
-        #expect(throws: TensorError.self) {
-            try LlamaForCausalLM.load(directory: dir, readSafetensors: Safetensors32.read)
+        do {
+            _ = try LlamaForCausalLM.fromPretrained(directory: dir.path)
+            Issue.record("a directory with a missing shard loaded")
+        } catch let e as TensorFileError {
+            #expect(e.file.hasSuffix("model-00002-of-00002.safetensors"), "\(e)")
         }
     }
 

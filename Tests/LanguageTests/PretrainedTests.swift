@@ -6,12 +6,13 @@ import Testing
 @Suite struct LlamaPretrainedDirectories {
     @Test func fromPretrainedSaveRoundTripIsBitExact() throws {
         let source = fixtureDirectory("language").appendingPathComponent("llama_tiny").path
-        let model = try LlamaForCausalLM.fromPretrained(directory: source)
+        let (model, report) = try LlamaForCausalLM.fromPretrained(directory: source)
+        #expect(report.isClean && report.loaded.count == model.stateDict().count, "\(report)")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("llama-\(UUID().uuidString)")
             .path
         defer { try? FileManager.default.removeItem(atPath: out) }
         try model.save(to: out)
-        let again = try LlamaForCausalLM.fromPretrained(directory: out)
+        let again = try LlamaForCausalLM.fromPretrained(directory: out).model
         #expect(again.config == model.config)
         let a = model.namedParameters(), b = again.namedParameters()
         #expect(a.map(\.0) == b.map(\.0))

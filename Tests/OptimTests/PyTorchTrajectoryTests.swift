@@ -67,6 +67,31 @@ import Testing
         #expect(fused.final == r.final)
     }
 
+    /// PyTorch's default (every parameter decays, the bias too) with the bias in its own group at half
+    /// the rate: `ParameterGroups.decayEverything` plus a group multiplier, and the rates reported.
+    @Test func adamWDecayingEverythingWithGroupMultipliers() throws {
+        let r = try replay("adamw_decay_all_groups") { f, schedule in
+            let groups = ParameterGroups(
+                weightDecay: try f.double("weight_decay"), decayVectorsAndNorms: true,
+                groups: [
+                    ParameterGroup(
+                        name: "bias", prefixes: ["b"], learningRateMultiplier: try f.double("bias_lr_multiplier"))
+                ])
+            #expect(groups.settings(for: "b", shape: [4]) == GroupSettings(group: "bias", weightDecay: 0.1, learningRateMultiplier: 0.5))
+            return AdamW(
+                .init(
+                    learningRate: try f.double("lr"), beta1: try f.double("beta1"), beta2: try f.double("beta2"),
+                    eps: try f.double("eps"), groups: groups, schedule: schedule))
+        }
+        #expect(r.worst <= 1e-6, "worst relative parameter error over 50 steps \(r.worst)")
+        #expect(r.worstNorm <= 1e-6, "worst relative pre-clip norm error \(r.worstNorm)")
+        // Without the per-group choice (the default exempts the 1-D bias) the trajectory departs.
+        let exempt = try replay("adamw_decay_all_groups") { f, schedule in
+            AdamW(.init(learningRate: try f.double("lr"), weightDecay: try f.double("weight_decay"), schedule: schedule))
+        }
+        #expect(exempt.worst > 1e-4, "the fixture must distinguish the two conventions (\(exempt.worst))")
+    }
+
     @Test func sgdWithMomentum() throws {
         func make(_ f: Fixture, _ schedule: LearningRateSchedule) throws -> any Optimizer {
             SGD(

@@ -11,6 +11,14 @@ public struct ProcessResult: Sendable {
     public var timedOut: Bool
     public var stdout: String
     public var stderr: String
+
+    public init(status: Int32, signaled: Bool, timedOut: Bool, stdout: String, stderr: String) {
+        self.status = status
+        self.signaled = signaled
+        self.timedOut = timedOut
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 /// Runs `executable` with `arguments` (in `directory` when given), killing it after `timeout` seconds.

@@ -1,5 +1,7 @@
+import Checkpoint
 import Datasets
 import Foundation
+import Layers
 import Logging
 import Optim
 import SightlineTestSupport
@@ -68,10 +70,11 @@ func poisonedFeed(_ base: DataFeed, poisoned: @escaping (Int) -> Bool) -> DataFe
 func makeTrainer(
     _ dir: URL, total: Int, global: Int = 4, micro: Int = 2, every: Int = 2, resume: String = "never",
     feed: DataFeed? = nil, weights: MixtureWeights = MixtureWeights(), logs: CapturedLogs? = nil,
-    maxNonFinite: Int = 3, sinks: [any MetricsSink] = []
+    maxNonFinite: Int = 3, sinks: [any MetricsSink] = [], prepare: (MultimodalModel) throws -> Void = { _ in }
 ) throws -> Trainer {
     let files = try sharedWorld.get()
     let model = try MultimodalModel(config: TinyRun.modelConfig())
+    try prepare(model)
     var logger = Logger(label: "test")
     if let logs { logger = Logger(label: "test", factory: { _ in CapturingHandler(sink: logs) }) }
     let t = try Trainer(
@@ -227,6 +230,8 @@ func isStructurallyZero(_ name: String) -> Bool { name.hasSuffix("self_attn.k_pr
     #expect(sink.records[2].scalars["skipped_steps"] == 1)
     #expect(s.steps[3].loss.isFinite && s.steps[4].loss.isFinite)
     #expect(t.model.namedParameters().allSatisfy { $0.1.data.scalars.allSatisfy(\.isFinite) })
+    // The memory estimate is logged once, before the first update.
+    #expect(logs.all.filter { $0.0 == .info && $0.1.contains("memory estimate: parameters") }.count == 1)
     let warnings = logs.all.filter { $0.0 == .warning }.map(\.1)
     #expect(warnings.count == 1 && warnings[0].contains("step 3") && warnings[0].contains("skipped"), "\(warnings)")
 }
@@ -314,4 +319,30 @@ func isStructurallyZero(_ name: String) -> Bool { name.hasSuffix("self_attn.k_pr
     #expect(evalRecords.map(\.step) == [2, 4])
     #expect(sink.flushes >= 3)
     #expect(model.isTraining, "back in training mode after evaluating")
+}
+
+/// LoRA adapters with dropout on the decoder's q_proj: the adapters' dropout generators are saved and
+/// restored, so a stopped and resumed run still logs the uninterrupted run's losses bit for bit.
+@Test func resumeRestoresLoRADropoutGenerators() throws {
+    let dir = try temporaryDirectory("lora-resume")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    func lora(_ m: MultimodalModel) throws {
+        var g = RandomGenerator(seed: 5)
+        for (name, module) in m.namedModules() where name.hasPrefix("language_model.") && name.hasSuffix("q_proj") {
+            try (module as! Linear).attachLoRA(rank: 2, scale: 2, dropout: 0.3, generator: &g)
+        }
+    }
+    let straight = try makeTrainer(dir.appendingPathComponent("straight"), total: 4, prepare: lora)
+    let full = try straight.run()
+    let first = try makeTrainer(dir.appendingPathComponent("split"), total: 4, prepare: lora)
+    first.onStep = { r in if r.step == 2 { first.stop.request() } }
+    let part = try first.run()
+    let second = try makeTrainer(dir.appendingPathComponent("split"), total: 4, resume: "auto", prepare: lora)
+    let rest = try second.run()
+    #expect(part.finalStep == 2 && rest.finalStep == 4)
+    #expect((part.steps + rest.steps).map { $0.loss.bitPattern } == full.steps.map { $0.loss.bitPattern })
+    // Without restoring the generators the masks would repeat the first steps' draws: the state moved.
+    let saved = try #require(try CheckpointDirectory(dir.appendingPathComponent("split/checkpoints").path).load(step: 2))
+    let rng = try #require(saved.trainer.documents["rng_states"])
+    #expect(rng.contains("q_proj.lora_dropout"))
 }

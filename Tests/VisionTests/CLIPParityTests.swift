@@ -134,27 +134,35 @@ import Vision
 
     @Test func strictLoadReportsEveryProblem() throws {
         let model = try VisionFixtures.clipModel()
-        var sd = Dictionary(uniqueKeysWithValues: model.stateDict())
-        // Both naming forms load; full-CLIP extras and position_ids are skipped.
-        var bare: [String: Tensor] = [:]
+        var sd = NamedTensors(model.stateDict())
+        // Both naming forms load; full-CLIP extras are skipped and position_ids is ignored.
+        var bare = NamedTensors()
         for (k, v) in sd { bare[String(k.dropFirst("vision_model.".count))] = v }
         bare["embeddings.position_ids"] = Tensor.zeros([1, 65])
         bare["text_model.embeddings.token_embedding.weight"] = Tensor.zeros([4, 2])
         bare["logit_scale"] = Tensor(1)
-        let report = try model.load(stateDict: bare)
+        let report = try model.load(from: InMemoryTensors(bare))
         #expect(report.loaded.count == sd.count)
-        #expect(report.ignored.count == 3)
-        sd.removeValue(forKey: "vision_model.post_layernorm.bias")
+        #expect(report.renamed.count == sd.count)
+        #expect(report.ignored == ["embeddings.position_ids"])
+        #expect(report.skipped == ["text_model.embeddings.token_embedding.weight", "logit_scale"])
+        sd["vision_model.post_layernorm.bias"] = nil
         sd["vision_model.extra.weight"] = Tensor.zeros([1])
         sd["vision_model.pre_layrnorm.weight"] = Tensor.zeros([31])
+        let before = model.stateDict().map { $0.1.scalars }
         do {
-            try model.load(stateDict: sd, source: "bad.safetensors")
+            try model.load(from: InMemoryTensors(sd, path: "bad.safetensors"))
             Issue.record("a broken state dict loaded")
-        } catch let e as VisionError {
-            #expect(e.source == "bad.safetensors")
-            #expect(e.message.contains("missing 1: vision_model.post_layernorm.bias"))
-            #expect(e.message.contains("unexpected 1: vision_model.extra.weight"))
-            #expect(e.message.contains("vision_model.pre_layrnorm.weight: checkpoint [31], model [32]"))
+        } catch let e as LoadError {
+            #expect(e.report.file == "bad.safetensors")
+            #expect(e.report.missing == ["vision_model.post_layernorm.bias"])
+            #expect(e.report.unexpected == ["vision_model.extra.weight"])
+            #expect(
+                e.report.shapeMismatches == [
+                    .init(name: "vision_model.pre_layrnorm.weight", expected: [32], found: [31])
+                ])
+            #expect("\(e)".contains("bad.safetensors") && "\(e)".contains("expected [32], file has [31]"))
         }
+        #expect(model.stateDict().map { $0.1.scalars } == before, "a failed strict load changed the model")
     }
 }

@@ -14,7 +14,8 @@ import Vision
     }
 
     @Test func fromPretrainedLoadsAnHFDirectory() throws {
-        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
+        let (model, report) = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
+        #expect(report.isClean && report.loaded.count == model.stateDict().count, "\(report)")
         #expect(model.config.hiddenSize == 32 && model.layerCount == 3 && model.config.gridSize == 8)
         let ref = try VisionFixtures.safetensors("clip_tiny_reference.safetensors")
         let out = try model(try ref.readTensor("native.pixel_values"))
@@ -38,7 +39,7 @@ import Vision
         guard case .object(let saved) = try fixture.param("saved_keys") else {
             throw FixtureError("saved_keys")
         }
-        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
+        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory).model
         let original = try SafetensorsFile(path: VisionFixtures.clipDirectory + "/model.safetensors")
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -61,7 +62,7 @@ import Vision
             let config = try CLIPVisionConfig.load(contentsOf: out + "/config.json")
             #expect(config == model.config)
             // And it loads back.
-            let again = try CLIPVisionModel.fromPretrained(directory: out)
+            let again = try CLIPVisionModel.fromPretrained(directory: out).model
             #expect(again.stateDict().map(\.0) == model.stateDict().map(\.0))
         }
     }
@@ -70,7 +71,7 @@ import Vision
     /// missing or unexpected keys and reproduces the reference outputs.
     @Test(Python.requires("torch", "transformers", "safetensors"))
     func transformersLoadsTheExportedDirectory() throws {
-        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory)
+        let model = try CLIPVisionModel.fromPretrained(directory: VisionFixtures.clipDirectory).model
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for prefixed in [false, true] {

@@ -17,10 +17,7 @@ enum VisionFixtures {
     static func clipModel() throws -> CLIPVisionModel {
         let config = try CLIPVisionConfig.load(contentsOf: clipDirectory + "/config.json")
         let model = try CLIPVisionModel(config: config)
-        let file = try SafetensorsFile(path: clipDirectory + "/model.safetensors")
-        let names = file.tensorInfos.map(\.name)
-        let shapes = Dictionary(uniqueKeysWithValues: file.tensorInfos.map { ($0.name, $0.shape) })
-        try model.load(keys: names, shape: { shapes[$0]! }, read: file.readTensor, source: file.path)
+        try model.load(from: try SafetensorsFile(path: clipDirectory + "/model.safetensors"))
         return model
     }
 }

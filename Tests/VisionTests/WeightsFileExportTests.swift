@@ -10,7 +10,7 @@ import Vision
 @Suite struct WeightsFileExport {
     @Test(Python.requires("torch", "transformers", "h5py", "safetensors")) func exportedWeightsFileLoadsIntoTransformers() throws {
         let directory = VisionFixtures.directory.appendingPathComponent("clip_tiny").path
-        let model = try CLIPVisionModel.fromPretrained(directory: directory)
+        let model = try CLIPVisionModel.fromPretrained(directory: directory).model
         let out = FileManager.default.temporaryDirectory.appendingPathComponent(
             "clip-\(UUID().uuidString).h5"
         ).path

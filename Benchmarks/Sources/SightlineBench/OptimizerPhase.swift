@@ -122,6 +122,7 @@ final class BaselineAdamW {
                 decay: decay, beta1: Float(config.beta1), beta2: Float(config.beta2), stepSize: Float(lr / bc1),
                 bc2Sqrt: Float(bc2Sqrt), eps: Float(config.eps)
             )
+            let count = p.shape.reduce(1, *)
             p.update { data in
                 g.withUnsafeBufferPointer { gp in
                     m.withUnsafeMutableBufferPointer { mp in
@@ -131,7 +132,7 @@ final class BaselineAdamW {
                                     P = pp.baseAddress!
                                 let w1 = 1 - c.beta1, w2 = 1 - c.beta2, b2 = c.beta2, decay = c.decay
                                 let negStep = -c.stepSize, bc2 = c.bc2Sqrt, eps = c.eps
-                                ComputeRuntime.parallelFor(p.shape.reduce(1, *), grain: 1 << 15) { r in
+                                ComputeRuntime.parallelFor(count, grain: 1 << 15) { r in
                                     let g = G + r.lowerBound, m = M + r.lowerBound, v = V + r.lowerBound,
                                         p = P + r.lowerBound
                                     let count = r.count

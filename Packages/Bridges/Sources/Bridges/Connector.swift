@@ -33,6 +33,26 @@ public struct FeatureLevel {
         self.features = features
         self.grid = grid
     }
+
+    /// A level from features that may carry a leading class token (a ViT's raw hidden states,
+    /// `[B, 1 + H*W, C]`): with `dropClassToken`, the first token is removed and checked to be the
+    /// only extra one; without it, this is `init(_:grid:)`.
+    /// - Parameters:
+    ///   - features: `[B, 1 + H*W, C]` with `dropClassToken`, else `[B, H*W, C]`.
+    ///   - dropClassToken: remove the leading class token.
+    /// - Throws: `TensorError` naming both token counts when `features` is not `[B, 1 + H*W, C]`.
+    public init(_ features: Tensor, grid: Grid, dropClassToken: Bool) throws {
+        guard dropClassToken else {
+            self.init(features, grid: grid)
+            return
+        }
+        guard features.rank == 3, features.shape[1] == grid.count + 1 else {
+            throw TensorError(
+                "FeatureLevel",
+                "dropping the class token needs [B, 1 + \(grid.count), C] features for a \(grid) grid, got \(features.shape)")
+        }
+        self.init(try features.narrow(axis: 1, start: 1, length: grid.count), grid: grid)
+    }
 }
 
 /// A vision-language connector: vision feature levels in, LLM-width tokens out.
@@ -72,6 +92,18 @@ extension Connector {
     /// - Returns: `[B, T, llmDim]`
     public func callAsFunction(_ features: Tensor, grid: Grid) throws -> Tensor {
         try self(Array(repeating: FeatureLevel(features, grid: grid), count: featureLevels.count))
+    }
+
+    /// Applies the connector to features that may carry a leading class token (see
+    /// `FeatureLevel.init(_:grid:dropClassToken:)`).
+    /// - Parameters:
+    ///   - features: `[B, 1 + H*W, C]` with `dropClassToken`, else `[B, H*W, C]`.
+    ///   - grid: (H, W)
+    ///   - dropClassToken: remove the leading class token first.
+    /// - Returns: `[B, T, llmDim]`
+    public func callAsFunction(_ features: Tensor, grid: Grid, dropClassToken: Bool) throws -> Tensor {
+        let level = try FeatureLevel(features, grid: grid, dropClassToken: dropClassToken)
+        return try self(Array(repeating: level, count: featureLevels.count))
     }
 }
 

@@ -114,6 +114,54 @@ public final class CheckpointDirectory {
         return (step, path + "/" + name)
     }
 
+    /// A checkpoint found by `latestVerified()`.
+    public struct VerifiedCheckpoint {
+        /// The step it was saved at.
+        public var step: Int
+        /// Its file.
+        public var path: String
+        /// Its contents (checksum verified, fully read).
+        public var checkpoint: TrainingCheckpoint
+        /// Newer checkpoints refused on the way, newest first: each file and why.
+        public var refused: [(path: String, reason: String)]
+        /// What happened, for the log: the checkpoint resumed from and any refused ones.
+        public var summary: String {
+            guard !refused.isEmpty else { return "resuming from \(path) (step \(step))" }
+            let why = refused.map { "\($0.path): \($0.reason)" }.joined(separator: "; ")
+            return "refused \(refused.count) newer checkpoint(s) (\(why)); resuming from \(path) (step \(step)), the newest that verifies"
+        }
+    }
+
+    /// The newest checkpoint that verifies, for `resume: auto`: the one `latest` names, or, when that
+    /// one is damaged (checksum mismatch, unreadable) or `latest` itself is, the newest earlier
+    /// checkpoint whose checksum matches and which reads completely. Refused files are kept on disk
+    /// and listed in the result (`summary` says what happened).
+    /// - Returns: nil when the directory holds no checkpoint at all.
+    /// - Throws: `TensorFileError` naming the directory when checkpoints exist but none verifies.
+    public func latestVerified() throws -> VerifiedCheckpoint? {
+        var refused: [(path: String, reason: String)] = []
+        var newest = Int.max
+        do {
+            if let (step, _) = try latest() { newest = step }
+        } catch let e as TensorFileError {
+            refused.append((e.file, e.message))
+        }
+        let steps = try savedSteps().filter { $0 <= newest }.sorted(by: >)
+        for step in steps {
+            let file = path + "/" + CheckpointDirectory.fileName(step: step)
+            do {
+                let c = try TrainingCheckpoint.read(from: file)
+                return VerifiedCheckpoint(step: step, path: file, checkpoint: c, refused: refused)
+            } catch let e as TensorFileError {
+                refused.append((file, e.message))
+            }
+        }
+        if refused.isEmpty { return nil }
+        throw TensorFileError(
+            file: path,
+            "no checkpoint verifies: " + refused.map { "\($0.path): \($0.reason)" }.joined(separator: "; "))
+    }
+
     /// Loads the checkpoint `latest` names, or nil before the first save.
     public func loadLatest() throws -> TrainingCheckpoint? {
         guard let (_, file) = try latest() else { return nil }
@@ -142,11 +190,6 @@ public final class CheckpointDirectory {
 
     /// Removes temporary files left by saves of processes that no longer run (killed mid-save).
     private func removeStaleTemporaries() {
-        for name in (try? entries()) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
-            // .<name>.tmp-<pid>-<tag>
-            let afterTmp = name[name.range(of: ".tmp-")!.upperBound...]
-            guard let pid = Int32(afterTmp.prefix { $0 != "-" }) else { continue }
-            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH { unlink(path + "/" + name) }
-        }
+        DurableFile.removeStaleTemporaries(inDirectory: path)
     }
 }

@@ -215,11 +215,15 @@ enum H5IO {
     // MARK: Files
 
     /// Creates (truncating) an HDF5 file at `path`; errors name `reportAs`. Closing the file closes
-    /// everything still open in it (strong close degree), so that `closeFile` really flushes it.
+    /// everything still open in it (strong close degree), so that `closeFile` really flushes it. The
+    /// file starts with an empty 512-byte user block for the checksum `closeAndSeal` records.
     static func createFile(_ path: String, reportAs: String) throws -> H5Handle {
         let s = H5Scope()
         defer { s.close() }
         let fcpl = s.keep(try orderedGroupPlist(reportAs, fileCreation: true))
+        try H5.check(
+            H5Pset_userblock(fcpl.id, hsize_t(FileChecksum.blockSize)), reportAs, nil,
+            "cannot reserve the checksum block")
         let fapl = try s.open(
             H5Pcreate(sl_h5p_file_access()), .plist, file: reportAs, "cannot create a property list")
         try H5.check(
@@ -230,9 +234,11 @@ enum H5IO {
             "cannot create the HDF5 file")
     }
 
-    /// Opens `path` read-only.
-    static func openFile(_ path: String) throws -> H5Handle {
-        guard fileExists(path) else { throw TensorFileError(file: path, "no such file") }
+    /// Opens `path` read-only, after checking its checksum block (`FileChecksum`): a damaged file
+    /// never reaches libhdf5.
+    /// - Parameter requireChecksum: refuse a file without a checksum block.
+    static func openFile(_ path: String, requireChecksum: Bool = false) throws -> H5Handle {
+        try FileChecksum.verify(path, required: requireChecksum)
         let s = H5Scope()
         defer { s.close() }
         let fapl = try s.open(
@@ -246,6 +252,34 @@ enum H5IO {
     static func closeFile(_ file: H5Handle, _ path: String) throws {
         try H5.check(H5Fflush(file.id, H5F_SCOPE_GLOBAL), path, nil, "cannot flush")
         guard file.close() >= 0 else { throw H5.error(path, nil, "cannot close") }
+    }
+
+    /// Flushes and closes `file` (created by `createFile` at `tmp`), then records its checksum in
+    /// the user block. Errors name `reportAs`.
+    static func closeAndSeal(_ file: H5Handle, _ tmp: String, reportAs: String) throws {
+        try closeFile(file, reportAs)
+        try FileChecksum.seal(tmp, reportAs: reportAs)
+    }
+
+    /// Refuses a dataset whose values live outside the file: external raw storage (which can pull any
+    /// local file into a tensor) or a virtual dataset (which maps other files).
+    static func checkStoredInFile(_ ds: H5Handle, _ name: String, file: String) throws {
+        let s = H5Scope()
+        defer { s.close() }
+        let dcpl = try s.open(
+            H5Dget_create_plist(ds.id), .plist, file: file, tensor: name, "cannot read dataset properties")
+        let external = H5Pget_external_count(dcpl)
+        guard external >= 0 else { throw H5.error(file, name, "cannot read the external storage list") }
+        guard external == 0 else {
+            throw TensorFileError(
+                file: file, tensor: name, "uses external storage (values in other files), which is refused")
+        }
+        let layout = H5Pget_layout(dcpl)
+        guard layout != H5D_VIRTUAL else {
+            throw TensorFileError(
+                file: file, tensor: name, "is a virtual dataset (values mapped from other files), which is refused")
+        }
+        guard layout.rawValue >= 0 else { throw H5.error(file, name, "cannot read the dataset layout") }
     }
 
     // MARK: Groups and links
@@ -465,7 +499,10 @@ enum H5IO {
                     loc.id, name, fileType, space, sl_h5p_default(), sl_h5p_default(), sl_h5p_default()),
                 .dataset, file: file, tensor: name, "cannot create dataset"))
         if dtype == .bfloat16 { try writeAttribute(ds, "dtype", string: "bfloat16", file: file) }
-        guard tensor.count > 0 else { return }
+        guard tensor.count > 0 else {
+            guard ds.close() >= 0 else { throw H5.error(file, name, "cannot close dataset") }
+            return
+        }
         switch dtype {
         case .float32:
             try tensor.withUnsafeBufferPointer { v in
@@ -485,6 +522,7 @@ enum H5IO {
                     "cannot write dataset")
             }
         }
+        guard ds.close() >= 0 else { throw H5.error(file, name, "cannot close dataset") }
     }
 
     /// How a dataset's values are read.
@@ -576,6 +614,7 @@ enum H5IO {
             try H5Handle(
                 H5Dopen2(loc.id, name, sl_h5p_default()), .dataset, file: file, tensor: name,
                 "cannot open dataset"))
+        try checkStoredInFile(ds, name, file: file)
         let (info, path) = try describe(ds, name, file: file)
         guard let count = checkedElementCount(info.shape), count <= Int.max / 8 else {
             throw TensorFileError(file: file, tensor: name, "shape \(fmtShape(info.shape)) is too large")
@@ -643,6 +682,7 @@ enum H5IO {
             let ds = try H5Handle(
                 H5Dopen2(loc.id, c.name, sl_h5p_default()), .dataset, file: file, tensor: c.name,
                 "cannot open dataset")
+            try checkStoredInFile(ds, c.name, file: file)
             return try describe(ds, c.name, file: file).0
         }
     }

@@ -13,12 +13,15 @@ public func tensorFileKind(_ path: String) throws -> TensorFileKind {
     if isDirectory(path) {
         return fileExists(path + "/model.safetensors.index.json") ? .shardedSafetensors : .safetensors
     }
+    try requireRegularFile(path)
     guard let h = FileHandle(forReadingAtPath: path) else {
         throw TensorFileError(file: path, fileExists(path) ? "cannot open" : "no such file")
     }
     defer { try? h.close() }
-    let head = [UInt8]((try? h.read(upToCount: 8)) ?? Data())
+    let head = [UInt8]((try? h.read(upToCount: 9)) ?? Data())
     if head.starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
+    // A header length whose low byte is 0x80 would otherwise look like a pickle.
+    if head.count == 9, head[8] == UInt8(ascii: "{") { return .safetensors }
     if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .pytorch }
     if let first = head.first, first == 0x80, head.count > 1, head[1] <= 5 { return .pytorch }
     let ext = (path as NSString).pathExtension.lowercased()

@@ -127,7 +127,7 @@ public struct TrainingCheckpoint {
                 file, format: CheckpointFormat.trainingCheckpoint, config: nil, file: path)
             let model = try H5IO.createGroup(file, "model", file: path)
             for (name, t) in self.model { try H5IO.writeTensor(model, name, t, dtype: .float32, file: path) }
-            model.close()
+            guard model.close() >= 0 else { throw H5.error(path, "model", "cannot close group") }
             let opt = try H5IO.createGroup(file, "optimizer", file: path)
             try H5IO.writeAttribute(opt, "step", int: Int64(optimizer.step), file: path)
             for name in optimizer.documents.names {
@@ -143,26 +143,29 @@ public struct TrainingCheckpoint {
                         throw e
                     }
                 }
-                g.close()
+                guard g.close() >= 0 else { throw H5.error(path, "optimizer/\(pname)", "cannot close group") }
             }
-            opt.close()
+            guard opt.close() >= 0 else { throw H5.error(path, "optimizer", "cannot close group") }
             let tr = try H5IO.createGroup(file, "trainer", file: path)
             try H5IO.writeAttribute(tr, "global_step", int: Int64(trainer.globalStep), file: path)
             for name in trainer.documents.names {
                 try H5IO.writeAttribute(tr, name, string: trainer.documents[name]!, file: path)
             }
-            tr.close()
-            try H5IO.closeFile(file, path)
+            guard tr.close() >= 0 else { throw H5.error(path, "trainer", "cannot close group") }
+            try H5IO.closeAndSeal(file, tmp, reportAs: path)
         }
     }
 
-    /// Reads a training checkpoint.
-    /// - Throws: `TensorFileError` naming the file and the dataset for a missing group, a damaged
-    ///   dataset, or a file that is not a training checkpoint.
-    public static func read(from path: String) throws -> TrainingCheckpoint {
+    /// Reads a training checkpoint, after verifying its checksum (`FileChecksum`): a damaged file is
+    /// refused before libhdf5 parses it.
+    /// - Parameter requireChecksum: refuse a file without a checksum block (the default; files written
+    ///   by this release always have one).
+    /// - Throws: `TensorFileError` naming the file and the dataset for a checksum mismatch, a missing
+    ///   group, a damaged dataset, or a file that is not a training checkpoint.
+    public static func read(from path: String, requireChecksum: Bool = true) throws -> TrainingCheckpoint {
         let bytes = fileSize(path)
         return try H5.run {
-            let file = try H5IO.openFile(path)
+            let file = try H5IO.openFile(path, requireChecksum: requireChecksum)
             let format = try H5IO.readAttribute(file, "format", file: path)
             guard case .string(CheckpointFormat.trainingCheckpoint)? = format else {
                 throw TensorFileError(

@@ -53,7 +53,7 @@ public enum WeightsFile {
                     try H5IO.writeAttribute(file, k, string: v, file: path)
                 }
                 for (name, t) in tensors { try H5IO.writeTensor(file, name, t, dtype: dtype, file: path) }
-                try H5IO.closeFile(file, path)
+                try H5IO.closeAndSeal(file, tmp, reportAs: path)
             }
         }
     }

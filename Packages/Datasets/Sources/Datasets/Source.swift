@@ -54,6 +54,11 @@ public final class DataSource: @unchecked Sendable {
     public var imageRoot: URL?
     public let problems: ProblemLog
     public private(set) var position = SourcePosition()
+    /// Default of `maxRecordBytes`: 16 MiB.
+    public static let defaultMaxRecordBytes = 16 << 20
+    /// Longest JSONL line (record) read, in bytes; a longer one is skipped as a bad record naming the
+    /// file and line. Raise it for corpora with larger records.
+    public var maxRecordBytes = DataSource.defaultMaxRecordBytes
 
     var lines: LineReader?
     var tar: TarReader?
@@ -136,6 +141,7 @@ public final class DataSource: @unchecked Sendable {
         switch format {
         case .llava where url.pathExtension.lowercased() == "json":
             if llavaItems == nil {
+                try requireRegularFile(url, step: "llava")
                 let data = try Data(contentsOf: url)
                 guard let arr = try? JSONSerialization.jsonObject(with: data) as? [Any] else {
                     let loc = "\(url.lastPathComponent):1"
@@ -155,11 +161,19 @@ public final class DataSource: @unchecked Sendable {
         case .webDataset:
             return try readTarSample(url)
         case .plainText:
-            if lines == nil { lines = try LineReader(url: url, offset: position.offset) }
+            if lines == nil {
+                lines = try LineReader(url: url, offset: position.offset, maxRecordBytes: maxRecordBytes)
+            }
             var text: [String] = []
             var firstLine = position.line
+            var tooLong: Int?
             while let (l, _) = try lines!.next() {
                 position.line += 1
+                if let n = lines!.lastLineTooLong {
+                    tooLong = n
+                    text.append("")
+                    continue
+                }
                 let s = String(decoding: l, as: UTF8.self)
                 if s.trimmingCharacters(in: .whitespaces).isEmpty {
                     if text.isEmpty { firstLine = position.line; continue }
@@ -170,14 +184,31 @@ public final class DataSource: @unchecked Sendable {
             position.offset = lines!.offset
             guard !text.isEmpty else { return nil }
             let loc = "\(url.lastPathComponent):\(firstLine)"
+            if let n = tooLong {
+                let limit = maxRecordBytes
+                return {
+                    throw DatasetError(
+                        "text", "\(loc): a line of \(n) bytes is over the limit of \(limit) (maxRecordBytes)")
+                }
+            }
             let doc = text.joined(separator: "\n")
             return { Sample(name: loc, parts: [.text(doc, supervised: true)]) }
         default:
-            if lines == nil { lines = try LineReader(url: url, offset: position.offset) }
+            if lines == nil {
+                lines = try LineReader(url: url, offset: position.offset, maxRecordBytes: maxRecordBytes)
+            }
             while let (l, _) = try lines!.next() {
                 let lineNo = position.line
                 position.line += 1
                 position.offset = lines!.offset
+                if let n = lines!.lastLineTooLong {
+                    let loc = "\(url.lastPathComponent):\(lineNo)"
+                    let limit = maxRecordBytes
+                    return {
+                        throw DatasetError(
+                            "json", "\(loc): record of \(n) bytes is over the limit of \(limit) (maxRecordBytes)")
+                    }
+                }
                 if l.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 let loc = "\(url.lastPathComponent):\(lineNo)"
                 let format = self.format

@@ -122,6 +122,13 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        // The MLP is SwiGLU with SiLU; a config naming another activation describes another model.
+        if let act = try c.decodeIfPresent(String.self, forKey: .hiddenAct), act != "silu", act != "swish" {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: [CodingKeys.hiddenAct],
+                    debugDescription: "unsupported hidden_act \"\(act)\" (Llama uses silu)"))
+        }
         let heads = try c.decode(Int.self, forKey: .numAttentionHeads)
         let maxPos = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
         var theta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
@@ -214,9 +221,63 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     /// Width of one attention head (`head_dim`, default `hidden_size / num_attention_heads`).
     public var headDim: Int { explicitHeadDim ?? hiddenSize / numAttentionHeads }
 
-    /// Checks the head arithmetic.
+    /// Largest sizes accepted from a config (far beyond any released Llama; a corrupt or hostile
+    /// config.json is refused before any memory is taken).
+    public static let limits = (
+        vocab: 1 << 22, hidden: 1 << 16, intermediate: 1 << 18, layers: 1 << 10, heads: 1 << 10,
+        positions: 1 << 24, parameters: 1 << 40
+    )
+
+    /// Parameters the model has (HF `num_parameters()`; `lm_head` counted unless tied), computed with
+    /// overflow checks: nil when the count overflows.
+    public var checkedParameterCount: Int? {
+        let h = hiddenSize, kv = numKeyValueHeads * headDim, q = numAttentionHeads * headDim
+        func mul(_ a: Int, _ b: Int) -> Int? {
+            let (r, o) = a.multipliedReportingOverflow(by: b)
+            return o ? nil : r
+        }
+        func add(_ xs: Int?...) -> Int? {
+            var total = 0
+            for x in xs {
+                guard let x else { return nil }
+                let (r, o) = total.addingReportingOverflow(x)
+                if o { return nil }
+                total = r
+            }
+            return total
+        }
+        guard let embed = mul(vocabSize, h), let qo = mul(h, q), let kvp = mul(h, kv),
+            let mlp = mul(h, intermediateSize)
+        else { return nil }
+        let bias = attentionBias ? add(q, kv, kv, h) : 0
+        let mlpBias = self.mlpBias ? add(intermediateSize, intermediateSize, h) : 0
+        guard let layer = add(mul(qo, 2), mul(kvp, 2), mul(mlp, 3), mul(h, 2), bias, mlpBias),
+            let layers = mul(layer, numHiddenLayers)
+        else { return nil }
+        return add(embed, layers, h, tieWordEmbeddings ? 0 : embed)
+    }
+
+    /// Checks the head arithmetic, the ranges (`limits`), `rope_theta` and the parameter count.
     /// - Throws: `TensorError("LlamaConfig", ...)` naming the offending sizes.
     public func validate() throws {
+        let l = Self.limits
+        for (name, v, limit) in [
+            ("vocab_size", vocabSize, l.vocab), ("hidden_size", hiddenSize, l.hidden),
+            ("intermediate_size", intermediateSize, l.intermediate), ("num_hidden_layers", numHiddenLayers, l.layers),
+            ("num_attention_heads", numAttentionHeads, l.heads), ("num_key_value_heads", numKeyValueHeads, l.heads),
+            ("head_dim", headDim, l.hidden), ("max_position_embeddings", maxPositionEmbeddings, l.positions),
+        ] where v > limit {
+            throw TensorError("LlamaConfig", "\(name) \(v) is over the limit of \(limit)")
+        }
+        guard ropeTheta.isFinite, ropeTheta > 0 else {
+            throw TensorError("LlamaConfig", "rope_theta must be a positive number, got \(ropeTheta)")
+        }
+        guard rmsNormEps.isFinite, rmsNormEps > 0 else {
+            throw TensorError("LlamaConfig", "rms_norm_eps must be a positive number, got \(rmsNormEps)")
+        }
+        guard maxPositionEmbeddings > 0 else {
+            throw TensorError("LlamaConfig", "max_position_embeddings must be positive, got \(maxPositionEmbeddings)")
+        }
         guard vocabSize > 0, hiddenSize > 0, intermediateSize > 0, numHiddenLayers >= 0, numAttentionHeads > 0
         else {
             throw TensorError(
@@ -235,8 +296,12 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
                 "LlamaConfig",
                 "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
-        guard headDim % 2 == 0 else {
-            throw TensorError("LlamaConfig", "head_dim \(headDim) must be even for RoPE")
+        guard headDim > 0, headDim % 2 == 0 else {
+            throw TensorError("LlamaConfig", "head_dim \(headDim) must be positive and even for RoPE")
+        }
+        guard let n = checkedParameterCount, n <= l.parameters else {
+            throw TensorError(
+                "LlamaConfig", "the sizes describe more than \(l.parameters) parameters (or overflow)")
         }
     }
 }

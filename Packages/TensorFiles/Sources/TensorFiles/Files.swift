@@ -15,13 +15,14 @@ public final class MappedFile: @unchecked Sendable {
     /// - Throws: `TensorFileError` when the file cannot be opened, is not a regular file, or cannot be mapped.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else { throw TensorFileError(file: path, "cannot open: \(errnoText())") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw TensorFileError(file: path, "cannot stat: \(errnoText())") }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw TensorFileError(file: path, "not a regular file")
+            throw TensorFileError(file: path, "not a regular file (\(fileTypeName(st.st_mode)))")
         }
         let size = Int(st.st_size)
         if size == 0 {
@@ -76,7 +77,10 @@ public enum DurableFile {
 
     /// Writes a file through `body` (which receives a temporary path to create), then syncs it and
     /// renames it to `path`. On any error the temporary file is removed and `path` is untouched.
+    /// Temporary files in the same directory left by processes that no longer run (killed mid-write)
+    /// are removed first.
     public static func write(to path: String, _ body: (String) throws -> Void) throws {
+        removeStaleTemporaries(inDirectoryOf: path)
         let tmp = temporaryPath(for: path)
         do {
             try body(tmp)
@@ -95,6 +99,76 @@ public enum DurableFile {
             try bytes.withUnsafeBytes { try w.write($0) }
             try w.close()
         }
+    }
+
+    /// Appends `bytes` to `path` (created when missing) and syncs it: for logs such as a metrics
+    /// JSONL file, where rewriting the whole file per record would be quadratic. Every write, the
+    /// fsync and the close are checked; on any failure (a full disk, say) the file is cut back to its
+    /// previous length, so it never ends in a partial record, and the error names the file.
+    public static func append(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK, 0o644)
+        guard fd >= 0 else { throw TensorFileError(file: path, "cannot open to append: \(errnoText())") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            _ = closeFD(fd)
+            throw TensorFileError(file: path, "not a regular file")
+        }
+        let previous = st.st_size
+        var failure: String?
+        var done = 0
+        bytes.withUnsafeBytes { b in
+            while done < b.count {
+                let n = Glibc_write(fd, b.baseAddress! + done, b.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    failure = "write failed: \(errnoText())"
+                    return
+                }
+                done += n
+            }
+        }
+        if failure == nil && syncFD(fd) != 0 { failure = "fsync failed: \(errnoText())" }
+        if let failure {
+            _ = ftruncate(fd, previous)
+            _ = closeFD(fd)
+            throw TensorFileError(file: path, failure + "; the file is kept at its previous \(previous) bytes")
+        }
+        guard closeFD(fd) == 0 else { throw TensorFileError(file: path, "close failed: \(errnoText())") }
+    }
+
+    /// Removes the temporary files (`.<name>.tmp-<pid>-<tag>`) in the directory of `path` whose
+    /// writing process no longer runs: what a killed save or convert leaves behind.
+    /// - Returns: the names removed.
+    @discardableResult
+    public static func removeStaleTemporaries(inDirectoryOf path: String) -> [String] {
+        let dir = split(path).dir
+        return removeStaleTemporaries(inDirectory: dir.isEmpty ? "." : dir)
+    }
+
+    /// Removes the stale temporary files of `directory` (see `removeStaleTemporaries(inDirectoryOf:)`).
+    @discardableResult
+    public static func removeStaleTemporaries(inDirectory directory: String) -> [String] {
+        guard let d = opendir(directory) else { return [] }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            names.append(name)
+        }
+        closedir(d)
+        var removed: [String] = []
+        for name in names where name.hasPrefix(".") {
+            let parts = name.split(separator: "-", omittingEmptySubsequences: false)
+            // .<name>.tmp-<pid>-<tag>: the part before the pid ends in ".tmp".
+            guard parts.count >= 3, parts[parts.count - 3].hasSuffix(".tmp") else { continue }
+            let rest = parts[parts.count - 2] + "-"
+            guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0 else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                if unlink(directory + "/" + name) == 0 { removed.append(name) }
+            }
+        }
+        return removed
     }
 
     /// Splits a path into its directory ("" for none) and last component.
@@ -175,6 +249,32 @@ private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
     return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
 }
 
+/// What kind of file a `st_mode` describes, for messages.
+@_spi(FileSupport) public func fileTypeName(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFREG: return "regular file"
+    case S_IFDIR: return "a directory"
+    case S_IFIFO: return "a FIFO"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFSOCK: return "a socket"
+    default: return "an unknown file type"
+    }
+}
+
+/// Throws unless `path` is a regular file (following symbolic links); never opens it, so a FIFO
+/// cannot block the caller.
+/// - Throws: `TensorFileError` naming the file: missing, or a FIFO, device, socket or directory.
+@_spi(FileSupport) public func requireRegularFile(_ path: String) throws {
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+        throw TensorFileError(file: path, errno == ENOENT ? "no such file" : "cannot stat: \(errnoText())")
+    }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+        throw TensorFileError(file: path, "not a regular file (\(fileTypeName(st.st_mode)))")
+    }
+}
+
 /// Whether anything exists at `path`.
 @_spi(FileSupport) public func fileExists(_ path: String) -> Bool {
     var st = stat()
@@ -182,4 +282,4 @@ private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
 }
 
 /// The current `errno` as text.
-package func errnoText() -> String { String(cString: strerror(errno)) }
+@_spi(FileSupport) public func errnoText() -> String { String(cString: strerror(errno)) }

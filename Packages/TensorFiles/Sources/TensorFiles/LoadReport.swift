@@ -12,7 +12,13 @@ public struct ExpectedTensor: Equatable, Sendable {
     }
 }
 
-/// How file keys are matched to expected names.
+/// How file keys are matched to expected names: a model's load rules. Each model states its rules in
+/// one place (`CLIPVisionModel.loadOptions`, `LlamaForCausalLM.loadOptions`, `Connector.loadOptions`),
+/// and every `fromPretrained` passes them to `WeightLoader`.
+///
+/// A file key is matched in this order: outside `keyPrefix` -> skipped; `keyPrefix` removed; a derived
+/// buffer (`ignored`) -> ignored; under one of `skippedPrefixes` -> skipped; then matched to an
+/// expected name directly or through `optionalPrefixes`.
 public struct LoadOptions: Sendable {
     /// Throw `LoadError` (before reading anything) when a key is missing or unexpected or a shape
     /// differs; when false, load what matches and report the rest.
@@ -26,24 +32,27 @@ public struct LoadOptions: Sendable {
     /// Prefixes a file may have or lack: with `["vision_model."]`, the file key `encoder.x` loads
     /// into `vision_model.encoder.x` and `vision_model.encoder.x` into `encoder.x`.
     public var optionalPrefixes: [String]
+    /// The prefix every file key of this model carries, removed before matching: a LLaVA
+    /// `mm_projector.bin` stores the connector's `0.weight` as `model.mm_projector.0.weight`. File keys
+    /// without it belong to other models of the same file and are skipped.
+    public var keyPrefix: String?
+    /// File keys that belong to other parts of a checkpoint (a full CLIP checkpoint's `text_model.`)
+    /// and are skipped, not unexpected.
+    public var skippedPrefixes: [String]
 
     /// Buffers that models compute rather than load: rotary inverse frequencies and position ids.
     public static let derivedBuffers = ["rotary_emb.inv_freq", "position_ids"]
 
     public init(
         strict: Bool = true, prefix: String? = nil, ignored: [String] = LoadOptions.derivedBuffers,
-        optionalPrefixes: [String] = []
+        optionalPrefixes: [String] = [], keyPrefix: String? = nil, skippedPrefixes: [String] = []
     ) {
         self.strict = strict
         self.prefix = prefix
         self.ignored = ignored
         self.optionalPrefixes = optionalPrefixes
-    }
-
-    /// CLIP import: accepts keys with and without `vision_model.` (transformers 5 saves vision
-    /// towers without it).
-    public static func clip(strict: Bool = true, prefix: String? = nil) -> LoadOptions {
-        LoadOptions(strict: strict, prefix: prefix, optionalPrefixes: ["vision_model."])
+        self.keyPrefix = keyPrefix
+        self.skippedPrefixes = skippedPrefixes
     }
 
     /// Whether `name` is a derived buffer in `ignored`.
@@ -102,7 +111,7 @@ public struct LoadReport: CustomStringConvertible, Sendable {
     public var conversions: [Conversion] = []
     /// File keys that are derived buffers (not loaded).
     public var ignored: [String] = []
-    /// File keys outside `prefix`.
+    /// File keys outside `prefix` or `keyPrefix`, or under `skippedPrefixes`.
     public var skipped: [String] = []
 
     public init(file: String) { self.file = file }
@@ -141,7 +150,7 @@ public struct LoadError: Error, CustomStringConvertible, Sendable {
 /// ```swift
 /// let source = try openTensorFile("clip-vit-large-patch14.safetensors")
 /// let (tensors, report) = try WeightLoader.load(from: source, expected: model.expectedTensors,
-///                                               options: .clip(prefix: "vision_model."))
+///                                               options: LoadOptions(prefix: "vision_model."))
 /// print(report)
 /// ```
 public enum WeightLoader {
@@ -167,22 +176,34 @@ public enum WeightLoader {
         var claimed: [String: String] = [:]
         var mismatched = Set<String>()
         for info in source.tensorInfos {
-            let key = info.name
+            let fileKey = info.name
+            var key = fileKey
+            if let kp = options.keyPrefix {
+                guard key.hasPrefix(kp) else {
+                    report.skipped.append(fileKey)
+                    continue
+                }
+                key = String(key.dropFirst(kp.count))
+            }
             if options.isIgnored(key) {
-                report.ignored.append(key)
+                report.ignored.append(fileKey)
+                continue
+            }
+            if options.skippedPrefixes.contains(where: { key.hasPrefix($0) }) {
+                report.skipped.append(fileKey)
                 continue
             }
             guard let name = resolve(key) else {
                 let visible = inScope(key) || options.optionalPrefixes.contains { inScope($0 + key) }
-                if visible { report.unexpected.append(key) } else { report.skipped.append(key) }
+                if visible { report.unexpected.append(fileKey) } else { report.skipped.append(fileKey) }
                 continue
             }
             guard inScope(name) else {
-                report.skipped.append(key)
+                report.skipped.append(fileKey)
                 continue
             }
             if claimed[name] != nil || mismatched.contains(name) {
-                report.unexpected.append(key)
+                report.unexpected.append(fileKey)
                 continue
             }
             let want = byName[name]!.shape
@@ -191,8 +212,8 @@ public enum WeightLoader {
                 mismatched.insert(name)
                 continue
             }
-            claimed[name] = key
-            if key != name { report.renamed.append(.init(fileKey: key, name: name)) }
+            claimed[name] = fileKey
+            if fileKey != name { report.renamed.append(.init(fileKey: fileKey, name: name)) }
             if info.dtype != .float32 { report.conversions.append(.init(name: name, from: info.dtype)) }
         }
         var keys: [(String, String)] = []

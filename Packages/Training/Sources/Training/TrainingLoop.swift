@@ -103,6 +103,7 @@ public final class Trainer {
     /// The loop's own generator (saved and restored; stages draw their sampling from it).
     public var generator: RandomGenerator
     private var consecutiveNonFinite = 0
+    private var memoryLogged = false
 
     /// Names of the loop state documents inside the trainer group of a checkpoint.
     enum Doc {
@@ -167,9 +168,14 @@ public final class Trainer {
 
     // MARK: Checkpoints
 
-    /// Dropout modules of the model by name (their generators are part of the run state).
+    /// Dropout modules of the model by name, LoRA adapters' input dropouts included
+    /// (`<linear>.lora_dropout`): their generators are part of the run state.
     var dropoutModules: [(String, Dropout)] {
-        model.namedModules().compactMap { n, m in (m as? Dropout).map { (n, $0) } }
+        model.namedModules().flatMap { n, m -> [(String, Dropout)] in
+            if let d = m as? Dropout { return [(n, d)] }
+            if let lin = m as? Linear, let d = lin.lora?.dropout { return [(n + ".lora_dropout", d)] }
+            return []
+        }
     }
 
     /// The full run state at the current step.
@@ -346,6 +352,15 @@ public final class Trainer {
         let parameters = model.trainableParameters()
         let batch = try accumulateGradients(microBatches: optimization.accumulationSteps) { try stream.next() }
         let (tokens, images, supervised) = (batch.tokens, batch.images, batch.supervisedTokens)
+        if !memoryLogged {
+            memoryLogged = true
+            let rows = optimization.microBatch * optimization.accumulationSteps
+            let estimate = model.memoryEstimate(
+                microBatch: optimization.microBatch, sequenceLength: tokens / max(1, rows),
+                imagesPerMicroBatch: images / max(1, optimization.accumulationSteps),
+                supervisedFraction: Double(supervised) / Double(max(1, tokens)))
+            logger.info("\(stage): \(estimate)")
+        }
         let (loss, zLoss) = (batch.loss, batch.zLoss)
         // A non-finite loss with finite gradients (an overflow in the loss alone) is skipped as well.
         let lossFinite = loss.isFinite && zLoss.isFinite

@@ -236,7 +236,7 @@ static void png_read_memory(png_structp png, png_bytep out, png_size_t count) {
     r->offset += count;
 }
 
-int sl_decode_png(const uint8_t *data, size_t size, int64_t max_pixels, sl_image *out) {
+int sl_decode_png(const uint8_t *data, size_t size, int64_t max_pixels, size_t max_chunk, sl_image *out) {
     memset(out, 0, sizeof(*out));
     out->orientation = 1;
     if (size < 8 || png_sig_cmp(data, 0, 8) != 0) {
@@ -263,6 +263,9 @@ int sl_decode_png(const uint8_t *data, size_t size, int64_t max_pixels, sl_image
     }
     png_set_read_fn(png, &reader, png_read_memory);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
+    // A chunk length is only a claim: bound the buffer libpng takes for it (and for what it inflates to).
+    png_set_chunk_malloc_max(png, max_chunk);
+    png_set_chunk_cache_max(png, 1000);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     if (max_pixels > 0 && (int64_t)w * (int64_t)h > max_pixels) {

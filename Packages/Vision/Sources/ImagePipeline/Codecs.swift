@@ -6,8 +6,15 @@ import Vision
 public struct ImageLimits: Sendable, Equatable {
     /// Largest `width * height` accepted (a decompression-bomb guard); 0 for no limit.
     public var maxPixels: Int
+    /// Largest buffer taken for one PNG ancillary chunk (text, ICC profile, EXIF), stored or
+    /// decompressed, in bytes: a chunk's length field is checked against it before anything is
+    /// allocated.
+    public var maxChunkBytes: Int
 
-    public init(maxPixels: Int = 100_000_000) { self.maxPixels = maxPixels }
+    public init(maxPixels: Int = 100_000_000, maxChunkBytes: Int = 16 << 20) {
+        self.maxPixels = maxPixels
+        self.maxChunkBytes = maxChunkBytes
+    }
 }
 
 /// The file formats the pipeline reads and writes.
@@ -38,12 +45,42 @@ public enum ImageCodec {
         contentsOf path: String, limits: ImageLimits = ImageLimits(), applyOrientation: Bool = true
     ) throws -> Image {
         let data: Data
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            // Reading a FIFO would wait for a writer for ever.
+            throw VisionError(path, "not a regular file")
+        }
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw VisionError(path, "cannot read the file: \((error as NSError).localizedDescription)")
         }
         return try decode(Array(data), name: path, limits: limits, applyOrientation: applyOrientation)
+    }
+
+    /// Walks the PNG chunk list before libpng sees it: a chunk's length field is only a claim, and
+    /// libpng allocates what it claims before reading. Every chunk must fit in the bytes that follow
+    /// it, and an ancillary chunk (text, ICC profile, EXIF, unknown) may not exceed
+    /// `limits.maxChunkBytes`; image data (IDAT) is bounded by the file alone.
+    static func checkPNGChunks(_ b: [UInt8], name: String, limits: ImageLimits) throws {
+        var i = 8
+        while i + 8 <= b.count {
+            let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
+            let type = String(decoding: b[(i + 4)..<(i + 8)], as: UTF8.self)
+            guard length <= b.count - i - 12 else {
+                throw VisionError(
+                    name,
+                    "invalid PNG data: chunk '\(type)' at byte \(i) claims \(length) bytes but only \(max(0, b.count - i - 12)) follow (truncated or corrupt)")
+            }
+            let critical = b[i + 4] & 0x20 == 0
+            if !critical && length > limits.maxChunkBytes {
+                throw VisionError(
+                    name,
+                    "PNG chunk '\(type)' of \(length) bytes is over the limit of \(limits.maxChunkBytes) (ImageLimits.maxChunkBytes)")
+            }
+            if type == "IEND" { return }
+            i += 12 + length
+        }
     }
 
     /// Decodes image bytes; errors name `name`.
@@ -55,10 +92,11 @@ public enum ImageCodec {
             let head = bytes.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
             throw VisionError(name, "not a PNG or JPEG file (starts with \(head))")
         }
+        if format == .png { try checkPNGChunks(bytes, name: name, limits: limits) }
         var raw = sl_image()
         let status = bytes.withUnsafeBufferPointer { buf -> Int32 in
             switch format {
-            case .png: return sl_decode_png(buf.baseAddress, buf.count, Int64(limits.maxPixels), &raw)
+            case .png: return sl_decode_png(buf.baseAddress, buf.count, Int64(limits.maxPixels), max(limits.maxChunkBytes, 1), &raw)
             case .jpeg: return sl_decode_jpeg(buf.baseAddress, buf.count, Int64(limits.maxPixels), &raw)
             }
         }

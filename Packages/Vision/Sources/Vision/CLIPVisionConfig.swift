@@ -70,18 +70,29 @@ extension CLIPVisionConfig {
             throw VisionError(path, "cannot read the config: \(error.localizedDescription)")
         }
         let config: CLIPVisionConfig
+        var fields: [String: Any] = [:]
         do {
             let object = try JSONSerialization.jsonObject(with: data)
+            fields = (object as? [String: Any]).map { ($0["vision_config"] as? [String: Any]) ?? $0 } ?? [:]
             if let top = object as? [String: Any], let vision = top["vision_config"] as? [String: Any] {
                 config = try JSONDecoder().decode(
                     CLIPVisionConfig.self, from: JSONSerialization.data(withJSONObject: vision))
             } else {
                 config = try JSONDecoder().decode(CLIPVisionConfig.self, from: data)
             }
+        } catch let e as VisionError {
+            throw e
         } catch {
             throw VisionError(path, "not a CLIP vision config: \(error)")
         }
         try config.validate(source: path)
+        // A config file must say what it describes: no default-sized tower from `{}`.
+        let required = [
+            "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "image_size", "patch_size",
+        ]
+        if let missing = required.first(where: { fields[$0] == nil }) {
+            throw VisionError(path, "not a CLIP vision config: no \(missing)")
+        }
         return config
     }
 
@@ -102,8 +113,41 @@ extension CLIPVisionConfig {
         guard numHiddenLayers >= 0, intermediateSize > 0, numChannels > 0 else {
             throw fail("num_hidden_layers, intermediate_size and num_channels must be positive")
         }
+        for (name, v, limit) in [
+            ("image_size", imageSize, 1 << 14), ("hidden_size", hiddenSize, 1 << 16),
+            ("num_hidden_layers", numHiddenLayers, 1 << 10), ("num_attention_heads", numAttentionHeads, 1 << 10),
+            ("intermediate_size", intermediateSize, 1 << 18), ("num_channels", numChannels, 64),
+        ] where v > limit {
+            throw fail("\(name) \(v) is over the limit of \(limit)")
+        }
+        guard let n = checkedParameterCount, n <= 1 << 40 else {
+            throw fail("the sizes describe more than 2^40 parameters (or overflow)")
+        }
         guard layerNormEps > 0 else { throw fail("layer_norm_eps must be positive, got \(layerNormEps)") }
         _ = try CLIPActivation(hfName: hiddenAct, source: source)
+    }
+
+    /// Parameters of the tower (HF `CLIPVisionModel.num_parameters()`), computed with overflow
+    /// checks: nil when the count overflows.
+    public var checkedParameterCount: Int? {
+        let c = hiddenSize, i = intermediateSize, g = imageSize / max(patchSize, 1)
+        var total = 0
+        func add(_ factors: Int...) -> Bool {
+            var p = 1
+            for f in factors {
+                let (r, o) = p.multipliedReportingOverflow(by: f)
+                if o { return false }
+                p = r
+            }
+            let (r, o) = total.addingReportingOverflow(p)
+            total = r
+            return !o
+        }
+        guard add(c), add(c, numChannels, patchSize, patchSize), add(g, g, c), add(c), add(4, c),
+            add(numHiddenLayers, 4, c, c), add(numHiddenLayers, 4, c), add(numHiddenLayers, 4, c),
+            add(numHiddenLayers, 2, c, i), add(numHiddenLayers, i), add(numHiddenLayers, c)
+        else { return nil }
+        return total
     }
 
     /// Patch grid positions plus the class position (`num_positions` in HF).

@@ -9,7 +9,7 @@ import Layers
 /// the deepest requested hidden state run, and a frozen tower records no autodiff graph.
 ///
 /// ```swift
-/// let tower = try CLIPVisionModel.fromPretrained(directory: "clip-vit-large-patch14-336")
+/// let (tower, report) = try CLIPVisionModel.fromPretrained(directory: "clip-vit-large-patch14-336")
 /// tower.isFrozen = true
 /// let f = try tower.features(pixels)          // penultimate layer, class token dropped
 /// f.levels[0].shape                            // [B, 576, 1024]; f.grid == (24, 24)

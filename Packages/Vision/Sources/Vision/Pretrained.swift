@@ -2,37 +2,39 @@ import Foundation
 import TensorFiles
 
 extension CLIPVisionModel {
-    /// Builds the tower from an HF model directory and loads its weights strictly.
+    /// Builds the tower from an HF model directory and loads its weights strictly through
+    /// `WeightLoader` under `loadOptions(strict:)`.
     ///
     /// The directory holds `config.json` (a CLIP vision config, or a full CLIP config whose
     /// `vision_config` is used) and `model.safetensors` or a sharded `model.safetensors.index.json`. Keys
     /// may carry HF's `vision_model.` prefix (transformers 4, full CLIP checkpoints) or not (transformers 5
     /// `CLIPVisionModel`); a full CLIP checkpoint's text tower and projections are skipped.
-    /// - Throws: `VisionError` naming the directory or file for a missing or invalid config, an
-    ///   unreadable weights file, or any missing, unexpected or mis-shaped tensor.
-    public static func fromPretrained(directory: String) throws -> CLIPVisionModel {
+    /// - Returns: the tower and the load report.
+    /// - Throws: `VisionError` naming the directory or file for a missing or invalid config or an
+    ///   unreadable weights file; `LoadError` naming the weights file and every missing, unexpected or
+    ///   mis-shaped tensor.
+    public static func fromPretrained(directory: String) throws -> (model: CLIPVisionModel, report: LoadReport) {
         let configPath = directory + "/config.json"
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw VisionError(directory, "no config.json in the directory")
         }
         let config = try CLIPVisionConfig.load(contentsOf: configPath)
-        let model = try CLIPVisionModel(config: config)
         let source: TensorSource
         do {
             source = try openSafetensors(directory)
         } catch {
             throw VisionError(directory, "cannot open the weights: \(error)")
         }
-        let shapes = Dictionary(
-            source.tensorInfos.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
-        do {
-            try model.load(
-                keys: source.tensorInfos.map(\.name), shape: { shapes[$0]! }, read: source.readTensor,
-                source: source.path)
-        } catch let e as TensorFileError {
-            throw VisionError(e.file, e.tensor.map { "tensor '\($0)': \(e.message)" } ?? e.message)
+        // The tensor table must be able to hold the tower before the tower is built.
+        let available = source.tensorInfos.reduce(0) { $0 &+ $1.elementCount }
+        if let need = config.checkedParameterCount, need > available {
+            throw VisionError(
+                configPath,
+                "describes a tower of \(need) parameters but the weights in \(source.path) hold \(available) values")
         }
-        return model
+        let model = try CLIPVisionModel(config: config)
+        let report = try model.load(from: source)
+        return (model, report)
     }
 
     /// Writes an HF model directory: `config.json` (`model_type` `clip_vision_model`) and

@@ -234,6 +234,9 @@ struct Unpickler {
         return try items.map { try int($0, what) }
     }
 
+    /// Most elements a strided view may have beyond its storage's own count (zero strides).
+    static let maxExpandedElements = 1 << 24
+
     /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`.
     private func rebuildTensor(_ args: [Value]) throws -> Value {
         guard args.count == 6 || args.count == 7 else {
@@ -270,6 +273,13 @@ struct Unpickler {
                 throw fail(
                     "a tensor of size \(fmtShape(shape)), stride \(fmtShape(strides)), offset \(offset) reaches element \(last) "
                         + "of storage '\(s.key)', which has \(s.count)")
+            }
+            // Zero strides let a small storage claim any number of elements; reading such a view
+            // allocates them all. Refuse a view much larger than its storage.
+            guard count <= max(s.count, Unpickler.maxExpandedElements) else {
+                throw fail(
+                    "a tensor of size \(fmtShape(shape)) with stride \(fmtShape(strides)) has \(count) elements "
+                        + "but storage '\(s.key)' holds \(s.count) (zero strides expand it); refused")
             }
         }
         return .tensor(TensorRef(storage: s, offset: offset, shape: shape, strides: strides))

@@ -118,6 +118,10 @@ final class ZipArchive {
                 e += 4 + len
             }
             guard byName[name] == nil else { throw fail("entry '\(name)' appears twice") }
+            // Member names are paths inside the archive: none may be absolute or climb out of it.
+            guard !name.hasPrefix("/"), !name.hasPrefix("\\"),
+                !name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).contains("..")
+            else { throw fail("entry '\(name)' is absolute or contains '..'; refused") }
             byName[name] = entries.count
             entries.append(
                 Entry(

@@ -256,8 +256,12 @@ public final class ShardedSafetensors: TensorSource {
         var shardNames: [String] = []
         for (name, v) in map {
             guard let shard = v.stringValue else { throw fail(name, "weight_map value is not a string") }
-            guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
-                throw fail(name, "shard '\(shard)' is not a plain file name")
+            // A plain file name in the index's directory: nothing that could leave it (`..`, `/`,
+            // an absolute path, a Windows separator, an embedded NUL).
+            guard !shard.isEmpty, !shard.contains("/"), !shard.contains("\\"), !shard.utf8.contains(0),
+                shard != ".", shard != ".."
+            else {
+                throw fail(name, "shard '\(shard.prefix(80))' is not a plain file name in the index's directory")
             }
             guard shardOf.updateValue(shard, forKey: name) == nil else {
                 throw fail(name, "appears twice in weight_map")
@@ -267,7 +271,9 @@ public final class ShardedSafetensors: TensorSource {
         var shards: [String: SafetensorsFile] = [:]
         var infos: [TensorInfo] = []
         for shard in shardNames.sorted() {
-            let f = try SafetensorsFile(path: (dir.isEmpty ? "" : dir + "/") + shard)
+            let shardPath = (dir.isEmpty ? "" : dir + "/") + shard
+            guard fileExists(shardPath) else { throw fail("shard \(shard) listed in weight_map is missing") }
+            let f = try SafetensorsFile(path: shardPath)
             for info in f.tensorInfos {
                 guard let listed = shardOf[info.name] else {
                     throw fail(info.name, "is in shard \(shard) but not in weight_map")

@@ -30,7 +30,8 @@ int sl_decode_jpeg(const uint8_t *data, size_t size, int64_t max_pixels, sl_imag
 /// Decodes a PNG (any bit depth, palette with or without transparency, gray, gray+alpha, RGB, RGBA);
 /// 16-bit samples are scaled to 8 bits by round(v * 255 / 65535), palettes expanded, tRNS made alpha.
 /// Returns 0 on success.
-int sl_decode_png(const uint8_t *data, size_t size, int64_t max_pixels, sl_image *out);
+// max_chunk bounds what libpng allocates for one ancillary chunk (its stored or decompressed size).
+int sl_decode_png(const uint8_t *data, size_t size, int64_t max_pixels, size_t max_chunk, sl_image *out);
 
 /// Encodes 8-bit pixels (1, 2, 3 or 4 channels) as PNG into a malloc'd buffer. Returns 0 on success.
 int sl_encode_png(const uint8_t *pixels, int width, int height, int channels, uint8_t **out, size_t *out_size,
