@@ -56,7 +56,7 @@ import Testing
     /// A shard index naming a path outside the directory, omitting a key, or naming the wrong shard is
     /// an error naming the index file (the same checks as the CLIP path).
     @Test func shardIndexesAreChecked() throws {
-        let model = try LlamaForCausalLM.fromPretrained(directory: Self.fixture.path)
+        let model = try LlamaForCausalLM.fromPretrained(directory: Self.fixture.path).model
         let keys = try model.huggingFaceStateDict().map { $0.0 }
         func sharded(_ tag: String, _ map: [String: String]) throws -> (URL, String?) {
             let dir = try directory(tag) { _ in }
@@ -84,7 +84,7 @@ import Testing
         var wrong = all
         wrong[keys[2]] = "model-00002-of-00002.safetensors"
         for (tag, map, expected) in [
-            ("escape", escape, "not a file name"), ("omitted", omitted, "not in weight_map"),
+            ("escape", escape, "not a plain file name"), ("omitted", omitted, "not in weight_map"),
             ("wrong", wrong, "weight_map says"),
         ] {
             let (dir, text) = try sharded(tag, map)

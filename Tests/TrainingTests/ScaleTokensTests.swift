@@ -107,9 +107,9 @@ func tinyTower() throws -> CLIPVisionModel {
             as! [String: Any]
         #expect(info["visual_tokens"] as? Int == 528)
         #expect(info["trained_visual_tokens"] as? Int == 32)
-        let tower = try CLIPVisionModel.fromPretrained(directory: r.directory + "/vision")
+        let tower = try CLIPVisionModel.fromPretrained(directory: r.directory + "/vision").model
         #expect(tower.config.imageSize == 128)
-        let c = try connectorFromPretrained(directory: r.directory + "/connector")
+        let c = try connectorFromPretrained(directory: r.directory + "/connector").connector
         #expect(try c.tokenCount(grid: .square(32)) == 528)
         #expect(try TrainingConfig.load(path: r.directory + "/config.yaml") == config)
         // A bad extension name is a config error naming the key.

@@ -52,7 +52,7 @@ public enum ClipStage {
         let tower: CLIPVisionModel =
             config.model.visionWeights.isEmpty
             ? try CLIPVisionModel(config: config.model.vision, seed: seed &+ 11)
-            : try CLIPVisionModel.fromPretrained(directory: config.model.visionWeights)
+            : try CLIPVisionModel.fromPretrained(directory: config.model.visionWeights).model
         let t = config.clip.text
         let text = CLIPTextConfig(
             vocabSize: vocabulary.count, hiddenSize: t.hiddenSize, intermediateSize: t.intermediateSize,

@@ -105,9 +105,9 @@ public enum StageModels {
 
     /// Loads a stage folder's `vision/`, `connector/` and `language/` into a model.
     public static func load(directory: String, visionTraining: VisionTraining = .frozen) throws -> MultimodalModel {
-        let tower = try CLIPVisionModel.fromPretrained(directory: directory + "/vision")
-        let connector = try connectorFromPretrained(directory: directory + "/connector")
-        let language = try LlamaForCausalLM.fromPretrained(directory: directory + "/language")
+        let tower = try CLIPVisionModel.fromPretrained(directory: directory + "/vision").model
+        let connector = try connectorFromPretrained(directory: directory + "/connector").connector
+        let language = try LlamaForCausalLM.fromPretrained(directory: directory + "/language").model
         let mc = ModelConfig(
             vision: tower.config, connector: connector.configuration, languageModel: language.config,
             imageTokenId: SyntheticVocabulary.image, visionTraining: visionTraining)
@@ -201,7 +201,7 @@ public enum PretrainStage {
             config: config, output: output, split: .train, count: max(32, o.steps * o.globalBatch))
         let towerPath = !config.model.visionWeights.isEmpty ? config.model.visionWeights : output + "/clip/vision"
         let tower = FileManager.default.fileExists(atPath: towerPath)
-            ? try CLIPVisionModel.fromPretrained(directory: towerPath)
+            ? try CLIPVisionModel.fromPretrained(directory: towerPath).model
             : try CLIPVisionModel(config: config.model.vision, seed: UInt64(config.run.seed))
         let language = StageModels.languageConfig(config)
         let connectorConfig = try StageModels.connectorConfiguration(

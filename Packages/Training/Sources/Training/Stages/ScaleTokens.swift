@@ -1,6 +1,7 @@
 import Bridges
 import Foundation
 import Layers
+import TensorFiles
 import Vision
 
 /// Compound token scaling without training (the `scale-tokens` stage): the Chain-of-Sight connector
@@ -47,7 +48,7 @@ public enum ScaleTokens {
         let grid = Grid.square(imageSize / p)
         let scaled = try ChainOfSight.inflate(connector, with: spec, grid: grid)
         let newTower = try CLIPVisionModel(config: tower.config)
-        try newTower.load(stateDict: Dictionary(uniqueKeysWithValues: tower.stateDict()), source: "scale-tokens")
+        try newTower.load(from: InMemoryTensors(NamedTensors(tower.stateDict()), path: "scale-tokens"))
         newTower.interpolation = interpolation
         newTower.featureLayers = tower.featureLayers
         newTower.keepClassToken = tower.keepClassToken
@@ -114,8 +115,8 @@ public enum ScaleTokensStage {
     @discardableResult
     public static func run(config: TrainingConfig, output: String, input: String? = nil) throws -> Result {
         let from = input ?? output + "/pretrain"
-        let tower = try CLIPVisionModel.fromPretrained(directory: from + "/vision")
-        guard let connector = try connectorFromPretrained(directory: from + "/connector") as? ChainOfSight else {
+        let tower = try CLIPVisionModel.fromPretrained(directory: from + "/vision").model
+        guard let connector = try connectorFromPretrained(directory: from + "/connector").connector as? ChainOfSight else {
             throw ConfigError(
                 keyPath: "model.connector.type", source: from + "/connector",
                 "compound token scaling needs a Chain-of-Sight connector")
