@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import Training
 
 /// `trainer eval`: scores predictions against evaluation data and writes `eval.json`.
 struct Eval: ParsableCommand {
@@ -12,12 +13,15 @@ struct Eval: ParsableCommand {
             beside each; --blind-predictions adds the same model's answers with the image tokens zeroed. \
             Captions are scored with CIDEr-D and BLEU-4. Predictions: a JSON array of {"question_id", \
             "answer"} or {"image_id", "caption"}, or JSONL of {"id", "answer"|"caption"}. \
-            This form scores predictions made elsewhere; evaluating a checkpoint directly comes with the \
-            Training package's model.
+            With --checkpoint PATH (a stage folder) the model answers the questions of a QA JSONL file itself \
+            (greedy, each question on its own) and the blind baseline is run with the image tokens zeroed.
             """)
 
     @Option(help: "The model's answers or captions.")
-    var predictions: String
+    var predictions: String?
+
+    @Option(help: "Instead of --predictions: a stage folder whose model answers the questions of a QA JSONL file.")
+    var checkpoint: String?
 
     @Option(help: "Answers of the same model with the image tokens zeroed (question data only).")
     var blindPredictions: String?
@@ -25,7 +29,23 @@ struct Eval: ParsableCommand {
     @OptionGroup var data: EvalDataOptions
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        guard (predictions == nil) != (checkpoint == nil) else {
+            throw ValidationError("pass exactly one of --predictions FILE and --checkpoint PATH")
+        }
+        if checkpoint != nil, blindPredictions != nil {
+            throw ValidationError("--blind-predictions goes with --predictions (--checkpoint runs the blind baseline itself)")
+        }
+    }
+
     func run() throws {
+        if let checkpoint {
+            let report = try AnswerEvaluation.run(checkpoint: checkpoint, data: data.dataURL, output: output.url)
+            print(report.summary)
+            print("wrote \(output.url.appendingPathComponent(EvalReport.fileName).path)")
+            return
+        }
+        guard let predictions else { return }
         let report = try Evaluator.score(
             data: data.dataURL, format: data.format, questions: data.questionsURL,
             predictions: URL(fileURLWithPath: predictions),

@@ -7,7 +7,10 @@ struct Trainer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trainer",
         abstract: "Pre-train and fine-tune multimodal LLMs with Chain-of-Sight bridges.",
-        subcommands: [Smoke.self, DataCommand.self, Eval.self, ProbeData.self])
+        subcommands: [
+            DemoCommand.self, Clip.self, Pretrain.self, ScaleTokensCommand.self, Finetune.self, Eval.self,
+            Generate.self, DataCommand.self, ConfigCommand.self, Smoke.self, ProbeData.self,
+        ])
 }
 
 /// Options every subcommand shares.

@@ -8,7 +8,7 @@ let package = Package(
     dependencies: [
         .package(path: "../Tensor"), .package(path: "../Vision"), .package(path: "../Bridges"),
         .package(path: "../Language"), .package(path: "../Optim"), .package(path: "../Checkpoint"), .package(path: "../TensorFiles"),
-        .package(path: "../Datasets"),
+        .package(path: "../Datasets"), .package(path: "../Evaluation"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
@@ -22,6 +22,7 @@ let package = Package(
                 .product(name: "Checkpoint", package: "Checkpoint"),
                 .product(name: "TensorFiles", package: "TensorFiles"),
                 .product(name: "Datasets", package: "Datasets"),
+                .product(name: "Evaluation", package: "Evaluation"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ])

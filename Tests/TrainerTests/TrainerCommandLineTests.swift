@@ -47,7 +47,11 @@ func isCleanError(_ r: ProcessResult) -> Bool {
 @Suite struct TrainerArgumentTests {
     /// ArgumentParser's usage errors: one message naming the problem, usage, exit status 64.
     @Test(arguments: [
-        (["eval", "--data", "d.jsonl"], "Missing expected argument '--predictions <predictions>'"),
+        (["eval", "--data", "d.jsonl"], "pass exactly one of --predictions FILE and --checkpoint PATH"),
+        (
+            ["eval", "--data", "d.jsonl", "--predictions", "p.jsonl", "--checkpoint", "run/finetune"],
+            "pass exactly one of --predictions FILE and --checkpoint PATH"
+        ),
         (["eval", "--predictions", "p.jsonl"], "Missing expected argument '--data <data>'"),
         (
             ["eval", "--predictions", "p.jsonl", "--data", "d.jsonl", "--format", "csv"],
@@ -109,12 +113,12 @@ func isCleanError(_ r: ProcessResult) -> Bool {
         }
     }
 
-    @Test func helpOfEvalSaysCheckpointsComeLater() throws {
+    @Test func helpOfEvalNamesBothForms() throws {
         let r = try trainer(["eval", "--help"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("--predictions") && r.stdout.contains("--blind-predictions"))
         let words = r.stdout.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
-        #expect(words.contains("evaluating a checkpoint directly comes with the Training package's model"))
+        #expect(words.contains("With --checkpoint PATH (a stage folder) the model answers the questions"))
     }
 }
 

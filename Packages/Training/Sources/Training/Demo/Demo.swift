@@ -1,0 +1,292 @@
+import Bridges
+import Evaluation
+import Foundation
+import Logging
+
+/// `trainer demo`: the Chain-of-Sight recipe in miniature on the synthetic world, every stage through
+/// the stage functions: `clip` (cached in the run folder) -> `pretrain` at 32 visual tokens ->
+/// `scale-tokens` (`demo32to144`, 4.5x) -> `finetune` with LoRA -> held-out evaluation; beside it the same
+/// pre-trained model fine-tuned at 32 tokens; with `compare`, Chain-of-Sight at 144 tokens throughout
+/// and the LLaVA-style MLP projection of all patch tokens. Writes `summary.json` and SVG plots.
+public enum Demo {
+    /// One arm's measurements (`summary.json`'s `arms`).
+    public struct Arm: Codable, Equatable, Sendable {
+        public var name: String
+        public var pretrainTokens: Int
+        public var finetuneTokens: Int
+        public var pretrainSteps: Int
+        public var finetuneSteps: Int
+        public var pretrainSeconds: Double
+        public var finetuneSeconds: Double
+        public var pretrainFinalLoss: Double
+        public var finetuneFinalLoss: Double
+        public var accuracy: Double
+        public var accuracyPerType: [String: Double]
+        public var smallObjectAccuracy: Double
+        public var blindAccuracy: Double
+        public var chance: Double
+        public var chancePerType: [String: Double]
+        /// (step, loss) of pre-training then fine-tuning (steps continued).
+        public var losses: [[Double]]
+
+        enum CodingKeys: String, CodingKey {
+            case name, accuracy, chance, losses
+            case pretrainTokens = "pretrain_tokens", finetuneTokens = "finetune_tokens"
+            case pretrainSteps = "pretrain_steps", finetuneSteps = "finetune_steps"
+            case pretrainSeconds = "pretrain_seconds", finetuneSeconds = "finetune_seconds"
+            case pretrainFinalLoss = "pretrain_final_loss", finetuneFinalLoss = "finetune_final_loss"
+            case accuracyPerType = "accuracy_per_type", smallObjectAccuracy = "small_object_accuracy"
+            case blindAccuracy = "blind_accuracy", chancePerType = "chance_per_type"
+        }
+    }
+
+    /// One pass criterion of the issue (`summary.json`'s `criteria`).
+    public struct Criterion: Codable, Equatable, Sendable {
+        public var name: String
+        public var value: Double
+        public var threshold: Double
+        public var pass: Bool
+    }
+
+    /// `summary.json`.
+    public struct Summary: Codable, Equatable, Sendable {
+        public var quick: Bool
+        public var compare: Bool
+        public var clipSeconds: Double
+        public var totalSeconds: Double
+        public var arms: [Arm]
+        public var criteria: [Criterion]
+
+        enum CodingKeys: String, CodingKey {
+            case quick, compare, arms, criteria
+            case clipSeconds = "clip_seconds", totalSeconds = "total_seconds"
+        }
+
+        /// The printed table.
+        public var table: String {
+            func p(_ x: Double) -> String { String(format: "%5.1f", 100 * x) }
+            var lines = [
+                "arm                      tok pt/ft  steps pt/ft  time pt/ft (s)  loss pt/ft     acc  small  blind  chance"
+            ]
+            for a in arms {
+                lines.append(
+                    a.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                        + String(format: " %4d/%-5d %5d/%-5d %7.1f/%-7.1f %6.3f/%-6.3f", a.pretrainTokens, a.finetuneTokens,
+                            a.pretrainSteps, a.finetuneSteps, a.pretrainSeconds, a.finetuneSeconds, a.pretrainFinalLoss,
+                            a.finetuneFinalLoss)
+                        + "  \(p(a.accuracy))  \(p(a.smallObjectAccuracy))  \(p(a.blindAccuracy))  \(p(a.chance))")
+                lines.append(
+                    "    per type: " + a.accuracyPerType.keys.sorted().map {
+                        "\($0) \(p(a.accuracyPerType[$0]!)) (chance \(p(a.chancePerType[$0] ?? 0)))"
+                    }.joined(separator: ", "))
+            }
+            lines.append("criteria:")
+            for c in criteria {
+                lines.append(
+                    "  [\(c.pass ? "PASS" : "FAIL")] \(c.name): \(String(format: "%.4f", c.value)) (threshold \(String(format: "%.4f", c.threshold)))")
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// The demo's configuration: a 16x16 patch grid (4x4 windows are the world's 4x4 cells).
+    /// - Parameter quick: tiny sizes and a few steps (a pipeline check of seconds).
+    public static func config(quick: Bool) -> TrainingConfig {
+        var c = TrainingConfig()
+        let image = 64, patch = 4
+        c.data.synthetic.imageSize = image
+        c.data.synthetic.patchSize = patch
+        c.model.vision = .init(
+            imageSize: image, patchSize: patch, hiddenSize: quick ? 16 : 64, numHiddenLayers: 2,
+            numAttentionHeads: 2, intermediateSize: quick ? 32 : 128)
+        c.model.language = .init(
+            vocabSize: 0, hiddenSize: quick ? 32 : 128, intermediateSize: quick ? 64 : 256,
+            numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 512)
+        c.model.connector.headDim = quick ? 8 : 32
+        c.data.sequenceLength = quick ? 256 : 320
+        c.data.maxImages = 4
+        c.metrics.progress = "off"
+        c.metrics.tensorboard = false
+        c.clip.optimization.steps = quick ? 2 : 150
+        c.clip.optimization.globalBatch = quick ? 4 : 32
+        c.clip.optimization.microBatch = c.clip.optimization.globalBatch
+        c.clip.optimization.warmupSteps = quick ? 0 : 10
+        c.clip.text.hiddenSize = quick ? 16 : 64
+        c.clip.text.intermediateSize = quick ? 32 : 128
+        c.clip.text.numAttentionHeads = 2
+        c.clip.projectionDim = quick ? 16 : 64
+        c.clip.cadence.evalBatches = 1
+        for stage in [Stage.pretrain, .finetune] {
+            var o = OptimizationSection()
+            o.steps = quick ? 2 : (stage == .pretrain ? 200 : 200)
+            o.globalBatch = quick ? 2 : 8
+            o.microBatch = o.globalBatch
+            o.warmupSteps = quick ? 0 : 10
+            o.lr = .fixed(stage == .pretrain ? 2e-3 : 1e-3)
+            o.weightDecay = stage == .pretrain ? 0.1 : 0
+            var cad = CadenceSection()
+            cad.checkpointEvery = max(1, o.steps)
+            cad.keepLast = 1
+            cad.evalEvery = o.steps + 1
+            if stage == .pretrain {
+                c.pretrain.optimization = o
+                c.pretrain.cadence = cad
+            } else {
+                c.finetune.optimization = o
+                c.finetune.cadence = cad
+            }
+        }
+        c.finetune.lora.dropout = 0
+        c.scaleTokens.extension = ChainOfSightExtension.demo32to144.name
+        c.scaleTokens.imageSize = image
+        c.model.connector.preset = ChainOfSightPreset.pt32.rawValue
+        return c
+    }
+
+    /// Held-out images evaluated.
+    public static func evalImages(quick: Bool) -> Int { quick ? 4 : 200 }
+
+    /// Runs the demo into `output`; prints the table through `print`.
+    public static func run(
+        quick: Bool, compare: Bool, output: String, logger: Logger = Logger(label: "sightline.demo"),
+        print: (String) -> Void = { Swift.print($0) }
+    ) throws -> Summary {
+        let start = Date()
+        let base = config(quick: quick)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        // 1. clip, cached.
+        var clipSeconds = 0.0
+        if !FileManager.default.fileExists(atPath: output + "/clip/vision/config.json") {
+            print("clip: contrastive pre-training of the vision tower")
+            let t = Date()
+            try ClipStage.run(config: base, output: output)
+            clipSeconds = Date().timeIntervalSince(t)
+        }
+        var withTower = base
+        withTower.model.visionWeights = output + "/clip/vision"
+        withTower.run.resume = "never"
+
+        func finish(_ name: String, pre: StageReport, fine: StageReport, folder: String, config: TrainingConfig)
+            throws -> Arm
+        {
+            print("\(name): evaluating on \(evalImages(quick: quick)) held-out images")
+            let model = try StageModels.load(directory: fine.directory)
+            let r = try AnswerEvaluation.run(
+                model: model, config: config, images: evalImages(quick: quick), output: folder)
+            let a = r.answers!
+            return Arm(
+                name: name, pretrainTokens: pre.visualTokens, finetuneTokens: fine.visualTokens, pretrainSteps: pre.steps,
+                finetuneSteps: fine.steps, pretrainSeconds: pre.seconds, finetuneSeconds: fine.seconds,
+                pretrainFinalLoss: pre.finalLoss, finetuneFinalLoss: fine.finalLoss, accuracy: a.overall.accuracy,
+                accuracyPerType: a.perType.mapValues(\.accuracy),
+                smallObjectAccuracy: a.perTag["small_object"]?.accuracy ?? 0,
+                blindAccuracy: r.blind!.blind.overall.accuracy, chance: a.overall.chance,
+                chancePerType: a.perType.mapValues(\.chance),
+                losses: pre.losses + fine.losses.map { [$0[0] + Double(pre.steps), $0[1]] })
+        }
+
+        // 2. Chain-of-Sight: 32 tokens -> scale -> finetune; and the same pre-training finetuned at 32.
+        let cos = output + "/chain_of_sight"
+        print("chain_of_sight: pretrain at 32 tokens")
+        let pre = try PretrainStage.run(config: withTower, output: cos, logger: logger)
+        try ScaleTokensStage.run(config: withTower, output: cos)
+        print("chain_of_sight: scale-tokens (\(withTower.scaleTokens.extension)), finetune with LoRA")
+        let fine = try FinetuneStage.run(config: withTower, output: cos, input: cos + "/scale-tokens", logger: logger)
+        var arms = [try finish("chain_of_sight", pre: pre, fine: fine, folder: cos, config: withTower)]
+        let at32 = output + "/chain_of_sight_32"
+        print("chain_of_sight_32: the same pre-trained model finetuned at 32 tokens")
+        let fine32 = try FinetuneStage.run(config: withTower, output: at32, input: cos + "/pretrain", logger: logger)
+        arms.append(try finish("chain_of_sight_32", pre: pre, fine: fine32, folder: at32, config: withTower))
+
+        if compare {
+            var many = withTower
+            many.model.connector.preset = ChainOfSightPreset.demo_q16_64_64.rawValue
+            let dir = output + "/baseline_many_tokens"
+            print("baseline_many_tokens: Chain-of-Sight at 144 tokens throughout")
+            let p = try PretrainStage.run(config: many, output: dir, logger: logger)
+            let f = try FinetuneStage.run(config: many, output: dir, input: dir + "/pretrain", logger: logger)
+            arms.append(try finish("baseline_many_tokens", pre: p, fine: f, folder: dir, config: many))
+            var linear = withTower
+            linear.model.connector.type = "projection"
+            let dirL = output + "/baseline_linear"
+            print("baseline_linear: MLP projection of all patch tokens")
+            let pl = try PretrainStage.run(config: linear, output: dirL, logger: logger)
+            let fl = try FinetuneStage.run(config: linear, output: dirL, input: dirL + "/pretrain", logger: logger)
+            arms.append(try finish("baseline_linear", pre: pl, fine: fl, folder: dirL, config: linear))
+        }
+
+        let summary = Summary(
+            quick: quick, compare: compare, clipSeconds: clipSeconds, totalSeconds: Date().timeIntervalSince(start),
+            arms: arms, criteria: criteria(arms: arms, compare: compare))
+        try write(summary, to: output)
+        print(summary.table)
+        return summary
+    }
+
+    /// The issue's pass criteria over measured arms (thresholds as the issue states them).
+    public static func criteria(arms: [Arm], compare: Bool) -> [Criterion] {
+        var out: [Criterion] = []
+        guard let cos = arms.first(where: { $0.name == "chain_of_sight" }) else { return out }
+        out.append(Criterion(name: "accuracy_overall", value: cos.accuracy, threshold: 0.70, pass: cos.accuracy >= 0.70))
+        for (type, acc) in cos.accuracyPerType.sorted(by: { $0.key < $1.key }) {
+            let chance = cos.chancePerType[type] ?? 0
+            out.append(
+                Criterion(
+                    name: "accuracy_\(type)_above_chance", value: acc - chance, threshold: 0.30,
+                    pass: acc - chance >= 0.30))
+        }
+        let gain = cos.accuracy - cos.blindAccuracy
+        out.append(Criterion(name: "accuracy_above_blind", value: gain, threshold: 0.25, pass: gain >= 0.25))
+        if let at32 = arms.first(where: { $0.name == "chain_of_sight_32" }) {
+            let d = cos.smallObjectAccuracy - at32.smallObjectAccuracy
+            out.append(Criterion(name: "small_objects_scaled_minus_32", value: d, threshold: 0.10, pass: d >= 0.10))
+        }
+        if compare, let a = arms.first(where: { $0.name == "baseline_many_tokens" }) {
+            let d = cos.accuracy - a.accuracy
+            out.append(Criterion(name: "accuracy_minus_baseline_a", value: d, threshold: -0.01, pass: d >= -0.01))
+            let r = cos.pretrainSeconds / max(a.pretrainSeconds, 1e-9)
+            out.append(Criterion(name: "pretrain_time_ratio_to_baseline_a", value: r, threshold: 0.5, pass: r <= 0.5))
+        }
+        return out
+    }
+
+    /// Writes `summary.json`, `loss.svg` and `accuracy.svg` into `output`.
+    public static func write(_ summary: Summary, to output: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try enc.encode(summary).write(to: URL(fileURLWithPath: output + "/summary.json"), options: .atomic)
+        let loss = SVGPlot.render(
+            title: "training loss (pre-training, then fine-tuning)", xLabel: "step", yLabel: "loss",
+            series: summary.arms.map { a in SVGPlot.Series(name: a.name, points: a.losses.map { ($0[0], $0[1]) }) })
+        try loss.write(toFile: output + "/loss.svg", atomically: true, encoding: .utf8)
+        try accuracyBars(summary.arms).write(toFile: output + "/accuracy.svg", atomically: true, encoding: .utf8)
+    }
+
+    /// Grouped bars: accuracy per question type (and overall, small objects) per arm.
+    static func accuracyBars(_ arms: [Arm]) -> String {
+        let groups = ["overall", "small_object"] + Set(arms.flatMap(\.accuracyPerType.keys)).sorted()
+        let (w, h, left, bottom, top) = (720.0, 360.0, 50.0, 60.0, 30.0)
+        let gw = (w - left - 20) / Double(max(groups.count, 1))
+        let bw = gw * 0.8 / Double(max(arms.count, 1))
+        let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\">\n"
+        svg += "<text x=\"\(w / 2)\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">held-out accuracy per arm</text>\n"
+        let ph = h - top - bottom
+        for (g, name) in groups.enumerated() {
+            for (k, a) in arms.enumerated() {
+                let v = name == "overall" ? a.accuracy : name == "small_object" ? a.smallObjectAccuracy : (a.accuracyPerType[name] ?? 0)
+                let x = left + Double(g) * gw + Double(k) * bw
+                let bh = ph * v
+                svg += "<rect x=\"\(x)\" y=\(String(format: "\"%.1f\"", top + ph - bh)) width=\(String(format: "\"%.1f\"", bw)) height=\(String(format: "\"%.1f\"", bh)) fill=\"\(colours[k % colours.count])\"/>\n"
+            }
+            svg += "<text x=\"\(left + Double(g) * gw + gw * 0.4)\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\" font-size=\"11\">\(name)</text>\n"
+        }
+        for (k, a) in arms.enumerated() {
+            svg += "<rect x=\"\(left + Double(k) * 170)\" y=\"\(h - 24)\" width=\"10\" height=\"10\" fill=\"\(colours[k % colours.count])\"/><text x=\"\(left + Double(k) * 170 + 14)\" y=\"\(h - 15)\" font-size=\"11\">\(a.name)</text>\n"
+        }
+        svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(top + ph)\" stroke=\"black\"/><text x=\"\(left - 6)\" y=\"\(top + 4)\" text-anchor=\"end\" font-size=\"10\">1.0</text><text x=\"\(left - 6)\" y=\"\(top + ph)\" text-anchor=\"end\" font-size=\"10\">0</text>\n</svg>\n"
+        return svg
+    }
+}
