@@ -13,11 +13,11 @@ let package = Package(
     ],
     targets: [
         // Counts malloc/calloc/realloc calls of the whole process (interposes the libc allocator).
-        .target(name: "CMallocCounter"),
+        .target(name: "_CMallocCounter"),
         .executableTarget(
             name: "SightlineBench",
             dependencies: [
-                "CMallocCounter", .product(name: "Tensor", package: "Tensor"),
+                "_CMallocCounter", .product(name: "Tensor", package: "Tensor"),
                 .product(name: "Layers", package: "Tensor"), .product(name: "Optim", package: "Optim"),
                 .product(name: "Bridges", package: "Bridges"),
                 .product(name: "Language", package: "Language"),

@@ -6,16 +6,15 @@ let package = Package(
     name: "Checkpoint",
     products: [
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
-        .library(name: "CHDF5", targets: ["CHDF5"]),
     ],
     dependencies: [.package(path: "../Tensor"), .package(path: "../TensorFiles")],
     targets: [
         // libhdf5 as a system library; shim.h wraps the C macros Swift cannot import.
-        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "_CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .target(
             name: "Checkpoint",
             dependencies: [
-                "CHDF5", .product(name: "TensorFiles", package: "TensorFiles"),
+                "_CHDF5", .product(name: "TensorFiles", package: "TensorFiles"),
                 .product(name: "Tensor", package: "Tensor"), .product(name: "Layers", package: "Tensor"),
             ]),
     ],

@@ -22,9 +22,9 @@ let package = Package(
     ],
     targets: [
         // Loads OpenBLAS with dlopen at first use, after choosing the core type from cpuid.
-        .target(name: "CSightlineBLAS", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "_CSightlineBLAS", linkerSettings: [.linkedLibrary("dl")]),
         .target(
-            name: "TensorKernels", dependencies: ["CSightlineBLAS"],
+            name: "TensorKernels", dependencies: ["_CSightlineBLAS"],
             swiftSettings: kernelFlags),
         .target(name: "Tensor", dependencies: ["TensorKernels"]),
         .target(name: "Layers", dependencies: ["Tensor"]),

@@ -20,13 +20,13 @@ let package = Package(
                 .product(name: "TensorFiles", package: "TensorFiles"),
             ]),
         // System libraries (Debian libjpeg62-turbo-dev via libjpeg-dev, libpng-dev).
-        .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
-        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "_CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "_CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         // The codecs' setjmp-based error handling, in C.
-        .target(name: "CImageCodecs", dependencies: ["CLibJPEG", "CLibPNG"]),
+        .target(name: "_CImageCodecs", dependencies: ["_CLibJPEG", "_CLibPNG"]),
         .target(
             name: "ImagePipeline",
-            dependencies: ["Vision", "CImageCodecs", .product(name: "Tensor", package: "Tensor")]),
+            dependencies: ["Vision", "_CImageCodecs", .product(name: "Tensor", package: "Tensor")]),
     ],
     swiftLanguageModes: [.v5]
 )

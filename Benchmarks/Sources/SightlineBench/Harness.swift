@@ -1,4 +1,4 @@
-import CMallocCounter
+import _CMallocCounter
 import Dispatch
 import Foundation
 import Tensor

@@ -1,4 +1,4 @@
-import CHDF5
+import _CHDF5
 import Foundation
 @_spi(FileSupport) import TensorFiles
 import Tensor

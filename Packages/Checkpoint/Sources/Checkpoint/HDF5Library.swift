@@ -1,4 +1,4 @@
-import CHDF5
+import _CHDF5
 
 /// The HDF5 library this build links.
 public enum HDF5Library {

@@ -1,4 +1,4 @@
-import CHDF5
+import _CHDF5
 import Foundation
 import Tensor
 import TensorFiles

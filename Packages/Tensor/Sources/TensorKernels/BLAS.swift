@@ -1,4 +1,4 @@
-import CSightlineBLAS
+import _CSightlineBLAS
 
 /// Single-precision GEMM through OpenBLAS: `C = alpha * op(A) * op(B) + beta * C`, row-major.
 public enum BLAS {

@@ -1,4 +1,4 @@
-import CSightlineBLAS
+import _CSightlineBLAS
 import Dispatch
 import Foundation
 

@@ -1,4 +1,4 @@
-import CImageCodecs
+import _CImageCodecs
 import Foundation
 import Vision
 
