@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "Trainer",
             dependencies: [
-                lib("Training"), lib("Tensor"), lib("Evaluation"), lib("Datasets"),
+                lib("Training"), lib("Tensor"), lib("Evaluation"), lib("Datasets"), lib("Language"),
                 lib("ImagePipeline", "Vision"), lib("ArgumentParser", "swift-argument-parser"),
                 lib("Logging", "swift-log"),
             ],
