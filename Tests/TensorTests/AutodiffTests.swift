@@ -132,15 +132,14 @@ import Testing
 
 @Suite struct RandomNumbers {
     @Test func sameSeedSameNumbersOnAnyThreadCount() throws {
-        let before = ComputeRuntime.threads
-        defer { ComputeRuntime.threads = before }
         var results: [[Float]] = []
         for threads in [1, 2] {
-            ComputeRuntime.threads = threads
-            var g = RandomGenerator(seed: 42)
-            let u = Tensor.uniform([100_003], generator: &g)
-            let n = Tensor.normal([50_001], generator: &g)
-            results.append(u.scalars + n.scalars)
+            ComputeRuntime.$threadsOverride.withValue(threads) {
+                var g = RandomGenerator(seed: 42)
+                let u = Tensor.uniform([100_003], generator: &g)
+                let n = Tensor.normal([50_001], generator: &g)
+                results.append(u.scalars + n.scalars)
+            }
         }
         #expect(results[0] == results[1])
     }

@@ -79,12 +79,9 @@ import Testing
             try q.sgdUpdate(gradient: g, momentumBuffer: &buf, sgd)
             return (g.sumOfSquares(), [p.scalars, m.scalars, v.scalars], [q.scalars, buf!.scalars])
         }
-        let before = ComputeRuntime.threads
-        defer { ComputeRuntime.threads = before }
         var results: [(sum: Double, adam: [[Float]], sgd: [[Float]])] = []
         for threads in [1, 2, 3, 7] {
-            ComputeRuntime.threads = threads
-            results.append(try run())
+            results.append(try ComputeRuntime.$threadsOverride.withValue(threads) { try run() })
         }
         for r in results.dropFirst() {
             #expect(r.sum == results[0].sum)

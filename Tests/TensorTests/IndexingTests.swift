@@ -43,12 +43,12 @@ private func element(_ t: Tensor, _ idx: [Int]) -> Float {
         let w = randomTensor([50, 64], seed: 4)
         let d = try backendDisagreement([w]) { try embedding(ids, weight: $0[0]) }
         #expect(d.output == 0 && d.gradient <= 1e-5, "\(d)")
-        let before = ComputeRuntime.threads
-        defer { ComputeRuntime.threads = before }
-        ComputeRuntime.threads = 2
-        let two = try gradient(of: { try (embedding(ids, weight: $0[0]) * 0.5).sum() }, at: [w])[0]
-        ComputeRuntime.threads = 1
-        let one = try gradient(of: { try (embedding(ids, weight: $0[0]) * 0.5).sum() }, at: [w])[0]
+        let two = try ComputeRuntime.$threadsOverride.withValue(2) {
+            try gradient(of: { try (embedding(ids, weight: $0[0]) * 0.5).sum() }, at: [w])[0]
+        }
+        let one = try ComputeRuntime.$threadsOverride.withValue(1) {
+            try gradient(of: { try (embedding(ids, weight: $0[0]) * 0.5).sum() }, at: [w])[0]
+        }
         #expect(one.scalars == two.scalars)
     }
 

@@ -249,13 +249,13 @@ private func doubleCrossEntropy(
     }
 
     @Test func sameMaskOnOneAndTwoThreadsAndKeepFractionNearOneMinusP() throws {
-        let before = ComputeRuntime.threads
-        defer { ComputeRuntime.threads = before }
         let x = Tensor.ones([1 << 20])
-        ComputeRuntime.threads = 1
-        let one = try dropout(x, p: 0.25, training: true, seed: 1234, offset: 0).scalars
-        ComputeRuntime.threads = 2
-        let two = try dropout(x, p: 0.25, training: true, seed: 1234, offset: 0).scalars
+        let one = try ComputeRuntime.$threadsOverride.withValue(1) {
+            try dropout(x, p: 0.25, training: true, seed: 1234, offset: 0).scalars
+        }
+        let two = try ComputeRuntime.$threadsOverride.withValue(2) {
+            try dropout(x, p: 0.25, training: true, seed: 1234, offset: 0).scalars
+        }
         #expect(one == two)
         let kept = Double(two.filter { $0 != 0 }.count) / Double(two.count)
         // Binomial standard deviation is sqrt(0.25 * 0.75 / 2^20) ~ 4e-4.

@@ -21,14 +21,19 @@ public struct ProcessResult: Sendable {
     }
 }
 
-/// Runs `executable` with `arguments` (in `directory` when given), killing it after `timeout` seconds.
+/// Runs `executable` with `arguments` (in `directory` when given, with `environment` added to this
+/// process's), killing it after `timeout` seconds.
 public func runProcess(
-    _ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double = 120
+    _ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double = 120,
+    environment: [String: String] = [:]
 ) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if let directory { p.currentDirectoryURL = directory }
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -54,61 +54,21 @@ public enum Python {
             Comment(rawValue: "needs \(interpreter) with \(names.joined(separator: ", ")) (scripts/setup.sh installs them; SIGHTLINE_PYTHON overrides)"))
     }
 
-    /// What a finished process printed.
-    public struct Result: Sendable {
-        public var status: Int32
-        public var stdout: String
-        public var stderr: String
-        /// Whether it was killed at the timeout.
-        public var timedOut: Bool
-        /// stdout then stderr, for failure messages.
-        public var output: String { stdout + stderr }
-    }
+    /// What a finished process printed (`output` is stdout then stderr, for failure messages).
+    public typealias Result = ProcessResult
 
     /// Runs the interpreter with `arguments` (a script path or `-c CODE` first), killing it after
     /// `timeout` seconds.
     public static func run(_ arguments: [String], timeout: Double = 300, environment: [String: String] = [:])
         throws -> Result
     {
-        let p = Process()
-        if interpreter.contains("/") {
-            p.executableURL = URL(fileURLWithPath: interpreter)
-            p.arguments = arguments
-        } else {
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = [interpreter] + arguments
-        }
-        if !environment.isEmpty {
-            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box(), errBox = Box()
-        let group = DispatchGroup()
-        for (box, pipe) in [(outBox, out), (errBox, err)] {
-            group.enter()
-            DispatchQueue.global().async {
-                box.data = pipe.fileHandleForReading.readDataToEndOfFile()
-                group.leave()
-            }
-        }
-        let deadline = Date().addingTimeInterval(timeout)
-        var timedOut = false
-        while p.isRunning {
-            if Date() > deadline {
-                kill(p.processIdentifier, SIGKILL)
-                timedOut = true
-                break
-            }
-            usleep(2000)
-        }
-        p.waitUntilExit()
-        group.wait()
-        return Result(
-            status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
-            stderr: String(decoding: errBox.data, as: UTF8.self), timedOut: timedOut)
+        interpreter.contains("/")
+            ? try runProcess(interpreter, arguments, timeout: timeout, environment: environment)
+            : try runProcess("/usr/bin/env", [interpreter] + arguments, timeout: timeout, environment: environment)
     }
+}
+
+extension ProcessResult {
+    /// stdout then stderr.
+    public var output: String { stdout + stderr }
 }

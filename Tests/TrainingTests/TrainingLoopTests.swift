@@ -182,6 +182,12 @@ func isStructurallyZero(_ name: String) -> Bool { name.hasSuffix("self_attn.k_pr
 /// Stopped after step 3 (a stop request saves a checkpoint), resumed with `resume: auto`: every later
 /// loss and every parameter equal the uninterrupted run's, bit for bit.
 @Test func resumedRunEqualsUninterruptedRunBitForBit() throws {
+    // Pin the kernels' thread count for this test's task: another test may change the process-wide
+    // setting while this one runs, and reductions are bit-exact only at a fixed thread count.
+    try ComputeRuntime.$threadsOverride.withValue(ComputeRuntime.threads) { try resumeBitForBit() }
+}
+
+private func resumeBitForBit() throws {
     let dir = try temporaryDirectory("resume")
     defer { try? FileManager.default.removeItem(at: dir) }
     let straight = try makeTrainer(dir.appendingPathComponent("straight"), total: 6)

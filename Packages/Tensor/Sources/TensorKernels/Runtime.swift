@@ -81,8 +81,10 @@ public enum ComputeRuntime {
     ///
     /// Defaults to the CPUs this process may run on (or `SIGHTLINE_NUM_THREADS`). Setting it applies
     /// to both at once.
+    ///
+    /// `threadsOverride`, when set for the current task, is what this returns there instead.
     public static var threads: Int {
-        get { lock.withLock { _threads } }
+        get { threadsOverride ?? lock.withLock { _threads } }
         set {
             precondition(newValue > 0, "thread count must be positive (use setThreads(_:) for user input)")
             lock.withLock {
@@ -92,6 +94,11 @@ public enum ComputeRuntime {
             ensureBLASThreads()
         }
     }
+
+    /// A thread count for Sightline's kernels in the current task only, leaving the process-wide
+    /// setting (and other tasks) alone: `ComputeRuntime.$threadsOverride.withValue(1) { ... }`. Kernel
+    /// chunking, and so the summation order of reductions, follows it; OpenBLAS keeps its own setting.
+    @TaskLocal public static var threadsOverride: Int?
 
     /// Applies the thread setting to OpenBLAS once per change (an explicit OPENBLAS_NUM_THREADS wins
     /// at load; a later `threads =` overrides it).
