@@ -19,7 +19,9 @@ status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then exit "$status"; fi
 if [ "${CI:-}" = true ]; then
-  skipped="$(grep -E '(Test|Suite) .* skipped|^SKIPPED|[0-9]+ skipped' "$log" || true)"
+  # Swift Testing's lines start with a status symbol ("➜ Test name() skipped: ..."); pytest's with
+  # SKIPPED (-rs) and its summary counts them. Log lines of the tests themselves never start so.
+  skipped="$(grep -E '^[^[:alnum:][:space:]]+ (Test|Suite) .* skipped|^SKIPPED|^=* ?[0-9]+ (passed|failed)[^=]*[0-9]+ skipped' "$log" || true)"
   if [ -n "$skipped" ]; then
     echo "test.sh: CI requires every test to run; these were skipped:" >&2
     echo "$skipped" >&2
