@@ -127,24 +127,6 @@ func smallChainOfSight(seed: UInt64 = 1) throws -> ChainOfSight {
     return m
 }
 
-/// Replaces every parameter by O(1) random values (norm weights near 1), so that tests are not
-/// dominated by the 0.02-scale initialisation.
-func randomizeParameters(_ m: Module, seed: UInt64) {
-    var g = RandomGenerator(seed: seed)
-    for (name, p) in m.namedParameters() {
-        let z = Tensor.normal(p.shape, mean: 0, std: 1, generator: &g)
-        if p.shape.count == 1 && name.hasSuffix("weight") {
-            p.data = z * 0.1 + 1
-        } else if name.hasSuffix("bias") {
-            p.data = z * 0.1
-        } else if p.shape.count >= 2 && !name.hasPrefix("cls_token") && name != "query" && name != "pos_emb" {
-            let fanIn = p.shape.dropFirst().reduce(1, *)
-            p.data = z * (1 / Float(fanIn).squareRoot())
-        } else {
-            p.data = z * 0.5
-        }
-    }
-}
 
 /// `[B, H*W, C]` features, uniform in [-1, 1).
 func features(_ b: Int, _ grid: Grid, _ c: Int, seed: UInt64) -> Tensor {

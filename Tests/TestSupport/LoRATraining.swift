@@ -42,3 +42,23 @@ public func trainAdaptersOnly(
 public func isAdapterParameter(_ name: String) -> Bool {
     name.contains(".lora_A.") || name.contains(".lora_B.")
 }
+
+/// Replaces every parameter of `m` by O(1) random values (norm weights near 1, biases near 0, Linear
+/// and conv weights scaled by 1/sqrt(fan-in)), so that a comparison is not dominated by a 0.02-scale
+/// initialisation.
+public func randomizeParameters(_ m: Module, seed: UInt64) {
+    var g = RandomGenerator(seed: seed)
+    for (name, p) in m.namedParameters() {
+        let z = Tensor.normal(p.shape, mean: 0, std: 1, generator: &g)
+        if p.shape.count == 1 && name.hasSuffix("weight") {
+            p.data = z * 0.1 + 1
+        } else if name.hasSuffix("bias") {
+            p.data = z * 0.1
+        } else if p.shape.count >= 2 && !name.hasPrefix("cls_token") && name != "query" && name != "pos_emb" {
+            let fanIn = p.shape.dropFirst().reduce(1, *)
+            p.data = z * (1 / Float(fanIn).squareRoot())
+        } else {
+            p.data = z * 0.5
+        }
+    }
+}
