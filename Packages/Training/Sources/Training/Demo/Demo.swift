@@ -119,10 +119,10 @@ public enum Demo {
         c.clip.cadence.evalBatches = 1
         for stage in [Stage.pretrain, .finetune] {
             var o = OptimizationSection()
-            o.steps = quick ? 2 : (stage == .pretrain ? 300 : 300)
-            o.globalBatch = quick ? 2 : 8
+            o.steps = quick ? 2 : (stage == .pretrain ? 600 : 500)
+            o.globalBatch = quick ? 2 : 4
             o.microBatch = o.globalBatch
-            o.warmupSteps = quick ? 0 : 10
+            o.warmupSteps = quick ? 0 : 30
             o.lr = .fixed(stage == .pretrain ? 3e-3 : 2e-3)
             o.weightDecay = stage == .pretrain ? 0.1 : 0
             var cad = CadenceSection()
@@ -206,6 +206,21 @@ public enum Demo {
         return c
     }
 
+    /// The report of a stage that already finished in `directory` with this very configuration (its
+    /// `config.yaml` equal to `config`'s, its `stage.json` and model written), so that running the demo
+    /// again into the same folder resumes after the last finished stage; nil otherwise.
+    static func finished(_ directory: String, report: String, config: TrainingConfig) -> StageReport? {
+        let fm = FileManager.default
+        guard let saved = try? String(contentsOfFile: directory + "/config.yaml", encoding: .utf8),
+            let current = try? config.yaml(), saved.hasSuffix(current),
+            fm.fileExists(atPath: directory + "/language/config.json"),
+            let data = fm.contents(atPath: report),
+            var r = try? JSONDecoder().decode(StageReport.self, from: data)
+        else { return nil }
+        r.directory = directory
+        return r
+    }
+
     /// Held-out images evaluated.
     public static func evalImages(quick: Bool) -> Int { quick ? 4 : 200 }
 
@@ -228,6 +243,21 @@ public enum Demo {
         var withTower = base
         withTower.model.visionWeights = output + "/clip/vision"
         withTower.run.resume = "never"
+
+        func pretrain(_ config: TrainingConfig, _ dir: String) throws -> StageReport {
+            if let r = finished(dir + "/pretrain", report: dir + "/pretrain/stage.json", config: config) {
+                print("  (reusing the finished pretrain stage in \(dir))")
+                return r
+            }
+            return try PretrainStage.run(config: config, output: dir, logger: logger)
+        }
+        func finetune(_ config: TrainingConfig, _ dir: String, from input: String) throws -> StageReport {
+            if let r = finished(dir + "/finetune", report: dir + "/finetune/adapter/stage.json", config: config) {
+                print("  (reusing the finished finetune stage in \(dir))")
+                return r
+            }
+            return try FinetuneStage.run(config: config, output: dir, input: input, logger: logger)
+        }
 
         func finish(_ name: String, pre: StageReport, fine: StageReport, folder: String, config: TrainingConfig)
             throws -> Arm
@@ -252,20 +282,16 @@ public enum Demo {
         let cos = output + "/chain_of_sight"
         print("chain_of_sight: pretrain at 32 tokens")
         let cosTokens = try visualTokens(withTower)
-        let pre = try PretrainStage.run(
-            config: sized(withTower, stage: .pretrain, visualTokens: cosTokens), output: cos, logger: logger)
+        let pre = try pretrain(sized(withTower, stage: .pretrain, visualTokens: cosTokens), cos)
         try ScaleTokensStage.run(config: withTower, output: cos)
         print("chain_of_sight: scale-tokens (\(withTower.scaleTokens.extension)), finetune with LoRA")
         let scaledTokens = try StageModels.visualTokens(StageModels.load(directory: cos + "/scale-tokens"))
-        let fine = try FinetuneStage.run(
-            config: sized(withTower, stage: .finetune, visualTokens: scaledTokens), output: cos,
-            input: cos + "/scale-tokens", logger: logger)
+        let fine = try finetune(
+            sized(withTower, stage: .finetune, visualTokens: scaledTokens), cos, from: cos + "/scale-tokens")
         var arms = [try finish("chain_of_sight", pre: pre, fine: fine, folder: cos, config: withTower)]
         let at32 = output + "/chain_of_sight_32"
         print("chain_of_sight_32: the same pre-trained model finetuned at 32 tokens")
-        let fine32 = try FinetuneStage.run(
-            config: sized(withTower, stage: .finetune, visualTokens: cosTokens), output: at32, input: cos + "/pretrain",
-            logger: logger)
+        let fine32 = try finetune(sized(withTower, stage: .finetune, visualTokens: cosTokens), at32, from: cos + "/pretrain")
         arms.append(try finish("chain_of_sight_32", pre: pre, fine: fine32, folder: at32, config: withTower))
 
         if compare {
@@ -274,22 +300,16 @@ public enum Demo {
             let dir = output + "/baseline_many_tokens"
             print("baseline_many_tokens: Chain-of-Sight at 144 tokens throughout")
             let manyTokens = try visualTokens(many)
-            let p = try PretrainStage.run(
-                config: sized(many, stage: .pretrain, visualTokens: manyTokens), output: dir, logger: logger)
-            let f = try FinetuneStage.run(
-                config: sized(many, stage: .finetune, visualTokens: manyTokens), output: dir, input: dir + "/pretrain",
-                logger: logger)
+            let p = try pretrain(sized(many, stage: .pretrain, visualTokens: manyTokens), dir)
+            let f = try finetune(sized(many, stage: .finetune, visualTokens: manyTokens), dir, from: dir + "/pretrain")
             arms.append(try finish("baseline_many_tokens", pre: p, fine: f, folder: dir, config: many))
             var linear = withTower
             linear.model.connector.type = "projection"
             let dirL = output + "/baseline_linear"
             print("baseline_linear: MLP projection of all patch tokens")
             let linearTokens = try visualTokens(linear)
-            let pl = try PretrainStage.run(
-                config: sized(linear, stage: .pretrain, visualTokens: linearTokens), output: dirL, logger: logger)
-            let fl = try FinetuneStage.run(
-                config: sized(linear, stage: .finetune, visualTokens: linearTokens), output: dirL,
-                input: dirL + "/pretrain", logger: logger)
+            let pl = try pretrain(sized(linear, stage: .pretrain, visualTokens: linearTokens), dirL)
+            let fl = try finetune(sized(linear, stage: .finetune, visualTokens: linearTokens), dirL, from: dirL + "/pretrain")
             arms.append(try finish("baseline_linear", pre: pl, fine: fl, folder: dirL, config: linear))
         }
 

@@ -137,7 +137,7 @@ public enum StageModels {
     }
 
     /// The packed-batch feed over `sources` (one weight each) with the synthetic vocabulary.
-    static func feed(
+    public static func feed(
         config: TrainingConfig, sources: [(String, SourceFormat, URL)], weights: [Double], tokens: Int,
         microBatch: Int, seed: UInt64
     ) -> DataFeed {
