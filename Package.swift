@@ -55,7 +55,8 @@ let package = Package(
             name: "SightlineTestSupport", dependencies: [lib("Tensor"), lib("Layers", "Tensor")],
             path: "Tests/TestSupport"),
         .testTarget(
-            name: "TensorTests", dependencies: [lib("Tensor"), "SightlineTestSupport"],
+            name: "TensorTests",
+            dependencies: [lib("Tensor"), lib("TensorKernels", "Tensor"), "SightlineTestSupport"],
             path: "Tests/TensorTests"),
         .testTarget(
             name: "LayersTests",

@@ -19,6 +19,9 @@ let package = Package(
     products: [
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "Layers", targets: ["Layers"]),
+        // The kernels themselves, for backend implementations and kernel tests; `Tensor` re-exports
+        // only a curated part of them (Sources/Tensor/Exports.swift).
+        .library(name: "TensorKernels", targets: ["TensorKernels"]),
     ],
     targets: [
         // Loads OpenBLAS with dlopen at first use, after choosing the core type from cpuid.

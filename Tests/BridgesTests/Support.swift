@@ -68,6 +68,11 @@ func compareWithFixture(
     for (i, g) in inputGrads.enumerated() {
         pairs.append(("x\(i)", g.scalars, try f.tensor("grad_x\(i)").scalars))
     }
+    // Every gradient the fixture stores is compared: one for a frozen parameter or an input the test
+    // does not pass fails here instead of going unchecked.
+    let claimed = Set(f.tensors.keys.filter { $0.hasPrefix("grad.") || $0.hasPrefix("grad_") })
+    let compared = Set(params.map { "grad." + $0.0 } + inputGrads.indices.map { "grad_x\($0)" })
+    #expect(claimed == compared, "\(f.name): fixture gradients not compared \(claimed.subtracting(compared).sorted())")
     let scale = pairs.map { $0.2.map { abs(Double($0)) }.max() ?? 0 }.max() ?? 0
     var worst = 0.0, worstName = ""
     for (name, a, b) in pairs {

@@ -23,19 +23,6 @@ struct TempDir {
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// SplitMix64: a small seeded generator for test data and corruption positions.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Random values including the awkward ones: signed zeros, infinities, subnormals, values that
 /// overflow float16, values that tie when rounded to 16 bits.
 func awkwardValues(_ n: Int, seed: UInt64) -> [Float] {

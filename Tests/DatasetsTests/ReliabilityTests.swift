@@ -29,8 +29,8 @@ private func readRecords(_ format: SourceFormat, _ files: [URL], maxRecordBytes:
 
 @Suite struct DatasetReliabilityTests {
     /// A JSONL line over the record limit is reported with file and line and skipped; the lines
-    /// around it are read. A long line under the limit reads in time linear in its length (the old
-    /// reader rescanned its buffer for every block: 8 MB took 11 s).
+    /// around it are read, and under a raised limit the long line reads whole. (That the read is
+    /// linear in the line's length is a benchmark: `sightline-bench jsonl`, not a unit test.)
     @Test func longJSONLLinesAreLinearAndBounded() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -38,18 +38,15 @@ private func readRecords(_ format: SourceFormat, _ files: [URL], maxRecordBytes:
         let big = String(repeating: "x", count: 24 << 20)
         let lines = [#"{"text": "first"}"#, #"{"text": "\#(big)"}"#, #"{"text": "last"}"#]
         try Data(lines.joined(separator: "\n").utf8).write(to: url)
-        let start = Date()
         let (samples, problems) = try readRecords(.textJSONL, [url])
         #expect(samples.map(\.name) == ["text.jsonl:1", "text.jsonl:3"])
         #expect(problems.count == 1)
         #expect(problems.first?.description.contains("text.jsonl:2") == true, "\(problems)")
         #expect(problems.first?.description.contains("maxRecordBytes") == true, "\(problems)")
-        // Raising the limit reads it, in linear time.
+        // Raising the limit reads it.
         let (all, none) = try readRecords(.textJSONL, [url], maxRecordBytes: 32 << 20)
         #expect(all.count == 3 && none.isEmpty)
         #expect(all[1].parts.count == 1)
-        let seconds = Date().timeIntervalSince(start)
-        #expect(seconds < 20, "two passes over a 24 MB line took \(seconds) s")
     }
 
     /// A FIFO as a manifest, LLaVA file or shard is refused at once, naming it.

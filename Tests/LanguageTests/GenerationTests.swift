@@ -77,6 +77,48 @@ import Testing
         #expect(stopped == Array(greedy.prefix(through: greedy.firstIndex(of: greedy[2])!)))
     }
 
+    /// The per-token callback sees each row's returned tokens, in order, step by step (all rows' k-th
+    /// tokens before any row's (k+1)-th), for greedy and for seeded top-k/top-p sampling with stops.
+    @Test func onTokenSeesTheReturnedTokensInOrder() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let prompts = [[5, 17, 33], [40, 41, 42, 43, 44, 45, 46], [90]]
+        let greedy = try model.generate(prompts: prompts, options: .greedy(maxNewTokens: 6))
+        let sampled = GenerationOptions(
+            maxNewTokens: 9, temperature: 1.2, topK: 30, topP: 0.95, stopTokens: [greedy[1][2]], seed: 11)
+        for options in [GenerationOptions.greedy(maxNewTokens: 6), sampled] {
+            var events: [(row: Int, token: Int)] = []
+            let out = try model.generate(prompts: prompts, options: options) { events.append(($0, $1)) }
+            #expect(out == (try model.generate(prompts: prompts, options: options)), "the callback changed the output")
+            #expect(events.count == out.map(\.count).reduce(0, +))
+            for r in prompts.indices {
+                #expect(events.filter { $0.row == r }.map(\.token) == out[r], "row \(r)")
+            }
+            // Step order: the step of each event (its index within its row) never decreases.
+            var seen = [Int](repeating: 0, count: prompts.count)
+            var steps: [Int] = []
+            for e in events {
+                steps.append(seen[e.row])
+                seen[e.row] += 1
+            }
+            #expect(steps == steps.sorted(), "events out of step order: \(events)")
+        }
+        #expect(Set(greedy.joined()).count > 1, "degenerate continuations \(greedy)")
+    }
+
+    /// An error thrown by the callback stops generation at that token and is rethrown.
+    @Test func onTokenCanStopGeneration() throws {
+        struct Enough: Error {}
+        let model = try loadFixtureModel("llama_tiny")
+        var calls = 0
+        #expect(throws: Enough.self) {
+            _ = try model.generate(prompts: [[3, 1, 4]], options: .greedy(maxNewTokens: 10)) { _, _ in
+                calls += 1
+                if calls == 3 { throw Enough() }
+            }
+        }
+        #expect(calls == 3)
+    }
+
     @Test func topPKeepsTheNucleus() {
         var g = RandomGenerator(seed: 1)
         let logits: [Float] = [5, 4.9, 0, -1, -2]  // p ~ [0.52, 0.47, 0.004, ...]

@@ -95,6 +95,7 @@ import Testing
             perToken = try model.nextTokenLosses(hidden: h, labels: ids, documentIds: docs)
             return try model.nextTokenLoss(hidden: h, labels: ids, documentIds: docs).meanLoss
         }
+        #expect(Set(ref.keys) == Set(params.map(\.0)), "the fixture's gradients are exactly the parameters'")
         let logitErr = relErr(try logits.reshaped([16, 96]), try f.tensor("logits"))
         #expect(logitErr < 1e-4, "packed logits vs separate documents: rel err \(logitErr)")
         // Per-token losses: the last token of each document predicts nothing.

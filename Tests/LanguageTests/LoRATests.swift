@@ -3,6 +3,7 @@ import Language
 import Layers
 import SightlineTestSupport
 import Tensor
+import TensorFiles
 import Testing
 
 // LoRA against real PEFT (fixtures from scripts/make_language_fixtures.py): same names and shapes,
@@ -32,9 +33,10 @@ import Testing
         let config = try peftConfig()
         let adapted = try model.attachLoRA(config)
         #expect(adapted.count == 2 * 5)
-        let file = try Safetensors32.read(
-            languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_model.safetensors"))
-        #expect(try model.loadLoRAStateDict(file, config: config) == 20)
+        let file = try openTensorSource(
+            languageFixtures.appendingPathComponent("llama_tiny_lora/adapter_model.safetensors").path)
+        let report = try WeightLoader.loadLoRAAdapter(file, into: model, config: config)
+        #expect(report.loaded.count == 20 && report.isClean && report.skipped.isEmpty, "\(report)")
         let f = try loadFixtureCase("lora_tiny", group: "language")
         let ids = try f.indexTensor("input_ids"), labels = try f.indexTensor("labels")
         let trainable = model.trainableParameters()
@@ -129,11 +131,118 @@ import Testing
                 #expect(String(describing: a) == String(describing: b), "\(key): ours \(a) vs PEFT \(b)")
             }
         }
-        // Round trip through our loader.
+        // Round trip through the one loader.
         let other = try loadFixtureModel("llama_tiny")
-        try other.attachLoRA(config)
-        #expect(
-            try other.loadLoRAStateDict(Dictionary(uniqueKeysWithValues: ours), config: config) == ours.count)
+        try other.attachLoRA(config, seed: 1)
+        let report = try WeightLoader.loadLoRAAdapter(InMemoryTensors(NamedTensors(ours)), into: other, config: config)
+        #expect(report.loaded.count == ours.count && report.isClean)
+        for ((name, t), (_, back)) in zip(ours, other.loraStateDict(config)) {
+            #expect(t.scalars == back.scalars, "\(name)")
+        }
+    }
+
+    /// A PEFT adapter directory (config + `adapter_model.safetensors`) through the one loader gives
+    /// PEFT's logits, as attaching by hand and loading the file does.
+    @Test func peftAdapterDirectoryLoadsThroughTheOneLoader() throws {
+        let model = try loadFixtureModel("llama_tiny")
+        let (config, report) = try WeightLoader.loadPEFTAdapter(
+            directory: languageFixtures.appendingPathComponent("llama_tiny_lora").path, into: model)
+        #expect(config == (try peftConfig()))
+        #expect(report.loaded.count == 20 && report.isClean, "\(report)")
+        #expect(report.renamed.count == 20 && report.renamed.allSatisfy { $0.fileKey == peftPrefix + $0.name })
+        let f = try loadFixtureCase("lora_tiny", group: "language")
+        let err = relErr(try model(try f.indexTensor("input_ids")), try f.tensor("logits"))
+        #expect(err < 1e-4, "LoRA logits vs PEFT: rel err \(err)")
+    }
+
+    /// PEFT's in-memory names carry the adapter name (`lora_A.default.weight`,
+    /// `modules_to_save.default.`); the preset removes it, and a named adapter other than `default`
+    /// is selected by `adapterName`.
+    @Test func peftAdapterNameSegmentIsOptional() throws {
+        let config = LoRAConfig(r: 2, loraAlpha: 4, targetModules: ["q_proj", "v_proj"], modulesToSave: ["lm_head"])
+        let source = try loadFixtureModel("llama_tiny")
+        try source.attachLoRA(config, seed: 3)
+        var g = RandomGenerator(seed: 4)
+        for (_, l) in source.loraModules { l.lora!.b.data = Tensor.normal(l.lora!.b.shape, std: 0.2, generator: &g) }
+        func withSegment(_ adapter: String) -> NamedTensors {
+            NamedTensors(
+                source.loraStateDict(config).map { name, t in
+                    var n = name.replacingOccurrences(of: ".lora_A.", with: ".lora_A.\(adapter).")
+                        .replacingOccurrences(of: ".lora_B.", with: ".lora_B.\(adapter).")
+                    if n.hasPrefix(peftPrefix + "lm_head.") {
+                        n = n.replacingOccurrences(of: "lm_head.", with: "lm_head.modules_to_save.\(adapter).")
+                    }
+                    return (n, t)
+                })
+        }
+        for (tensors, adapter) in [(withSegment("default"), "default"), (withSegment("extra"), "extra")] {
+            let target = try loadFixtureModel("llama_tiny")
+            try target.attachLoRA(config)
+            let report = try WeightLoader.loadLoRAAdapter(
+                InMemoryTensors(tensors), into: target, config: config, options: .peftAdapter(adapterName: adapter))
+            #expect(report.isClean && report.loaded.count == tensors.count, "\(report)")
+            for ((name, a), (_, b)) in zip(source.loraStateDict(config), target.loraStateDict(config)) {
+                #expect(a.scalars == b.scalars, "\(adapter): \(name)")
+            }
+        }
+        // The wrong adapter name leaves every key unmatched: a strict load lists them all.
+        let target = try loadFixtureModel("llama_tiny")
+        try target.attachLoRA(config)
+        let error = try #require(throws: LoadError.self) {
+            try WeightLoader.loadLoRAAdapter(InMemoryTensors(withSegment("extra")), into: target, config: config)
+        }
+        let n = withSegment("extra").count
+        #expect(n == 9 && error.report.unexpected.count == n && error.report.missing.count == n, "\(error)")
+    }
+
+    /// A strict adapter load names each problem: a tensor of the wrong shape (both shapes), a key
+    /// without PEFT's prefix (skipped, so its tensor is missing), and a model without adapters.
+    @Test func peftAdapterLoadErrorsNameTheTensor() throws {
+        let config = LoRAConfig(r: 2, loraAlpha: 4, targetModules: ["q_proj"])
+        let model = try loadFixtureModel("llama_tiny")
+        #expect(throws: TensorFileError.self) {
+            try WeightLoader.loadLoRAAdapter(InMemoryTensors(NamedTensors()), into: model, config: config)
+        }
+        try model.attachLoRA(config)
+        var tensors = model.loraStateDict(config)
+        let (firstName, firstTensor) = tensors[0]
+        tensors[0] = (firstName, Tensor.zeros([3, firstTensor.shape[1]]))
+        let shape = try #require(throws: LoadError.self) {
+            try WeightLoader.loadLoRAAdapter(InMemoryTensors(NamedTensors(tensors)), into: model, config: config)
+        }
+        let bare = String(firstName.dropFirst(peftPrefix.count))
+        #expect(shape.report.shapeMismatches == [.init(name: bare, expected: [2, firstTensor.shape[1]], found: [3, firstTensor.shape[1]])])
+        #expect("\(shape)".contains(bare))
+        tensors[0] = (bare, firstTensor)
+        let unprefixed = try #require(throws: LoadError.self) {
+            try WeightLoader.loadLoRAAdapter(InMemoryTensors(NamedTensors(tensors)), into: model, config: config)
+        }
+        #expect(unprefixed.report.skipped == [bare] && unprefixed.report.missing == [bare])
+    }
+
+    /// PEFT's `adapter_model.bin` (torch.save of the same tensors) loads through the same path.
+    @Test(Python.requires("torch", "safetensors")) func peftAdapterBinLoads() throws {
+        let dir = try freshTemporaryDirectory("lora-bin")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fixture = languageFixtures.appendingPathComponent("llama_tiny_lora")
+        try FileManager.default.copyItem(
+            at: fixture.appendingPathComponent("adapter_config.json"), to: dir.appendingPathComponent("adapter_config.json"))
+        let script = """
+            import sys, torch
+            from safetensors.torch import load_file
+            torch.save(load_file(sys.argv[1]), sys.argv[2])
+            """
+        let run = try Python.run([
+            "-c", script, fixture.appendingPathComponent("adapter_model.safetensors").path,
+            dir.appendingPathComponent("adapter_model.bin").path,
+        ])
+        #expect(run.status == 0, "python failed: \(run.output)")
+        let model = try loadFixtureModel("llama_tiny")
+        let (_, report) = try WeightLoader.loadPEFTAdapter(directory: dir.path, into: model)
+        #expect(report.file.hasSuffix("adapter_model.bin") && report.loaded.count == 20 && report.isClean)
+        let f = try loadFixtureCase("lora_tiny", group: "language")
+        let err = relErr(try model(try f.indexTensor("input_ids")), try f.tensor("logits"))
+        #expect(err < 1e-4, "LoRA logits from adapter_model.bin vs PEFT: rel err \(err)")
     }
 
     @Test(Python.requires("torch", "transformers", "peft", "safetensors")) func pythonPeftLoadsOurAdapter() throws {

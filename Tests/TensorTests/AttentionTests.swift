@@ -1,5 +1,6 @@
 import SightlineTestSupport
 import Tensor
+import TensorKernels
 import Testing
 
 /// Attention written with basic ops (matmul, maskedFill, softmax), with the key/value heads repeated

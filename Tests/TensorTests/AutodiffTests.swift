@@ -1,6 +1,7 @@
 import Foundation
 import SightlineTestSupport
 import Tensor
+import TensorKernels
 import Testing
 
 @Suite struct Autodiff {

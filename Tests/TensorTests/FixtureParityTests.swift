@@ -65,6 +65,8 @@ func expectParity(
 
 /// Checks `f(inputs)` against the fixture's `out` (and `outputKeys` beyond it when `f` returns
 /// several), then the gradients of `sum(out * r)` with respect to `inputs` against `grad_<name>`.
+/// Every gradient the fixture stores must be one of `inputs`' (a fixture's gradient that no input
+/// names fails the test instead of going unchecked), and a fixture with gradients must have `r`.
 @discardableResult
 func checkParity(
     _ fx: Fixture, inputs names: [String], gradTol: Double = parityForwardTolerance,
@@ -72,6 +74,14 @@ func checkParity(
     _ f: ([Tensor]) throws -> Tensor
 ) throws -> (forward: Double, gradient: Double) {
     let inputs = try names.map { try fx.tensor($0) }
+    let claimed = Set(fx.tensors.keys.filter { $0.hasPrefix("grad_") })
+    let unchecked = claimed.subtracting(names.map { "grad_" + $0 })
+    #expect(
+        unchecked.isEmpty, "\(fx.name) stores \(unchecked.sorted()) but the test does not differentiate those inputs",
+        sourceLocation: sourceLocation)
+    #expect(
+        claimed.isEmpty || fx.tensors["r"] != nil, "\(fx.name) stores gradients but no r",
+        sourceLocation: sourceLocation)
     var fwd = 0.0, gradErr = 0.0
     try forEachParityBackend { _ in
         let y = try noGrad { try f(inputs) }

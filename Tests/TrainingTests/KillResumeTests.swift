@@ -1,4 +1,5 @@
 import Foundation
+import SightlineTestSupport
 import Testing
 import Training
 
@@ -63,7 +64,7 @@ func wait(_ p: Process, _ dir: URL, until step: Int) {
         #expect(want.count == steps)
 
         let run = root.appendingPathComponent("killed")
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix(16)
         var kills = 0
         var launches = 0
         while launches < 40 {

@@ -1,46 +1,10 @@
 import Foundation
+import SightlineTestSupport
 import Testing
 #if canImport(FoundationXML)
     import FoundationXML
 #endif
 import Training
-
-/// Whether `python3 -c "<code>"` succeeds.
-func pythonCan(_ code: String) -> Bool {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", code]
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    do {
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    } catch {
-        return false
-    }
-}
-
-/// Runs a Python script, returning its standard output.
-func runPython(_ script: String, arguments: [String] = []) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", script] + arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-        throw ConfigError(keyPath: "", source: "python3", String(decoding: errData, as: UTF8.self))
-    }
-    return String(decoding: data, as: UTF8.self)
-}
-
-let tensorboardImportable = pythonCan(
-    "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator")
 
 @Suite struct MetricsTests {
     @Test func crc32cKnownVectors() {
@@ -127,7 +91,7 @@ let tensorboardImportable = pythonCan(
         #expect(text.hasSuffix("\n") && text.filter { $0 == "\n" }.count == 1)
     }
 
-    @Test(.enabled(if: tensorboardImportable, "needs Python's tensorboard package"))
+    @Test(Python.requires("tensorboard.backend.event_processing.event_accumulator"))
     func tensorboardReadsTheSameScalarsAsJSONL() throws {
         let dir = try scratchDirectory("tensorboard")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -145,7 +109,9 @@ let tensorboardImportable = pythonCan(
                         out.setdefault(stage, []).append([e.step, tag, e.value])
             print(json.dumps(out))
             """
-        let text = try runPython(script, arguments: [dir + "/tensorboard"])
+        let run = try Python.run(["-c", script, dir + "/tensorboard"])
+        try #require(run.status == 0, "python failed: \(run.output)")
+        let text = run.stdout
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: [[Any]]]
         var fromTB: [String] = []
         for (stage, rows) in object {

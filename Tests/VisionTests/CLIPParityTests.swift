@@ -70,6 +70,9 @@ import Vision
             return try (o.hiddenStates[model.layerCount]! * rLast).sum() + (o.pooled! * rPooled).sum()
         }
         #expect(grads.count == params.count)
+        // The reference's gradients are exactly the parameters' (none left unchecked).
+        let stored = Set(ref.tensorInfos.map(\.name).filter { $0.hasPrefix("interp.grad.") })
+        #expect(stored == Set(params.map { "interp.grad." + $0.0 }), "\(stored.count) stored vs \(params.count)")
         // The scale of the gradients overall, for the parameters whose exact gradient is zero.
         var scale = 0.0
         for (name, _) in params {

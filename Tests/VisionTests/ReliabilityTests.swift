@@ -14,14 +14,14 @@ import Vision
         var bytes = Array(small[..<ihdrEnd])
         bytes += [0x7F, 0xFF, 0xFF, 0x00] + Array("zTXt".utf8) + [UInt8](repeating: 0x41, count: 64)
         bytes += Array(small[ihdrEnd...])
-        let start = Date()
         do {
             _ = try ImageCodec.decode(bytes, name: "bomb.png", limits: ImageLimits())
             Issue.record("decoded")
         } catch let e as VisionError {
+            // Refused by the chunk walk that runs before libpng (which would allocate the claim first).
             #expect(e.source == "bomb.png", "\(e)")
+            #expect(e.message.contains("chunk 'zTXt' at byte 33 claims \(0x7FFF_FF00) bytes"), "\(e)")
         }
-        #expect(Date().timeIntervalSince(start) < 2)
         // A real ancillary chunk over a lowered limit is refused too; under the default it decodes.
         var text = Array(small[..<ihdrEnd])
         let body = Array("Comment".utf8) + [0] + [UInt8](repeating: 0x42, count: 4000)

@@ -73,4 +73,5 @@ func datasetsSuite(_ report: Report, repeats: Int) throws {
             "datasets", "loader, MM1 mixture 1024-token rows, \(workers) worker\(workers > 1 ? "s" : "")",
             unit: "seq/s", r)
     }
+    try longLineSuite(report, repeats: repeats)
 }

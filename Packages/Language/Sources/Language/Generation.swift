@@ -79,21 +79,33 @@ extension LlamaForCausalLM {
     /// one token per step is appended to every row.
     /// - Parameters:
     ///   - prompts: token ids of each prompt (lengths may differ).
+    ///   - onToken: called with `(row, token)` for each new token as soon as it is sampled, before the
+    ///     next decoding step runs: step by step, and within a step in row order. Row r's calls give
+    ///     exactly the returned `[r]`, in order (its stop token included). An error it throws stops
+    ///     generation and is rethrown.
     /// - Returns: the new tokens of each row (stopping after a stop token or `maxNewTokens`).
-    /// - Throws: `TensorError` for an empty prompt or out-of-range ids.
-    public func generate(prompts: [[Int]], options: GenerationOptions) throws -> [[Int]] {
+    /// - Throws: `TensorError` for an empty prompt or out-of-range ids; what `onToken` throws.
+    public func generate(
+        prompts: [[Int]], options: GenerationOptions, onToken: (_ row: Int, _ token: Int) throws -> Void = { _, _ in }
+    ) throws -> [[Int]] {
         let embeddings = try prompts.map { p -> Tensor in
             guard !p.isEmpty else { throw TensorError("generate", "empty prompt") }
             return try embedding(IndexTensor(p), weight: model.embedTokens.weight.data)
         }
-        return try generate(promptEmbeddings: embeddings, options: options)
+        return try generate(promptEmbeddings: embeddings, options: options, onToken: onToken)
     }
 
     /// Generates from prompts given as input embeddings (for example text embeddings with image
     /// features placed at the image-token positions).
-    /// - Parameter promptEmbeddings: one `[T_i, hidden]` tensor per prompt.
+    /// - Parameters:
+    ///   - promptEmbeddings: one `[T_i, hidden]` tensor per prompt.
+    ///   - onToken: called with `(row, token)` for each new token as it is sampled (as in
+    ///     `generate(prompts:options:onToken:)`).
     /// - Returns: the new tokens of each row.
-    public func generate(promptEmbeddings: [Tensor], options: GenerationOptions) throws -> [[Int]] {
+    public func generate(
+        promptEmbeddings: [Tensor], options: GenerationOptions,
+        onToken: (_ row: Int, _ token: Int) throws -> Void = { _, _ in }
+    ) throws -> [[Int]] {
         try noGrad {
             let b = promptEmbeddings.count
             guard b > 0 else { return [] }
@@ -131,6 +143,7 @@ extension LlamaForCausalLM {
                 }
                 for r in 0..<b where !done[r] {
                     out[r].append(next[r])
+                    try onToken(r, next[r])
                     if options.stopTokens.contains(next[r]) || out[r].count >= options.maxNewTokens {
                         done[r] = true
                     }

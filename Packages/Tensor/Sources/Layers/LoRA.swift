@@ -3,8 +3,9 @@ import Foundation
 // LoRA lives here, next to `Linear`, because every model family adapts its projections the same way
 // (one owner): the Llama decoder (Language), the CLIP tower (Vision) and the connectors (Bridges).
 // PEFT's `adapter_config.json` and its tensor names are the interchange format of the adapter itself,
-// independent of the model and of any file container (reading and writing `.safetensors` is the
-// file packages' job), so the config and the named-tensor export/import stay here too. The lists of
+// independent of the model and of any file container, so the config and the named-tensor export stay
+// here too; loading an adapter file goes through TensorFiles' one loader
+// (`WeightLoader.loadLoRAAdapter`, `LoadOptions.peftAdapter`). The lists of
 // module names a model family is usually adapted at (the naming presets) belong to the package that
 // owns that family's names.
 
@@ -250,55 +251,30 @@ extension Module {
         } + namedBuffers(persistentOnly: true).map { ($0.0, $0.1.value) }
     }
 
-    /// The tensors of a saved adapter as PEFT writes `adapter_model.safetensors`:
-    /// `base_model.model.<module>.lora_A.weight` `[r, in]`, `...lora_B.weight` `[out, r]`, and the
-    /// parameters of the modules in `modulesToSave` under `base_model.model.<name>`.
-    public func loraStateDict(_ config: LoRAConfig) -> [(String, Tensor)] {
-        var out: [(String, Tensor)] = []
+    /// The parameters a saved adapter holds, under the model's own names (without PEFT's
+    /// `base_model.model.` prefix): each adapter's `<module>.lora_A.weight` `[r, in]` and
+    /// `<module>.lora_B.weight` `[out, r]`, in tree order, then the parameters of the modules in
+    /// `modulesToSave`. What `loraStateDict` writes and what TensorFiles'
+    /// `WeightLoader.loadLoRAAdapter` loads.
+    public func loraSavedParameters(_ config: LoRAConfig) -> [(String, Parameter)] {
+        var out: [(String, Parameter)] = []
         for (name, l) in loraModules {
-            out.append((peftPrefix + name + ".lora_A.weight", l.lora!.a.data))
-            out.append((peftPrefix + name + ".lora_B.weight", l.lora!.b.data))
+            out.append((name + ".lora_A.weight", l.lora!.a))
+            out.append((name + ".lora_B.weight", l.lora!.b))
         }
         let saved = namedModules().filter { config.saves($0.0) }.map(\.0)
         for (name, p) in namedParameters() where saved.contains(where: { name.hasPrefix($0 + ".") }) {
-            out.append((peftPrefix + name, p.data))
+            out.append((name, p))
         }
         return out
     }
 
-    /// Loads adapter tensors written by PEFT (or `loraStateDict`) into adapters attached with the same
-    /// config. Names may carry PEFT's `base_model.model.` prefix and an adapter name
-    /// (`lora_A.default.weight`).
-    /// - Throws: `TensorError` for a missing, unexpected or mis-shaped tensor.
-    @discardableResult
-    public func loadLoRAStateDict(_ tensors: [String: Tensor], config: LoRAConfig) throws -> Int {
-        var wanted: [String: Parameter] = [:]
-        for (name, l) in loraModules {
-            wanted[name + ".lora_A.weight"] = l.lora!.a
-            wanted[name + ".lora_B.weight"] = l.lora!.b
-        }
-        let saved = namedModules().filter { config.saves($0.0) }.map(\.0)
-        for (name, p) in namedParameters() where saved.contains(where: { name.hasPrefix($0 + ".") }) {
-            wanted[name] = p
-        }
-        var seen = Set<String>()
-        var problems: [String] = []
-        for (raw, t) in tensors {
-            var name = raw.hasPrefix(peftPrefix) ? String(raw.dropFirst(peftPrefix.count)) : raw
-            name = name.replacingOccurrences(of: ".lora_A.default.", with: ".lora_A.")
-                .replacingOccurrences(of: ".lora_B.default.", with: ".lora_B.")
-                .replacingOccurrences(of: ".modules_to_save.default.", with: ".")
-            guard let p = wanted[name] else { problems.append("unexpected \(raw)"); continue }
-            guard p.shape == t.shape else {
-                problems.append("\(raw): file \(t.shape) vs model \(p.shape)"); continue
-            }
-            p.data = t
-            seen.insert(name)
-        }
-        let missing = wanted.keys.filter { !seen.contains($0) }.sorted()
-        problems += missing.map { "missing \($0)" }
-        guard problems.isEmpty else { throw TensorError("load_lora", problems.joined(separator: "; ")) }
-        return seen.count
+    /// The tensors of a saved adapter as PEFT writes `adapter_model.safetensors`:
+    /// `base_model.model.<module>.lora_A.weight` `[r, in]`, `...lora_B.weight` `[out, r]`, and the
+    /// parameters of the modules in `modulesToSave` under `base_model.model.<name>`. (Loading them back
+    /// is TensorFiles' `WeightLoader.loadLoRAAdapter`, the one weight loader.)
+    public func loraStateDict(_ config: LoRAConfig) -> [(String, Tensor)] {
+        loraSavedParameters(config).map { (peftPrefix + $0.0, $0.1.data) }
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 /// A tensor a model expects: its name and shape. A model's parameter list, described without the
@@ -16,9 +17,9 @@ public struct ExpectedTensor: Equatable, Sendable {
 /// one place (`CLIPVisionModel.loadOptions`, `LlamaForCausalLM.loadOptions`, `Connector.loadOptions`),
 /// and every `fromPretrained` passes them to `WeightLoader`.
 ///
-/// A file key is matched in this order: outside `keyPrefix` -> skipped; `keyPrefix` removed; a derived
-/// buffer (`ignored`) -> ignored; under one of `skippedPrefixes` -> skipped; then matched to an
-/// expected name directly or through `optionalPrefixes`.
+/// A file key is matched in this order: outside `keyPrefix` -> skipped; `keyPrefix` removed;
+/// `keyRewrites` applied; a derived buffer (`ignored`) -> ignored; under one of `skippedPrefixes` ->
+/// skipped; then matched to an expected name directly or through `optionalPrefixes`.
 public struct LoadOptions: Sendable {
     /// Throw `LoadError` (before reading anything) when a key is missing or unexpected or a shape
     /// differs; when false, load what matches and report the rest.
@@ -39,13 +40,29 @@ public struct LoadOptions: Sendable {
     /// File keys that belong to other parts of a checkpoint (a full CLIP checkpoint's `text_model.`)
     /// and are skipped, not unexpected.
     public var skippedPrefixes: [String]
+    /// Infix rewrites applied in order to every key (after `keyPrefix` is removed): PEFT's in-memory
+    /// names carry the adapter name (`q_proj.lora_A.default.weight`) that its saved files drop.
+    /// A renamed key is reported in `LoadReport.renamed`.
+    public var keyRewrites: [KeyRewrite]
+
+    /// Replaces every occurrence of `from` in a key by `to`.
+    public struct KeyRewrite: Equatable, Sendable {
+        public var from: String
+        public var to: String
+
+        public init(_ from: String, _ to: String) {
+            self.from = from
+            self.to = to
+        }
+    }
 
     /// Buffers that models compute rather than load: rotary inverse frequencies and position ids.
     public static let derivedBuffers = ["rotary_emb.inv_freq", "position_ids"]
 
     public init(
         strict: Bool = true, prefix: String? = nil, ignored: [String] = LoadOptions.derivedBuffers,
-        optionalPrefixes: [String] = [], keyPrefix: String? = nil, skippedPrefixes: [String] = []
+        optionalPrefixes: [String] = [], keyPrefix: String? = nil, skippedPrefixes: [String] = [],
+        keyRewrites: [KeyRewrite] = []
     ) {
         self.strict = strict
         self.prefix = prefix
@@ -53,6 +70,7 @@ public struct LoadOptions: Sendable {
         self.optionalPrefixes = optionalPrefixes
         self.keyPrefix = keyPrefix
         self.skippedPrefixes = skippedPrefixes
+        self.keyRewrites = keyRewrites
     }
 
     /// Whether `name` is a derived buffer in `ignored`.
@@ -185,6 +203,7 @@ public enum WeightLoader {
                 }
                 key = String(key.dropFirst(kp.count))
             }
+            for r in options.keyRewrites { key = key.replacingOccurrences(of: r.from, with: r.to) }
             if options.isIgnored(key) {
                 report.ignored.append(fileKey)
                 continue

@@ -21,10 +21,21 @@ extension WeightLoader {
     public static func load(_ source: TensorSource, into module: Module, options: LoadOptions = LoadOptions())
         throws -> LoadReport
     {
-        var slots: [String: TensorSlot] = [:]
-        for (n, p) in module.namedParameters() { slots[n] = .parameter(p) }
-        for (n, b) in module.namedBuffers(persistentOnly: true) { slots[n] = .buffer(b) }
-        let (tensors, report) = try load(from: source, expected: module.expectedTensors, options: options)
+        var slots: [(String, TensorSlot)] = module.namedParameters().map { ($0.0, .parameter($0.1)) }
+        slots += module.namedBuffers(persistentOnly: true).map { ($0.0, .buffer($0.1)) }
+        return try load(source, into: slots, options: options)
+    }
+
+    /// Loads `source` into named slots (parameters or buffers): the expected tensors are the slots'
+    /// names and current shapes. Every module loader ends here.
+    /// - Throws: as `load(_:into:options:)` for a module; nothing is changed when it throws.
+    @discardableResult
+    static func load(_ source: TensorSource, into named: [(String, TensorSlot)], options: LoadOptions) throws
+        -> LoadReport
+    {
+        let slots = Dictionary(named, uniquingKeysWith: { a, _ in a })
+        let expected = named.map { ExpectedTensor($0.0, shape: $0.1.value.shape) }
+        let (tensors, report) = try load(from: source, expected: expected, options: options)
         for (name, t) in tensors {
             guard let slot = slots[name], slot.value.shape == t.shape else {
                 throw TensorFileError(

@@ -9,7 +9,8 @@ public enum ImageGeneration {
     /// Generates from `checkpoint` (a stage folder with `vision/`, `connector/`, `language/`).
     /// - Parameters:
     ///   - image: a PNG/JPEG file (resized and normalised as the tower expects).
-    ///   - onToken: called with each generated token's text, in order (stop tokens left out).
+    ///   - onToken: called with each generated token's text as soon as it is sampled, in order (stop
+    ///     tokens left out).
     /// - Returns: the generated token ids.
     public static func run(
         checkpoint: String, image: String, prompt: String, options: GenerationOptions,
@@ -27,7 +28,8 @@ public enum ImageGeneration {
         ).pixels
         var o = options
         o.stopTokens.formUnion(AnswerEvaluation.stopTokens())
-        let ids = try noGrad {
+        let words = SyntheticVocabulary().words, stops = o.stopTokens
+        return try noGrad {
             let image = try model.imageTokens(pixels).tokens
             let h = model.languageModel.config.hiddenSize
             let flat = try image.reshaped([image.shape.dropLast().reduce(1, *), h])
@@ -35,10 +37,10 @@ public enum ImageGeneration {
             let table = model.languageModel.model.embedTokens.weight.data
             let e = try Tensor.concatenate(
                 [embedding(IndexTensor(a), weight: table), flat, embedding(IndexTensor(b), weight: table)], axis: 0)
-            return try model.languageModel.generate(promptEmbeddings: [e], options: o)[0]
+            // Each token's text goes out as soon as it is sampled.
+            return try model.languageModel.generate(promptEmbeddings: [e], options: o) { _, id in
+                if id >= 0 && id < words.count && !stops.contains(id) { onToken(words[id]) }
+            }[0]
         }
-        let words = SyntheticVocabulary().words
-        for id in ids where id >= 0 && id < words.count && !o.stopTokens.contains(id) { onToken(words[id]) }
-        return ids
     }
 }
