@@ -114,7 +114,7 @@ import Vision
         Self.expectClose(ours, try WeightsFile.open(dir + "/torch.h5").readTensor("logits"), 1e-4, "chain_of_sight logits")
         // The file says what it holds.
         let summary = try #require(try WholeModelSummary(WeightsFile.open(dir + "/model.h5")))
-        #expect(summary.tokensPerImage == 2 + 4 * 4)
+        #expect(summary.tokensPerImage == 2 + 4)  // 2 global queries + 4 windows x 1
         #expect(summary.parts.map(\.name) == ["vision_tower", "multi_modal_projector", "language_model"])
         #expect(summary.parts.map(\.parameters).reduce(0, +) == model.parameterCount())
         #expect(summary.parts[1].parameters == model.connector.parameterCount())
@@ -199,7 +199,7 @@ import Vision
             torch.manual_seed(0)
             vocab, image = int(sys.argv[2]), int(sys.argv[3])
             v = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                 image_size=16, patch_size=4)
+                                 image_size=48, patch_size=12)
             t = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                             num_attention_heads=4, num_key_value_heads=2, bos_token_id=2, eos_token_id=3,
                             pad_token_id=0, tie_word_embeddings=False)
@@ -211,7 +211,7 @@ import Vision
                     p.copy_(torch.randn_like(p) * (0.1 if p.dim() == 1 else p.shape[-1] ** -0.5) + (1.0 if p.dim() == 1 and p.shape[0] in (16, 32) else 0.0))
             model.save_pretrained(sys.argv[1])
             ids = torch.tensor([[2, 7, 9] + [image] * 16 + [11, 13, 3]])
-            pixels = torch.randn(1, 3, 16, 16)
+            pixels = torch.randn(1, 3, 48, 48)
             with torch.no_grad():
                 logits = model(input_ids=ids, pixel_values=pixels).logits
             st.save_weights({"logits": logits, "pixel_values": pixels, "input_ids": ids.float()}, sys.argv[4])
@@ -235,8 +235,8 @@ import Vision
         let run = dir + "/run"
         try imported.write(to: run + "/pretrain", dtype: .float32, sourceDirectory: dir + "/hf")
         let config = try TrainingConfig.defaults.applying(overrides: [
-            "run.output=\(run)", "metrics.progress=off", "data.synthetic.image_size=16",
-            "data.synthetic.patch_size=4", "model.vision.image_size=16", "model.vision.patch_size=4",
+            "run.output=\(run)", "metrics.progress=off", "data.synthetic.image_size=48",
+            "data.synthetic.patch_size=4", "model.vision.image_size=48", "model.vision.patch_size=12",
             "model.vision.hidden_size=16", "pretrain.optimization.steps=1", "pretrain.optimization.global_batch=2",
             "pretrain.optimization.micro_batch=2", "finetune.optimization.steps=2",
             "finetune.optimization.global_batch=2", "finetune.optimization.micro_batch=2",
@@ -276,7 +276,9 @@ import Vision
         #expect(imported.architecture == .cosLlava)
         let back = try #require(imported.module as? MultimodalModel)
         #expect(back.config.connector == model.config.connector)
-        #expect(back.wholeModelConfig == model.wholeModelConfig)
+        // Equal as written and read back (the decoder's head_dim is written out explicitly).
+        let written = try JSONDecoder().decode(WholeModelConfig.self, from: Data(model.wholeModelConfig.jsonText().utf8))
+        #expect(back.wholeModelConfig == written)
         #expect(back.stateDict().map(\.0) == model.stateDict().map(\.0))
         for (name, t) in model.stateDict() {
             #expect(back.tensorSlot(named: name)?.value.scalars == t.scalars, "\(name)")
@@ -385,5 +387,29 @@ import Vision
         let torch = try WeightsFile.open(dir + "/torch.h5")
         Self.expectClose(ours, try torch.readTensor("logits"), 1e-4, "whole model + PEFT adapter")
         Self.expectClose(oursText, try torch.readTensor("text"), 1e-4, "HF decoder + PEFT adapter")
+    }
+
+    // MARK: The command line
+
+    @Test func weightsExportAndInspectOnTheCommandLine() throws {
+        let exe = try #require(builtExecutable("weights", override: "SIGHTLINE_WEIGHTS_BIN"), "no weights executable")
+        let dir = try temporaryDirectory("weights-cli")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (model, _) = try Self.loraCheckpoint(in: dir)
+        let export = try runProcess(
+            exe, ["export", dir + "/finetune", dir + "/model.h5", "--merge-lora", "--dtype", "bfloat16"])
+        #expect(export.status == 0, "\(export.output)")
+        #expect(export.stdout.contains("step 7") && export.stdout.contains("LoRA merged"), "\(export.stdout)")
+        let inspect = try runProcess(exe, ["inspect", dir + "/model.h5", "--summary"])
+        #expect(inspect.status == 0, "\(inspect.output)")
+        let text = inspect.stdout
+        #expect(text.contains("connector chain_of_sight (6 tokens per image"), "\(text)")
+        let connector = model.connector.parameterCount()
+        #expect(text.contains("multi_modal_projector: \(model.connector.stateDict().count) tensors, \(connector) parameters (bfloat16 \(connector))"), "\(text)")
+        #expect(text.contains("language_model:") && text.contains("vision_tower:"), "\(text)")
+        // A layout the connector has no form in is an error that says why.
+        let refused = try runProcess(exe, ["export", dir + "/finetune", dir + "/llava", "--layout", "hf-llava", "--merge-lora"])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("chain_of_sight") && refused.output.contains("hf-llava"), "\(refused.output)")
     }
 }

@@ -95,7 +95,7 @@ public enum LlavaImport {
         }
         if textObject["tie_word_embeddings"] == nil, let tied = object["tie_word_embeddings"] { textObject["tie_word_embeddings"] = tied }
         let text = try decode(LlamaConfig.self, textObject, key: "text_config", file: file)
-        let vision = try decode(CLIPVisionConfig.self, object["vision_config"] ?? [:], key: "vision_config", file: file)
+        let vision = try decode(CLIPVisionConfig.self, object["vision_config"] ?? [String: Any](), key: "vision_config", file: file)
         guard let token = int(object["image_token_index"] ?? object["image_token_id"]) else {
             throw ArchitectureError(file: file, "has no image_token_index / image_token_id")
         }

@@ -104,8 +104,9 @@ public enum ModelExport {
         ((weights as NSString).deletingPathExtension) + ".adapter"
     }
 
-    /// The base weights without the adapters (unmerged), in state-dict order.
-    static func baseStateDict(_ model: Module) -> [(String, Tensor)] {
+    /// The base weights without the adapters (unmerged: what the model computes with its adapters
+    /// removed), in state-dict order.
+    public static func baseStateDict(_ model: Module) -> [(String, Tensor)] {
         let adapters = Set(model.loraParameters().map(\.0))
         return model.stateDict().filter { !adapters.contains($0.0) }
     }
