@@ -251,6 +251,19 @@ import Vision
         for (name, t) in model.visionTower.stateDict() {
             #expect(tuned.tensorSlot(named: name)?.value.scalars == t.scalars, "\(name)")
         }
+        // The trainer's own checkpoint (LoRA attached, documents written by the loop) exports to the
+        // model the stage saved with its adapters merged.
+        let checkpoint = try CheckpointModel(checkpoint: run + "/finetune")
+        #expect(checkpoint.step == 2 && checkpoint.lora?.r == config.finetune.lora.r)
+        #expect(checkpoint.lora?.modulesToSave == ["multi_modal_projector"])
+        try ModelExport.export(checkpoint, to: run + "/finetuned.h5", mergeLoRA: true)
+        let exported = try WeightsFile.open(run + "/finetuned.h5")
+        let saved = try StageModels.load(directory: run + "/finetune")
+        #expect(exported.tensorNames == saved.stateDict().map(\.0))
+        for (name, t) in saved.stateDict() {
+            let e = relativeError(try exported.readTensor(name).scalars, t.scalars)
+            #expect(e <= 1e-6, "\(name): exported vs the stage's merged model \(e)")
+        }
     }
 
     // MARK: Chain-of-Sight authors' layout
