@@ -128,8 +128,8 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                lib("Bridges"), lib("Checkpoint"), lib("Tensor"), lib("TensorFiles"),
-                "SightlineTestSupport",
+                lib("Bridges"), lib("Checkpoint"), lib("Tensor"), lib("TensorFiles"), lib("Layers", "Tensor"),
+                lib("Training"), lib("Datasets"), lib("Language"), lib("Vision"), "SightlineTestSupport",
             ],
             path: "Tests/InteropTests"),
     ],

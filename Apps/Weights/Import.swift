@@ -15,7 +15,10 @@ struct Import: ParsableCommand {
             The architecture comes from config.json (model_type, else architectures, as HF's Auto classes
             decide): clip / clip_vision_model is a CLIP vision tower (CLIPVisionModel, or the vision half
             of a full CLIP checkpoint; keys with or without the vision_model. prefix), llama is
-            LlamaForCausalLM (single or sharded safetensors). --arch overrides the detection. The module is
+            LlamaForCausalLM (single or sharded safetensors), llava is LlavaForConditionalGeneration
+            (transformers 4 or 5 names) and llava_llama the Chain-of-Sight authors' LLaVA layout: these
+            two are whole models, written as one whole-model .h5, or, when OUT has no .h5 extension, as a
+            stage folder (vision/, connector/, language/, model.h5) that `trainer finetune` starts from. --arch overrides the detection. The module is
             built from config.json and loaded strictly: any missing, unexpected or mis-shaped tensor is an
             error that names it.
             """)
@@ -26,7 +29,7 @@ struct Import: ParsableCommand {
     @Argument(help: "HF model directory.")
     var directory: String
 
-    @Argument(help: "Output weights file (.h5).")
+    @Argument(help: "Output weights file (.h5), or a stage folder for a whole model.")
     var output: String
 
     @Option(help: "Stored element type: float32, float16 or bfloat16.")
@@ -41,6 +44,10 @@ struct Import: ParsableCommand {
         }
         try imported.write(to: output, dtype: dtype, sourceDirectory: directory)
         let module = imported.module
+        if imported.isMultimodal && !output.hasSuffix(".h5") && !output.hasSuffix(".hdf5") {
+            print("wrote the stage folder \(output) (vision/, connector/, language/, model.h5): \(module.parameterCount()) parameters (\(imported.architecture.rawValue)); `trainer finetune` starts from it")
+            return
+        }
         print(
             "wrote \(output): \(module.stateDict().count) tensors, \(module.parameterCount()) parameters (\(imported.architecture.rawValue))"
         )

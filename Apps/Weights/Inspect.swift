@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import TensorFiles
+import Training
 
 /// Lists the tensors of a weights file: names, shapes, stored types, parameter counts and the
 /// file's attributes or metadata.
@@ -23,6 +24,7 @@ struct Inspect: ParsableCommand {
         if let h5 = source as? HDF5WeightsFile {
             if h5.group != "/" { print("  tensors from group: \(h5.group)") }
             for (name, value) in h5.attributes { print("  @\(name) = \(abbreviate(value.description))") }
+            if let whole = try WholeModelSummary(h5) { whole.lines.forEach { print("  " + $0) } }
         } else {
             for (k, v) in source.metadata.sorted(by: { $0.key < $1.key }) {
                 print("  \(k) = \(abbreviate(v))")

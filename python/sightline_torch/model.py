@@ -10,12 +10,13 @@ Key scheme (HF Llava checkpoint-file names, the scheme Sightline's ``MultimodalM
 
 Configuration (the file's root ``config`` attribute, JSON)::
 
-    {"vision_config": {HF CLIPVisionConfig fields}, "text_config": {HF LlamaConfig fields},
-     "connector": {Sightline ConnectorConfiguration, with "type"}, "image_token_id": 32000}
+    {"model_type": "sightline_multimodal", "vision_config": {HF CLIPVisionConfig fields},
+     "text_config": {HF LlamaConfig fields}, "connector": {Sightline ConnectorConfiguration, with "type"},
+     "image_token_id": 32000}
 
-(``vision``, ``language``/``text``, ``projector`` and ``imageTokenId``/``image_token_index`` are
-accepted as other spellings.) The exact names will follow Sightline's ``MultimodalModel`` export;
-``from_config`` is the one place to change.
+This is what ``weights export`` (Sightline's ``WholeModelConfig``) writes. ``vision``,
+``language``/``text``, ``projector`` and ``imageTokenId``/``image_token_index`` are accepted as other
+spellings; ``from_config`` is the one place that reads them.
 
 Forward contract::
 

@@ -27,16 +27,24 @@ public enum Architecture: String, CaseIterable, Codable, Sendable {
     case clipVision = "clip-vision"
     /// `LlamaForCausalLM`.
     case llama
+    /// HF `LlavaForConditionalGeneration` (CLIP tower, `linear` / `mlp2x_gelu` projector, Llama):
+    /// a whole `MultimodalModel`.
+    case llava
+    /// The Chain-of-Sight authors' LLaVA layout (`model.mm_projector.*`, `llava_llama`): a whole
+    /// `MultimodalModel`.
+    case cosLlava = "cos-llava"
 
     /// The HF `model_type` values of each architecture (what HF's Auto classes key on).
     public static let modelTypes: [String: Architecture] = [
-        "clip_vision_model": .clipVision, "clip": .clipVision, "llama": .llama,
+        "clip_vision_model": .clipVision, "clip": .clipVision, "llama": .llama, "llava": .llava,
+        "llava_llama": .cosLlava,
     ]
 
     /// The HF `architectures` class names of each architecture (used when `model_type` is absent).
     public static let classNames: [String: Architecture] = [
         "CLIPVisionModel": .clipVision, "CLIPVisionModelWithProjection": .clipVision, "CLIPModel": .clipVision,
-        "LlamaForCausalLM": .llama, "LlamaModel": .llama,
+        "LlamaForCausalLM": .llama, "LlamaModel": .llama, "LlavaForConditionalGeneration": .llava,
+        "LlavaLlamaForCausalLM": .cosLlava,
     ]
 
     /// The architecture a `config.json` describes, as HF's Auto classes decide it: its `model_type`
@@ -81,7 +89,8 @@ public enum Architecture: String, CaseIterable, Codable, Sendable {
 /// A model built from an HF directory and loaded strictly through `WeightLoader`.
 public struct ImportedModel {
     public var architecture: Architecture
-    /// The loaded module (`CLIPVisionModel` or `LlamaForCausalLM`).
+    /// The loaded module (`CLIPVisionModel`, `LlamaForCausalLM` or, for `llava` / `cos-llava`,
+    /// `MultimodalModel`).
     public var module: Module
     /// The model's configuration as Sightline writes it (JSON).
     public var config: String
@@ -106,11 +115,26 @@ public struct ImportedModel {
             module = model
             config = String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self)
             self.report = report
+        case .llava, .cosLlava:
+            let model = try arch == .llava
+                ? LlavaImport.loadHFLlava(directory: directory) : LlavaImport.loadCosLlava(directory: directory)
+            module = model
+            config = try model.wholeModelConfig.jsonText()
+            report = LoadReport(file: directory)
         }
     }
 
-    /// Writes the module as a Sightline HDF5 weights file (with its config and the source directory).
+    /// Whether the module is a whole multimodal model.
+    public var isMultimodal: Bool { module is MultimodalModel }
+
+    /// Writes the module as a Sightline HDF5 weights file (with its config and the source directory);
+    /// a multimodal model to a path without the `.h5` / `.hdf5` extension becomes a stage folder that
+    /// `trainer finetune` starts from (`LlavaImport.writeStageFolder`).
     public func write(to path: String, dtype: WeightDType = .float32, sourceDirectory: String) throws {
+        if let model = module as? MultimodalModel, !["h5", "hdf5"].contains((path as NSString).pathExtension.lowercased()) {
+            try LlavaImport.writeStageFolder(model, to: path, dtype: dtype)
+            return
+        }
         try WeightsFile.save(
             module: module, to: path, dtype: dtype, config: config,
             attributes: ["source_directory": sourceDirectory, "architecture": architecture.rawValue])

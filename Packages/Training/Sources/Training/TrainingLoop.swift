@@ -188,6 +188,9 @@ public final class Trainer {
         try trainer.documents.set(
             LoopState(stage: stage, consecutiveNonFinite: consecutiveNonFinite, peakLearningRate: peakLearningRate),
             for: Doc.loop)
+        // The architecture and the adapters, so that `weights export` rebuilds the model from the file alone.
+        try trainer.documents.set(model.config, for: ModelDocuments.modelConfig)
+        if let lora = try model.attachedLoRAConfig() { try trainer.documents.set(lora, for: ModelDocuments.lora) }
         return TrainingCheckpoint(
             model: NamedTensors(model.stateDict()), optimizer: try OptimizerState(optimizer), trainer: trainer)
     }
