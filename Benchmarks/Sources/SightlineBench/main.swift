@@ -3,7 +3,7 @@ import Tensor
 
 // Usage: sightline-bench [suite ...] [--json FILE] [--repeats N]
 //        sightline-bench model --config tiny|small|caption|FILE.yaml [--connector NAME[,NAME...]|all]
-//                              [--steps N] [--warmup N] [--json FILE]
+//                              [--steps N] [--warmup N] [--sgemm N] [--json FILE]
 // Suites: gemm, memory, attention, loss, alloc, optim, optim-phase, connectors, language (default: all). Every rate is the best and median of N
 // timed runs after warm-up; ratios compare against a baseline measured in the same run (the machine
 // is shared and noisy).
@@ -26,13 +26,16 @@ if args.first == "model" {
     let connector = option("--connector")
     let steps = Int(option("--steps") ?? "") ?? 10
     let warmup = Int(option("--warmup") ?? "") ?? 3
+    // The size of the same-process sgemm baseline (a small one when profiling under callgrind).
+    let sgemmSize = Int(option("--sgemm") ?? "") ?? 1024
     let names: [String]? =
         connector == "all"
         ? ((try? BenchModelFile.load(config))?.connectors.map(\.name) ?? [])
         : connector.map { $0.split(separator: ",").map(String.init) }
     print("# \(ComputeRuntime.blas())")
     do {
-        let results = try modelSuite(config: config, connectors: names, steps: steps, warmup: warmup)
+        let results = try modelSuite(
+            config: config, connectors: names, steps: steps, warmup: warmup, sgemmSize: sgemmSize)
         if let jsonPath {
             let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: jsonPath))
