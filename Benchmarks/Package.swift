@@ -9,7 +9,9 @@ let package = Package(
     dependencies: [
         .package(path: "../Packages/Tensor"), .package(path: "../Packages/Optim"),
         .package(path: "../Packages/Bridges"), .package(path: "../Packages/Language"),
-        .package(path: "../Packages/Datasets"),
+        .package(path: "../Packages/Datasets"), .package(path: "../Packages/Training"),
+        .package(path: "../Packages/Vision"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Counts malloc/calloc/realloc calls of the whole process (interposes the libc allocator).
@@ -22,6 +24,8 @@ let package = Package(
                 .product(name: "Bridges", package: "Bridges"),
                 .product(name: "Language", package: "Language"),
                 .product(name: "Datasets", package: "Datasets"),
+                .product(name: "Training", package: "Training"), .product(name: "Vision", package: "Vision"),
+                .product(name: "Yams", package: "Yams"),
             ]),
     ],
     swiftLanguageModes: [.v5]

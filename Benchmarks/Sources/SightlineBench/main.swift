@@ -2,6 +2,8 @@ import Foundation
 import Tensor
 
 // Usage: sightline-bench [suite ...] [--json FILE] [--repeats N]
+//        sightline-bench model --config tiny|small|caption|FILE.yaml [--connector NAME[,NAME...]|all]
+//                              [--steps N] [--warmup N] [--sgemm N] [--json FILE]
 // Suites: gemm, memory, attention, loss, alloc, optim, optim-phase, connectors, language (default: all). Every rate is the best and median of N
 // timed runs after warm-up; ratios compare against a baseline measured in the same run (the machine
 // is shared and noisy).
@@ -10,6 +12,39 @@ var jsonPath: String?
 var repeats = 10
 if let i = args.firstIndex(of: "--json"), i + 1 < args.count {
     jsonPath = args[i + 1]; args.removeSubrange(i...(i + 1))
+}
+/// Removes `--name VALUE` from `args` and returns VALUE.
+func option(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    defer { args.removeSubrange(i...(i + 1)) }
+    return args[i + 1]
+}
+if args.first == "model" {
+    // The training step of the real model (Benchmarks/configs); one process per connector gives
+    // each its own peak RSS.
+    let config = option("--config") ?? "tiny"
+    let connector = option("--connector")
+    let steps = Int(option("--steps") ?? "") ?? 10
+    let warmup = Int(option("--warmup") ?? "") ?? 3
+    // The size of the same-process sgemm baseline (a small one when profiling under callgrind).
+    let sgemmSize = Int(option("--sgemm") ?? "") ?? 1024
+    let names: [String]? =
+        connector == "all"
+        ? ((try? BenchModelFile.load(config))?.connectors.map(\.name) ?? [])
+        : connector.map { $0.split(separator: ",").map(String.init) }
+    print("# \(ComputeRuntime.blas())")
+    do {
+        let results = try modelSuite(
+            config: config, connectors: names, steps: steps, warmup: warmup, sgemmSize: sgemmSize)
+        if let jsonPath {
+            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: jsonPath))
+        }
+    } catch {
+        FileHandle.standardError.write(Data("sightline-bench model: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
 }
 if let i = args.firstIndex(of: "--repeats"), i + 1 < args.count, let n = Int(args[i + 1]) {
     repeats = n

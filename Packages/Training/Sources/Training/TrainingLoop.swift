@@ -105,6 +105,26 @@ public final class Trainer {
     private var consecutiveNonFinite = 0
     private var memoryLogged = false
 
+    /// Wall-clock seconds of the phases of the last optimizer step (what the benchmarks split a step
+    /// into; kept out of `StepRecord`, which stays bit-comparable between runs).
+    public struct StepPhases: Equatable, Sendable {
+        /// The micro-batches' forward passes (their loss closures).
+        public var forward: Double = 0
+        /// Their backward passes and the gradient accumulation.
+        public var backward: Double = 0
+        /// Global norm, clipping and the AdamW update.
+        public var optimizer: Double = 0
+
+        public init(forward: Double = 0, backward: Double = 0, optimizer: Double = 0) {
+            self.forward = forward
+            self.backward = backward
+            self.optimizer = optimizer
+        }
+    }
+
+    /// The phases of the last `accumulateGradients` (forward, backward) and step (optimizer).
+    public private(set) var lastPhases = StepPhases()
+
     /// Names of the loop state documents inside the trainer group of a checkpoint.
     enum Doc {
         static let loop = "loop_state"
@@ -326,31 +346,43 @@ public final class Trainer {
         var accumulator = GradientAccumulator()
         var out = BatchGradients(
             gradients: Gradients(), lossSum: 0, zLossSum: 0, supervisedTokens: 0, tokens: 0, images: 0)
+        lastPhases = StepPhases()
         for _ in 0..<microBatches {
             let batch = try next()
             out.tokens += batch.shape.batch * batch.shape.length
             out.images += batch.images?.shape[0] ?? 0
             var count = 0
             var sums = (0.0, 0.0)
+            let start = DispatchTime.now().uptimeNanoseconds
+            var forwardEnd = start
             let (_, grads) = try valueAndGradient(at: parameters) {
                 let l = try model.loss(batch, zLossCoefficient: z)
                 sums = (Double(try l.lossSum.item()), Double(try l.zLossSum.item()))
                 count = l.count
-                return try l.lossSum + l.zLossSum
+                let total = try l.lossSum + l.zLossSum
+                forwardEnd = DispatchTime.now().uptimeNanoseconds
+                return total
             }
             out.lossSum += sums.0
             out.zLossSum += sums.1
             out.supervisedTokens += count
             try accumulator.add(grads, tokens: count)
+            let end = DispatchTime.now().uptimeNanoseconds
+            lastPhases.forward += Double(forwardEnd - start) * 1e-9
+            lastPhases.backward += Double(end - forwardEnd) * 1e-9
         }
+        let finalizeStart = DispatchTime.now().uptimeNanoseconds
         out.gradients = accumulator.finalize()
+        lastPhases.backward += Double(DispatchTime.now().uptimeNanoseconds - finalizeStart) * 1e-9
         return out
     }
 
     /// One optimizer step over `accumulationSteps` micro-batches of `stream`: Optim's one step gate
     /// takes the global norm, skips a non-finite step and fuses the clipping into the update; the
-    /// schedule position is the optimizer's own (applied steps).
-    func step(_ stream: any BatchStream) throws -> StepRecord {
+    /// schedule position is the optimizer's own (applied steps). `run()` calls it in a loop; the
+    /// benchmarks call it directly (its phases are in `lastPhases`).
+    /// - Throws: data and model errors; `TrainingError` after too many non-finite steps in a row.
+    public func step(_ stream: any BatchStream) throws -> StepRecord {
         let start = DispatchTime.now().uptimeNanoseconds
         let parameters = model.trainableParameters()
         let batch = try accumulateGradients(microBatches: optimization.accumulationSteps) { try stream.next() }
@@ -367,9 +399,11 @@ public final class Trainer {
         let (loss, zLoss) = (batch.loss, batch.zLoss)
         // A non-finite loss with finite gradients (an overflow in the loss alone) is skipped as well.
         let lossFinite = loss.isFinite && zLoss.isFinite
+        let optimizerStart = DispatchTime.now().uptimeNanoseconds
         let outcome = try optimizer.update(
             parameters, gradients: batch.gradients, gradientNorm: lossFinite ? nil : .nan,
             maxGradientNorm: Float(optimization.clipNorm))
+        lastPhases.optimizer = Double(DispatchTime.now().uptimeNanoseconds - optimizerStart) * 1e-9
         let norm = lossFinite ? outcome.gradientNorm : batch.gradients.globalNorm()
         var lr = 0.0
         switch outcome {
