@@ -5,11 +5,15 @@ import PackageDescription
 
 let package = Package(
     name: "SightlineBenchmarks",
-    products: [.executable(name: "sightline-bench", targets: ["SightlineBench"])],
+    products: [
+        .executable(name: "sightline-bench", targets: ["SightlineBench"]),
+        .executable(name: "sightline-dp-bench", targets: ["DistributedBench"]),
+    ],
     dependencies: [
         .package(path: "../Packages/Tensor"), .package(path: "../Packages/Optim"),
         .package(path: "../Packages/Bridges"), .package(path: "../Packages/Language"),
-        .package(path: "../Packages/Datasets"),
+        .package(path: "../Packages/Datasets"), .package(path: "../Packages/Training"),
+        .package(path: "../Packages/Vision"),
     ],
     targets: [
         // Counts malloc/calloc/realloc calls of the whole process (interposes the libc allocator).
@@ -22,6 +26,15 @@ let package = Package(
                 .product(name: "Bridges", package: "Bridges"),
                 .product(name: "Language", package: "Language"),
                 .product(name: "Datasets", package: "Datasets"),
+            ]),
+        // Data parallelism over Open MPI: all-reduce bandwidth, step-time overhead (run under mpirun).
+        .executableTarget(
+            name: "DistributedBench",
+            dependencies: [
+                .product(name: "Training", package: "Training"), .product(name: "Collectives", package: "Training"),
+                .product(name: "Tensor", package: "Tensor"), .product(name: "Datasets", package: "Datasets"),
+                .product(name: "Language", package: "Language"), .product(name: "Bridges", package: "Bridges"),
+                .product(name: "Vision", package: "Vision"),
             ]),
     ],
     swiftLanguageModes: [.v5]
