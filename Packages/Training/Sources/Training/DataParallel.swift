@@ -260,24 +260,26 @@ public final class DataParallel {
         let l = prepare(parameters)
         // Which parameters have a gradient anywhere, and the scalars, in one small all-reduce.
         var small = scalars + l.names.map { gradients[$0] != nil || received.contains($0) ? 1 : 0 }
-        try comm.allReduce(&small, .sum)
+        if config.zeroStage == 0 {
+            // Buckets the hook has not filled (overlap off, or parameters without a gradient here).
+            for (bi, bucket) in l.buckets.enumerated() where bi >= launched {
+                for (slot, name) in bucket.names.enumerated() where !received.contains(name) {
+                    copy(gradients[name], into: bucket, slot: slot)
+                    received.insert(name)
+                    bucket.ready += 1
+                }
+            }
+            try launchReady(l)
+        }
+        // After the buckets, on the same thread: every rank issues the collectives in the same order.
+        try queue.sync { try comm.allReduce(&small, .sum) }
+        try checkFailure()
         scalars = Array(small[0..<scalars.count])
         let present = Dictionary(uniqueKeysWithValues: zip(l.names, small[scalars.count...].map { $0 > 0 }))
         if config.zeroStage == 1 {
             try reduceScatter(&gradients, present: present, layout: l, comm: comm)
             return
         }
-        // Buckets the hook has not filled (overlap off, or parameters without a gradient here).
-        for (bi, bucket) in l.buckets.enumerated() where bi >= launched {
-            for (slot, name) in bucket.names.enumerated() where !received.contains(name) {
-                copy(gradients[name], into: bucket, slot: slot)
-                received.insert(name)
-                bucket.ready += 1
-            }
-        }
-        try launchReady(l)
-        queue.sync {}
-        try checkFailure()
         var out = Gradients()
         for name in l.names where present[name]! {
             let (b, slot) = l.place[name]!
