@@ -56,6 +56,21 @@ func readAll(_ format: SourceFormat, _ file: URL) throws -> [Sample] {
         #expect(d.images.count >= 2)
         #expect(q.texts.filter { $0.hasPrefix("+") }.count >= 5, "answers supervised")
     }
+    // questions.json: each question of each sample on its own, in order, answers supervised.
+    let single = try readAll(.llava, files.questions)
+    var expected: [Sample] = []
+    for i in 0..<n {
+        for k in 0..<w.instruction(i, split: .heldOut).questions.count {
+            expected.append(w.singleQuestionSample(i, question: k, split: .heldOut))
+        }
+    }
+    #expect(single.count == expected.count && single.count >= 5 * n)
+    for (read, want) in zip(single, expected) {
+        let (r, e) = (try contents(read), try contents(want))
+        #expect(r.texts == e.texts && r.images == e.images, "\(want.name)")
+        #expect(r.texts.filter { $0.hasPrefix("+") }.count == 2, "one supervised answer and its newline")
+    }
+
     // The rendered image itself is what is on disk.
     let rendered = w.render(w.scene(0, split: .heldOut, stream: 1)).scalars
     #expect(try contents(caps[0]).images.first == rendered)

@@ -111,7 +111,8 @@ import Training
         #expect(FileManager.default.fileExists(atPath: out + "/chain_of_sight/eval.json"))
 
         // generate == greedy decoding through the library (the batched evaluation path).
-        let world = try SyntheticWorld(seed: 0, imageSize: 64, patchSize: 4)
+        let sizes = Demo.config(quick: true).data.synthetic
+        let world = try SyntheticWorld(seed: 0, imageSize: sizes.imageSize, patchSize: sizes.patchSize)
         let (scene, questions) = world.instruction(0, split: .heldOut)
         let image = dir.url.appendingPathComponent("scene.png")
         try world.png(scene).write(to: image)
@@ -123,7 +124,7 @@ import Training
         #expect(g.status == 0, "\(g.stderr)")
         let model = try StageModels.load(directory: checkpoint)
         model.eval()
-        let pixels = try PipelineImages.clip(size: 64)(world.render(scene)).pixels
+        let pixels = try PipelineImages.clip(size: sizes.imageSize)(world.render(scene)).pixels
         let expected = try AnswerEvaluation.answer(
             model: model, pixels: pixels, questions: [questions[0].question], blind: false,
             options: .greedy(maxNewTokens: 6, stopTokens: AnswerEvaluation.stopTokens()))[0]

@@ -374,6 +374,22 @@ public struct SyntheticWorld: Sendable {
         return Sample(name: name, parts: parts)
     }
 
+    /// Question `question` of instruction sample `index` on its own, in LLaVA's form (what the reader
+    /// makes of `singleQuestionTurns(index)[question]`): `USER: `, the image, the question,
+    /// `ASSISTANT: `, then the supervised answer.
+    public func singleQuestionSample(_ index: Int, question: Int, split: Split = .train) -> Sample {
+        let (s, qs) = instruction(index, split: split)
+        let q = qs[question]
+        let name = "synthetic-\(split.rawValue)-qa-\(index)"
+        return Sample(
+            name: "\(name)-\(question)",
+            parts: [
+                .text("USER: ", supervised: false), .image(ref(s, name)), .text("\n" + q.question, supervised: false),
+                .text("\n", supervised: false), .text("ASSISTANT: ", supervised: false),
+                .text(q.answer, supervised: true), .text("\n", supervised: true),
+            ])
+    }
+
     /// Every word and punctuation mark the grammar uses (for word-level tokenizers in tests).
     public static var vocabulary: [String] {
         var w = Set<String>()

@@ -8,11 +8,27 @@ public struct SyntheticFiles: Sendable {
     public var interleaved: URL
     /// `text.jsonl`: `{"text": ...}` (`textJSONL`).
     public var text: URL
-    /// `llava.json`: LLaVA conversations with `<image>` (`llava`).
+    /// `llava.json`: LLaVA conversations with `<image>` (`llava`), all of an image's questions in one
+    /// multi-turn chat.
     public var llava: URL
+    /// `questions.json`: LLaVA conversations of one question each (`llava`), the image's questions in
+    /// order, one record per question (`singleQuestionTurns`). Fine-tuning reads these: in one
+    /// multi-turn chat the earlier answers give later ones away (the colour, shape and position
+    /// questions name the same object), and each answer ends at `</s>`, the stop signal.
+    public var questions: URL
     /// `shard-0000.tar`: the caption pairs (`key.png` + `key.txt`) and the interleaved documents
     /// (`key.json` + `key.<i>.png`) (`webDataset`).
     public var shard: URL
+
+    /// The files `SyntheticWorld.write` puts in `directory`.
+    public init(directory: URL) {
+        captions = directory.appendingPathComponent("captions.jsonl")
+        interleaved = directory.appendingPathComponent("interleaved.jsonl")
+        text = directory.appendingPathComponent("text.jsonl")
+        llava = directory.appendingPathComponent("llava.json")
+        questions = directory.appendingPathComponent("questions.json")
+        shard = directory.appendingPathComponent("shard-0000.tar")
+    }
 }
 
 extension SyntheticWorld {
@@ -27,6 +43,14 @@ extension SyntheticWorld {
         return turns
     }
 
+    /// The single-question LLaVA conversations of instruction sample `index`: one per question, each
+    /// `<image>\n{question}` then the answer.
+    public func singleQuestionTurns(_ index: Int, split: Split = .train) -> [[[String: String]]] {
+        instruction(index, split: split).questions.map { q in
+            [["from": "human", "value": "<image>\n" + q.question], ["from": "gpt", "value": q.answer]]
+        }
+    }
+
     static func jsonLine(_ o: Any) throws -> Data {
         var d = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
         d.append(0x0A)
@@ -36,7 +60,8 @@ extension SyntheticWorld {
     /// Writes the first `count` documents of each kind of `split` in the real formats (PNG images with
     /// stored deflate blocks, JSONL manifests, LLaVA JSON and a WebDataset tar shard) under `directory`.
     /// Document `i` of each file is the in-memory `captionSample(i)`, `interleavedSample(i)`,
-    /// `textSample(i)` and `instructionSample(i)`; the shard holds the caption pairs, then the
+    /// `textSample(i)` and `instructionSample(i)`; `questions.json` holds `singleQuestionSample(i, k)`
+    /// for each question `k` of sample `i`, in order; the shard holds the caption pairs, then the
     /// interleaved documents.
     /// - Throws: `DatasetError` when a file cannot be written.
     @discardableResult
@@ -48,6 +73,7 @@ extension SyntheticWorld {
             let tag = split.rawValue
             var captions = Data(), interleaved = Data(), text = Data()
             var llava: [[String: Any]] = []
+            var questions: [[String: Any]] = []
             var tar = TarWriter()
             var tarInterleaved: [(String, Data)] = []
             for i in 0..<count {
@@ -101,18 +127,18 @@ extension SyntheticWorld {
                     "id": "\(tag)-qa-\(i)", "image": "images/" + qaName,
                     "conversations": instructionTurns(i, split: split),
                 ])
+                for (k, turns) in singleQuestionTurns(i, split: split).enumerated() {
+                    questions.append(["id": "\(tag)-qa-\(i)-\(k)", "image": "images/" + qaName, "conversations": turns])
+                }
             }
-            let files = SyntheticFiles(
-                captions: directory.appendingPathComponent("captions.jsonl"),
-                interleaved: directory.appendingPathComponent("interleaved.jsonl"),
-                text: directory.appendingPathComponent("text.jsonl"),
-                llava: directory.appendingPathComponent("llava.json"),
-                shard: directory.appendingPathComponent("shard-0000.tar"))
+            let files = SyntheticFiles(directory: directory)
             try captions.write(to: files.captions)
             try interleaved.write(to: files.interleaved)
             try text.write(to: files.text)
             try JSONSerialization.data(withJSONObject: llava, options: [.sortedKeys, .withoutEscapingSlashes])
                 .write(to: files.llava)
+            try JSONSerialization.data(withJSONObject: questions, options: [.sortedKeys, .withoutEscapingSlashes])
+                .write(to: files.questions)
             for (n, d) in tarInterleaved { tar.add(n, d) }
             try tar.archive.write(to: files.shard)
             return files

@@ -56,10 +56,12 @@ extension TrainingConfig {
         guard ["auto", "terminal", "plain", "off"].contains(metrics.progress) else {
             throw fail("metrics.progress", "must be auto, terminal, plain or off, got \(metrics.progress)")
         }
-        guard model.connector.type == "chain_of_sight" else {
-            throw fail("model.connector.type", "only chain_of_sight is configurable here, got \(model.connector.type)")
+        guard ["chain_of_sight", "projection"].contains(model.connector.type) else {
+            throw fail(
+                "model.connector.type",
+                "must be chain_of_sight or projection (LLaVA's two-layer MLP over every patch token), got \(model.connector.type)")
         }
-        guard ChainOfSightPreset(rawValue: model.connector.preset) != nil else {
+        guard model.connector.type != "chain_of_sight" || ChainOfSightPreset(rawValue: model.connector.preset) != nil else {
             throw fail(
                 "model.connector.preset",
                 "unknown preset \(model.connector.preset) (\(ChainOfSightPreset.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -1,4 +1,5 @@
 import Bridges
+import Datasets
 import Evaluation
 import Foundation
 import Logging
@@ -93,7 +94,7 @@ public enum Demo {
     /// - Parameter quick: tiny sizes and a few steps (a pipeline check of seconds).
     public static func config(quick: Bool) -> TrainingConfig {
         var c = TrainingConfig()
-        let image = 64, patch = 4
+        let image = 128, patch = 8
         c.data.synthetic.imageSize = image
         c.data.synthetic.patchSize = patch
         c.model.vision = .init(
@@ -101,10 +102,10 @@ public enum Demo {
             numAttentionHeads: 2, intermediateSize: quick ? 32 : 128)
         c.model.language = .init(
             vocabSize: 0, hiddenSize: quick ? 32 : 128, intermediateSize: quick ? 64 : 256,
-            numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 512)
+            numHiddenLayers: quick ? 2 : 3, numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 2048)
         c.model.connector.headDim = quick ? 8 : 32
         c.data.sequenceLength = quick ? 256 : 320
-        c.data.maxImages = 4
+        c.data.maxImages = 16
         c.metrics.progress = "off"
         c.metrics.tensorboard = false
         c.clip.optimization.steps = quick ? 2 : 150
@@ -118,11 +119,11 @@ public enum Demo {
         c.clip.cadence.evalBatches = 1
         for stage in [Stage.pretrain, .finetune] {
             var o = OptimizationSection()
-            o.steps = quick ? 2 : (stage == .pretrain ? 200 : 200)
-            o.globalBatch = quick ? 2 : 8
+            o.steps = quick ? 2 : (stage == .pretrain ? 600 : 500)
+            o.globalBatch = quick ? 2 : 4
             o.microBatch = o.globalBatch
-            o.warmupSteps = quick ? 0 : 10
-            o.lr = .fixed(stage == .pretrain ? 2e-3 : 1e-3)
+            o.warmupSteps = quick ? 0 : 30
+            o.lr = .fixed(stage == .pretrain ? 3e-3 : 2e-3)
             o.weightDecay = stage == .pretrain ? 0.1 : 0
             var cad = CadenceSection()
             cad.checkpointEvery = max(1, o.steps)
@@ -141,6 +142,83 @@ public enum Demo {
         c.scaleTokens.imageSize = image
         c.model.connector.preset = ChainOfSightPreset.pt32.rawValue
         return c
+    }
+
+    /// Documents per packed row the demo aims at in each stage (pre-training mixes long interleaved
+    /// documents with short captions; a fine-tuning document is one question).
+    static let documentsPerRow: [Stage: Double] = [.pretrain: 2.5, .finetune: 4]
+
+    /// The row length that gives a stage about the same number of documents per step at `visualTokens`
+    /// per image as at any other count: `documentsPerRow` times the mean document length (its text
+    /// tokens plus `visualTokens` per image, measured on the world's first documents with the mixture's
+    /// weights), rounded up to a multiple of 32. Every arm thus sees the same data per step, and an arm
+    /// with fewer visual tokens per image spends fewer tokens on it (the paper's saving).
+    public static func sequenceLength(stage: Stage, visualTokens: Int, config: TrainingConfig) throws -> Int {
+        let s = config.data.synthetic
+        let world = try SyntheticWorld(
+            seed: UInt64(s.seed), imageSize: s.imageSize, patchSize: s.patchSize, heldOutEvery: s.heldOutEvery)
+        let vocabulary = SyntheticVocabulary()
+        func length(_ sample: Sample) -> Double {
+            var n = 2  // <s> ... </s>
+            for p in sample.parts {
+                switch p {
+                case .text(let t, _): n += vocabulary.encode(t).count
+                case .image: n += visualTokens
+                }
+            }
+            return Double(n)
+        }
+        func mean(_ samples: [Sample]) -> Double { samples.map(length).reduce(0, +) / Double(max(1, samples.count)) }
+        let docs = 64
+        let average: Double
+        if stage == .finetune {
+            average = mean((0..<docs / 4).flatMap { i in
+                (0..<world.instruction(i).questions.count).map { world.singleQuestionSample(i, question: $0) }
+            })
+        } else {
+            let m = config.data.mixture
+            let total = m.interleaved + m.imageCaption + m.textOnly
+            average = (m.interleaved * mean((0..<docs).map { world.interleavedSample($0) })
+                + m.imageCaption * mean((0..<docs).map { world.captionSample($0) })
+                + m.textOnly * mean((0..<docs).map { world.textSample($0) })) / total
+        }
+        let rows = (documentsPerRow[stage] ?? 1) * average
+        return max(32, Int((rows / 32).rounded(.up)) * 32)
+    }
+
+    /// Visual tokens per image of the connector `config` names (before any scaling).
+    static func visualTokens(_ config: TrainingConfig) throws -> Int {
+        let c = config.model.connector
+        if c.type == "projection" {
+            let side = config.model.vision.imageSize / config.model.vision.patchSize
+            return side * side
+        }
+        guard let preset = ChainOfSightPreset(rawValue: c.preset) else {
+            throw ConfigError(keyPath: "model.connector.preset", source: "demo", "unknown preset \"\(c.preset)\"")
+        }
+        return preset.tokenCount
+    }
+
+    /// `config` with the row length of `stage` at `visualTokens` per image (see `sequenceLength`).
+    static func sized(_ config: TrainingConfig, stage: Stage, visualTokens: Int) throws -> TrainingConfig {
+        var c = config
+        c.data.sequenceLength = try sequenceLength(stage: stage, visualTokens: visualTokens, config: config)
+        return c
+    }
+
+    /// The report of a stage that already finished in `directory` with this very configuration (its
+    /// `config.yaml` equal to `config`'s, its `stage.json` and model written), so that running the demo
+    /// again into the same folder resumes after the last finished stage; nil otherwise.
+    static func finished(_ directory: String, report: String, config: TrainingConfig) -> StageReport? {
+        let fm = FileManager.default
+        guard let saved = try? String(contentsOfFile: directory + "/config.yaml", encoding: .utf8),
+            let current = try? config.yaml(), saved.hasSuffix(current),
+            fm.fileExists(atPath: directory + "/language/config.json"),
+            let data = fm.contents(atPath: report),
+            var r = try? JSONDecoder().decode(StageReport.self, from: data)
+        else { return nil }
+        r.directory = directory
+        return r
     }
 
     /// Held-out images evaluated.
@@ -166,6 +244,21 @@ public enum Demo {
         withTower.model.visionWeights = output + "/clip/vision"
         withTower.run.resume = "never"
 
+        func pretrain(_ config: TrainingConfig, _ dir: String) throws -> StageReport {
+            if let r = finished(dir + "/pretrain", report: dir + "/pretrain/stage.json", config: config) {
+                print("  (reusing the finished pretrain stage in \(dir))")
+                return r
+            }
+            return try PretrainStage.run(config: config, output: dir, logger: logger)
+        }
+        func finetune(_ config: TrainingConfig, _ dir: String, from input: String) throws -> StageReport {
+            if let r = finished(dir + "/finetune", report: dir + "/finetune/adapter/stage.json", config: config) {
+                print("  (reusing the finished finetune stage in \(dir))")
+                return r
+            }
+            return try FinetuneStage.run(config: config, output: dir, input: input, logger: logger)
+        }
+
         func finish(_ name: String, pre: StageReport, fine: StageReport, folder: String, config: TrainingConfig)
             throws -> Arm
         {
@@ -188,14 +281,17 @@ public enum Demo {
         // 2. Chain-of-Sight: 32 tokens -> scale -> finetune; and the same pre-training finetuned at 32.
         let cos = output + "/chain_of_sight"
         print("chain_of_sight: pretrain at 32 tokens")
-        let pre = try PretrainStage.run(config: withTower, output: cos, logger: logger)
+        let cosTokens = try visualTokens(withTower)
+        let pre = try pretrain(sized(withTower, stage: .pretrain, visualTokens: cosTokens), cos)
         try ScaleTokensStage.run(config: withTower, output: cos)
         print("chain_of_sight: scale-tokens (\(withTower.scaleTokens.extension)), finetune with LoRA")
-        let fine = try FinetuneStage.run(config: withTower, output: cos, input: cos + "/scale-tokens", logger: logger)
+        let scaledTokens = try StageModels.visualTokens(StageModels.load(directory: cos + "/scale-tokens"))
+        let fine = try finetune(
+            sized(withTower, stage: .finetune, visualTokens: scaledTokens), cos, from: cos + "/scale-tokens")
         var arms = [try finish("chain_of_sight", pre: pre, fine: fine, folder: cos, config: withTower)]
         let at32 = output + "/chain_of_sight_32"
         print("chain_of_sight_32: the same pre-trained model finetuned at 32 tokens")
-        let fine32 = try FinetuneStage.run(config: withTower, output: at32, input: cos + "/pretrain", logger: logger)
+        let fine32 = try finetune(sized(withTower, stage: .finetune, visualTokens: cosTokens), at32, from: cos + "/pretrain")
         arms.append(try finish("chain_of_sight_32", pre: pre, fine: fine32, folder: at32, config: withTower))
 
         if compare {
@@ -203,15 +299,17 @@ public enum Demo {
             many.model.connector.preset = ChainOfSightPreset.demo_q16_64_64.rawValue
             let dir = output + "/baseline_many_tokens"
             print("baseline_many_tokens: Chain-of-Sight at 144 tokens throughout")
-            let p = try PretrainStage.run(config: many, output: dir, logger: logger)
-            let f = try FinetuneStage.run(config: many, output: dir, input: dir + "/pretrain", logger: logger)
+            let manyTokens = try visualTokens(many)
+            let p = try pretrain(sized(many, stage: .pretrain, visualTokens: manyTokens), dir)
+            let f = try finetune(sized(many, stage: .finetune, visualTokens: manyTokens), dir, from: dir + "/pretrain")
             arms.append(try finish("baseline_many_tokens", pre: p, fine: f, folder: dir, config: many))
             var linear = withTower
             linear.model.connector.type = "projection"
             let dirL = output + "/baseline_linear"
             print("baseline_linear: MLP projection of all patch tokens")
-            let pl = try PretrainStage.run(config: linear, output: dirL, logger: logger)
-            let fl = try FinetuneStage.run(config: linear, output: dirL, input: dirL + "/pretrain", logger: logger)
+            let linearTokens = try visualTokens(linear)
+            let pl = try pretrain(sized(linear, stage: .pretrain, visualTokens: linearTokens), dirL)
+            let fl = try finetune(sized(linear, stage: .finetune, visualTokens: linearTokens), dirL, from: dirL + "/pretrain")
             arms.append(try finish("baseline_linear", pre: pl, fine: fl, folder: dirL, config: linear))
         }
 

@@ -40,7 +40,7 @@ public struct StageReport: Codable, Equatable, Sendable {
 
 /// The synthetic world's data files of a run (written once under `<output>/data/<split>`).
 public enum WorldFiles {
-    /// Writes (or reuses) `count` documents of each kind for `split`.
+    /// Writes `count` documents of each kind for `split`, or reuses the ones a finished earlier call wrote.
     /// - Returns: the files.
     public static func ensure(config: TrainingConfig, output: String, split: SyntheticWorld.Split, count: Int)
         throws -> SyntheticFiles
@@ -54,11 +54,12 @@ public enum WorldFiles {
         let dir = URL(fileURLWithPath: output).appendingPathComponent("data").appendingPathComponent(
             "\(split.rawValue)-\(s.seed)-\(s.imageSize)-\(count)")
         let marker = dir.appendingPathComponent("done")
+        // Written once: the marker is made after every file is complete, so a run stopped while writing
+        // rewrites them and a later stage (or `--compare`'s arms) reuses them.
+        if FileManager.default.fileExists(atPath: marker.path) { return SyntheticFiles(directory: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let files = try world.write(to: dir, count: count, split: split)
-        if !FileManager.default.fileExists(atPath: marker.path) {
-            FileManager.default.createFile(atPath: marker.path, contents: Data())
-        }
+        FileManager.default.createFile(atPath: marker.path, contents: Data())
         return files
     }
 }
@@ -137,7 +138,7 @@ public enum StageModels {
     }
 
     /// The packed-batch feed over `sources` (one weight each) with the synthetic vocabulary.
-    static func feed(
+    public static func feed(
         config: TrainingConfig, sources: [(String, SourceFormat, URL)], weights: [Double], tokens: Int,
         microBatch: Int, seed: UInt64
     ) -> DataFeed {
@@ -243,7 +244,7 @@ public enum PretrainStage {
 
 /// The `finetune` stage: the model of `input` (default `<output>/scale-tokens` when it exists, else
 /// `<output>/pretrain`) with LoRA on the decoder (the connector trains fully, the tower stays frozen
-/// unless `finetune.vision` says otherwise), trained on the world's questions. Writes
+/// unless `finetune.vision` says otherwise), trained on the world's questions, one per conversation (`questions.json`). Writes
 /// `<output>/finetune/` with the adapters merged into `language/`.
 public enum FinetuneStage {
     @discardableResult
@@ -270,7 +271,7 @@ public enum FinetuneStage {
                 count: max(32, config.pretrain.optimization.steps * config.pretrain.optimization.globalBatch))
         }
         let feed = StageModels.feed(
-            config: config, sources: [("questions", .llava, files.llava)], weights: [1],
+            config: config, sources: [("questions", .llava, files.questions)], weights: [1],
             tokens: try StageModels.visualTokens(model), microBatch: o.microBatch, seed: UInt64(config.run.seed) &+ 6)
         let report = try StageModels.run(
             stage: "finetune", model: model, section: o, cadence: config.finetune.cadence, config: config,
