@@ -117,9 +117,11 @@ struct RankMove: Sendable, CustomStringConvertible {
 @Suite(.serialized, .enabled(if: mpiAvailable, "needs mpirun (apt: openmpi-bin libopenmpi-dev) and TrainingProbe"))
 struct DataParallelTests {
     /// 2 ranks with micro-batch 2 give the same parameters and moments after 10 steps as 1 rank with
-    /// batch 4 (the same global rows), with overlapped bucketed all-reduce (small buckets: several
-    /// per step), without overlap, and with ZeRO-1.
-    @Test(arguments: [["--bucket-mb", "0.004"], ["--no-overlap"], ["--zero"]])
+    /// batch 4 (the same global rows), with the all-reduce started from the gradient-ready hook (one
+    /// default-size bucket), without overlap, and with ZeRO-1. (Many small buckets also match, e.g.
+    /// `--bucket-mb 0.004`, but each all-reduce inside backward costs seconds on an oversubscribed
+    /// 2-core machine: see docs/distributed.md.)
+    @Test(arguments: [[String](), ["--no-overlap"], ["--zero"]])
     func twoRanksMatchOneRankWithTwiceTheBatch(options: [String]) throws {
         let reference = try latestCheckpoint(try singleRankReference.get())
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dp-2-\(UUID().uuidString)")
