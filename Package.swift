@@ -103,6 +103,7 @@ let package = Package(
             name: "TrainingTestSupport",
             dependencies: [
                 lib("Training"), lib("Datasets"), lib("Language"), lib("Vision"), lib("Bridges"), lib("Optim"),
+                lib("Tensor"),
             ],
             path: "Tests/TrainingTestSupport"),
         // A tiny training run as its own process, for the SIGKILL/SIGTERM tests and scripts/kill_resume.sh.

@@ -5,7 +5,10 @@ import PackageDescription
 
 let package = Package(
     name: "SightlineBenchmarks",
-    products: [.executable(name: "sightline-bench", targets: ["SightlineBench"])],
+    products: [
+        .executable(name: "sightline-bench", targets: ["SightlineBench"]),
+        .executable(name: "sightline-dp-bench", targets: ["DistributedBench"]),
+    ],
     dependencies: [
         .package(path: "../Packages/Tensor"), .package(path: "../Packages/Optim"),
         .package(path: "../Packages/Bridges"), .package(path: "../Packages/Language"),
@@ -26,6 +29,15 @@ let package = Package(
                 .product(name: "Datasets", package: "Datasets"),
                 .product(name: "Training", package: "Training"), .product(name: "Vision", package: "Vision"),
                 .product(name: "Yams", package: "Yams"),
+            ]),
+        // Data parallelism over Open MPI: all-reduce bandwidth, step-time overhead (run under mpirun).
+        .executableTarget(
+            name: "DistributedBench",
+            dependencies: [
+                .product(name: "Training", package: "Training"), .product(name: "Collectives", package: "Training"),
+                .product(name: "Tensor", package: "Tensor"), .product(name: "Datasets", package: "Datasets"),
+                .product(name: "Language", package: "Language"), .product(name: "Bridges", package: "Bridges"),
+                .product(name: "Vision", package: "Vision"),
             ]),
     ],
     swiftLanguageModes: [.v5]

@@ -18,7 +18,8 @@ for arg in "$@"; do
   esac
 done
 
-apt_packages=(libopenblas-dev libhdf5-dev pkg-config libjpeg-dev libpng-dev)
+# openmpi-bin + libopenmpi-dev: only the data-parallel tests need them (a single process never loads MPI).
+apt_packages=(libopenblas-dev libhdf5-dev pkg-config libjpeg-dev libpng-dev openmpi-bin libopenmpi-dev)
 pip_packages=(h5py numpy safetensors)
 # The interop stack, pinned (the versions the committed fixtures and checks were made with are in
 # Tests/Fixtures/VERSIONS.md). torch comes from PyTorch's CPU wheel index: no CUDA download.

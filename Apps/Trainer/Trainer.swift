@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Tensor
+import Training
 
 @main
 struct Trainer: ParsableCommand {
@@ -11,6 +12,17 @@ struct Trainer: ParsableCommand {
             DemoCommand.self, Clip.self, Pretrain.self, ScaleTokensCommand.self, Finetune.self, Eval.self,
             Generate.self, DataCommand.self, ConfigCommand.self, Smoke.self, ProbeData.self,
         ])
+
+    /// ArgumentParser's entry point, plus: under `mpirun`, an error on one rank ends every rank.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) != .success { DataParallel.failJob(error) }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every subcommand shares.

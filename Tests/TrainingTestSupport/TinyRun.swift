@@ -3,6 +3,7 @@ import Datasets
 import Foundation
 import Language
 import Optim
+import Tensor
 import Training
 import Vision
 
@@ -103,4 +104,88 @@ public final class RecordingSink: MetricsSink {
         records.append((stage, step, scalars))
     }
     public func flush() throws { flushes += 1 }
+}
+
+extension TinyRun {
+    /// The first `rows` packed rows of the world's mixture (one row per batch of a single-process
+    /// loader), computed once per process.
+    public static func packedRows(_ data: URL, rows: Int, sequenceLength: Int = 48) throws -> [PackedBatch] {
+        let stream = try feed(data, microBatch: 1, sequenceLength: sequenceLength).open(nil)
+        return try (0..<rows).map { _ in try stream.next() }
+    }
+
+    /// Rows `rows[i]` of a batch list joined into one `[rows, T]` batch.
+    public static func join(_ parts: [PackedBatch]) throws -> PackedBatch {
+        let t = parts[0].shape.length
+        func cat(_ k: KeyPath<PackedBatch, IndexTensor>) throws -> IndexTensor {
+            try IndexTensor(shape: [parts.count, t], values: parts.flatMap { $0[keyPath: k].values })
+        }
+        var placeholders: [ImagePlaceholder] = []
+        for (i, b) in parts.enumerated() {
+            placeholders += b.placeholders.map { p in
+                var q = p
+                q.row = i
+                return q
+            }
+        }
+        let images = parts.compactMap(\.images)
+        return try PackedBatch(
+            tokens: cat(\.tokens), labels: cat(\.labels), documentIds: cat(\.documentIds),
+            positionIds: cat(\.positionIds), placeholders: placeholders,
+            images: images.isEmpty ? nil : Tensor.concatenate(images, axis: 0))
+    }
+
+    /// A data-parallel feed with batches independent of the rank count: global row `g` of the
+    /// pre-packed `rows` (cycled) goes to rank `g % worldSize`; a micro-batch of rank `r` holds the
+    /// next `microBatch` of its rows. The cursor is the number of rows consumed by all ranks together,
+    /// so it is the same on every rank and resumes exactly at any rank count (`reshard` keeps it).
+    /// With `failAt`, the batch numbered `failAt.batch` (0-based, this process) throws on rank
+    /// `failAt.rank` (a simulated data error).
+    public static func rowFeed(
+        rows: [PackedBatch], microBatch: Int, rank: Int, worldSize: Int, failAt: (rank: Int, batch: Int)? = nil
+    ) -> DataFeed {
+        DataFeed(
+            open: { json in
+                let consumed = try json.map { j -> Int in
+                    guard let n = Int(j.trimmingCharacters(in: .whitespaces)) else {
+                        throw TrainingError("row feed cursor \(j) is not a row count")
+                    }
+                    return n
+                } ?? 0
+                return RowStream(
+                    rows: rows, microBatch: microBatch, rank: rank, worldSize: worldSize, consumed: consumed,
+                    failAt: failAt?.rank == rank ? failAt?.batch : nil)
+            },
+            reshard: { cursors, _, _ in cursors.first })
+    }
+
+    final class RowStream: BatchStream {
+        let rows: [PackedBatch]
+        let microBatch: Int, rank: Int, worldSize: Int
+        var consumed: Int
+        var served = 0
+        let failAt: Int?
+
+        init(rows: [PackedBatch], microBatch: Int, rank: Int, worldSize: Int, consumed: Int, failAt: Int?) {
+            self.rows = rows
+            self.microBatch = microBatch
+            self.rank = rank
+            self.worldSize = worldSize
+            self.consumed = consumed
+            self.failAt = failAt
+        }
+
+        func next() throws -> PackedBatch {
+            if let failAt, served == failAt {
+                throw TrainingError("row feed: simulated read error at batch \(served) of rank \(rank)")
+            }
+            served += 1
+            // Global rows consumed..<consumed + microBatch * worldSize; this rank takes every worldSize-th.
+            let mine = (0..<microBatch).map { j in rows[(consumed + j * worldSize + rank) % rows.count] }
+            consumed += microBatch * worldSize
+            return try TinyRun.join(mine)
+        }
+
+        func cursorJSON() throws -> String { String(consumed) }
+    }
 }

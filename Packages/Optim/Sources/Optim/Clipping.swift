@@ -44,9 +44,21 @@ public struct GradientAccumulator {
     /// The mean gradient over all supervised tokens (zero tokens: the gradients unscaled, all zero
     /// when every micro-batch had no supervised token). Resets the accumulator.
     public mutating func finalize() -> Gradients {
+        finalize { _, _ in }
+    }
+
+    /// Data parallelism: `combine` first replaces the summed gradients and the token count by their
+    /// sums over all replicas (an all-reduce), then the one division by the global token count
+    /// happens here, so the step is the mean over the supervised tokens of the global batch whatever
+    /// the number of processes. Resets the accumulator.
+    public mutating func finalize(combining combine: (inout Gradients, inout Int) throws -> Void) rethrows
+        -> Gradients
+    {
         var out = gradients
-        if tokenCount > 0 { out.scale(by: 1 / Float(tokenCount)) }
+        var tokens = tokenCount
         self = GradientAccumulator()
+        try combine(&out, &tokens)
+        if tokens > 0 { out.scale(by: 1 / Float(tokens)) }
         return out
     }
 }

@@ -94,6 +94,9 @@ public final class Trainer {
     public var onStep: ((StepRecord) -> Void)?
     /// Whether `run()` routes SIGINT/SIGTERM to `stop` while it runs (default true).
     public var handlesSignals = true
+    /// How gradients, checkpoints and failures are shared with other data-parallel processes (a no-op
+    /// in a single process). See `DataParallel`.
+    public let dataParallel: DataParallel
 
     /// The resolved peak learning rate.
     public let peakLearningRate: Double
@@ -128,6 +131,13 @@ public final class Trainer {
     /// Names of the loop state documents inside the trainer group of a checkpoint.
     enum Doc {
         static let loop = "loop_state"
+        static let rankCursors = "data_cursors"
+    }
+
+    /// The data cursor of every data-parallel rank at the checkpoint.
+    struct RankCursors: Codable {
+        var worldSize: Int
+        var cursors: [String]
     }
 
     struct LoopState: Codable {
@@ -147,15 +157,25 @@ public final class Trainer {
     ///   - data: the training micro-batches (`optimization.micro_batch` rows each).
     ///   - heldOut: held-out micro-batches, opened from the start at every evaluation.
     ///   - seed: the loop generator's seed.
-    /// - Throws: `TrainingError` for an invalid optimization config.
+    ///   - dataParallel: the data-parallel job; nil: `DataParallel.automatic()` (the MPI job when a
+    ///     launcher started this process, else a single process).
+    /// - Throws: `TrainingError` for an invalid optimization config or a global batch that does not
+    ///   split over the ranks; `CollectiveError` when launched but Open MPI cannot be loaded.
     public init(
         stage: String, model: MultimodalModel, optimization: OptimizationConfig,
         checkpointing: CheckpointConfig = CheckpointConfig(), evaluation: EvalConfig = EvalConfig(),
         checkpointDirectory: String, data: DataFeed, heldOut: DataFeed? = nil, sinks: [any MetricsSink] = [],
         stop: StopRequest = StopRequest(), logger: Logger = Logger(label: "sightline.training"),
-        seed: UInt64 = 0
+        seed: UInt64 = 0, dataParallel: DataParallel? = nil
     ) throws {
         try optimization.validate()
+        self.dataParallel = try dataParallel ?? .automatic()
+        let ranks = self.dataParallel.worldSize
+        guard optimization.globalBatch % (optimization.microBatch * ranks) == 0 else {
+            throw TrainingError(
+                "optimization.global_batch: \(optimization.globalBatch) must be a multiple of micro_batch \(optimization.microBatch) x \(ranks) data-parallel ranks"
+            )
+        }
         self.stage = stage
         self.model = model
         self.optimization = optimization
@@ -201,7 +221,10 @@ public final class Trainer {
     /// The full run state at the current step.
     public func makeCheckpoint(cursorJSON: String) throws -> TrainingCheckpoint {
         var trainer = TrainerState(globalStep: globalStep, documents: extraDocuments)
-        try trainer.documents.setJSON(cursorJSON, for: TrainerState.Key.dataCursor)
+        // Every rank's cursor (rank 0's also under the single-process key).
+        let cursors = try dataParallel.gatherCursors(cursorJSON)
+        try trainer.documents.setJSON(cursors[0], for: TrainerState.Key.dataCursor)
+        try trainer.documents.set(RankCursors(worldSize: cursors.count, cursors: cursors), for: Doc.rankCursors)
         try trainer.documents.set(
             RNGStates(loop: generator, dropout: Dictionary(uniqueKeysWithValues: dropoutModules.map { ($0.0, $0.1.generator) })),
             for: TrainerState.Key.rngStates)
@@ -212,7 +235,9 @@ public final class Trainer {
         try trainer.documents.set(model.config, for: ModelDocuments.modelConfig)
         if let lora = try model.attachedLoRAConfig() { try trainer.documents.set(lora, for: ModelDocuments.lora) }
         return TrainingCheckpoint(
-            model: NamedTensors(model.stateDict()), optimizer: try OptimizerState(optimizer), trainer: trainer)
+            model: NamedTensors(model.stateDict()),
+            optimizer: try dataParallel.optimizerState(optimizer, parameters: model.trainableParameters()),
+            trainer: trainer)
     }
 
     /// Restores model, optimizer, step, generators and guard state from `checkpoint`.
@@ -235,7 +260,8 @@ public final class Trainer {
             throw TrainingError(
                 "\(path): \(missing.count) model tensor(s) missing, e.g. \(missing.prefix(3).joined(separator: ", "))")
         }
-        try checkpoint.optimizer.restore(into: optimizer)
+        try dataParallel.restoreOptimizer(
+            checkpoint.optimizer, into: optimizer, parameters: model.trainableParameters())
         guard optimizer.globalStep == checkpoint.trainer.globalStep else {
             throw TrainingError(
                 "\(path): trainer global_step \(checkpoint.trainer.globalStep) but the optimizer state counts \(optimizer.globalStep) steps (applied + skipped)"
@@ -254,6 +280,13 @@ public final class Trainer {
                 logger.warning("\(path) was written by stage \(loop.stage); continuing it as \(stage)")
             }
         }
+        if let saved = try docs.decode(RankCursors.self, Doc.rankCursors), saved.worldSize > 1 || dataParallel.isDistributed {
+            if saved.worldSize == dataParallel.worldSize { return saved.cursors[dataParallel.rank] }
+            logger.warning(
+                "\(path) was written by \(saved.worldSize) data-parallel rank(s), resuming on \(dataParallel.worldSize): the data feed re-shards the saved positions"
+            )
+            return try data.reshard(saved.cursors, dataParallel.rank, dataParallel.worldSize)
+        }
         return docs[TrainerState.Key.dataCursor]
     }
 
@@ -264,6 +297,16 @@ public final class Trainer {
     /// - Throws: `TrainingError` after too many non-finite steps in a row; data, checkpoint and model errors.
     @discardableResult
     public func run() throws -> Summary {
+        do {
+            return try runLoop()
+        } catch {
+            // One rank's failure ends every rank, with this rank and the cause in the message.
+            dataParallel.fail(error)
+            throw error
+        }
+    }
+
+    private func runLoop() throws -> Summary {
         if handlesSignals { stop.listenForSignals() }
         defer { if handlesSignals { stop.stopListening() } }
         let directory = try CheckpointDirectory(checkpointDirectory, keep: checkpointing.keepLast)
@@ -281,6 +324,7 @@ public final class Trainer {
             logger.info("resumed \(stage) from \(file) at step \(globalStep)")
         }
         let resumedFrom = globalStep
+        try dataParallel.start(model: model)
         let stream = try data.open(cursor)
         var summary = Summary(
             finalStep: globalStep, resumedFrom: resumedFrom, steps: [], skippedSteps: optimizer.skippedSteps,
@@ -294,19 +338,22 @@ public final class Trainer {
             if evaluation.every > 0, s % evaluation.every == 0, let held = heldOut {
                 let (loss, ppl) = try evaluate(held)
                 summary.evaluations.append((s, loss, ppl))
-                for sink in sinks {
+                for sink in writerSinks {
                     try sink.record(
                         stage: stage, step: s, scalars: [Metric.evalLoss: loss, Metric.evalPerplexity: ppl])
                     try sink.flush()
                 }
                 logger.info("\(stage) step \(s): eval loss \(loss), perplexity \(ppl)")
             }
-            let stopping = stop.isRequested
+            let stopping = try dataParallel.any(stop.isRequested)
             let due = checkpointing.every > 0 && s % checkpointing.every == 0
             if due || stopping || s == optimization.totalSteps {
-                summary.lastCheckpoint = try directory.save(
-                    makeCheckpoint(cursorJSON: stream.cursorJSON()), step: s)
-                logger.info("\(stage) step \(s): checkpoint \(summary.lastCheckpoint!)")
+                // Every rank takes part in making it (cursors, ZeRO-1 moments); rank 0 writes it.
+                let checkpoint = try makeCheckpoint(cursorJSON: stream.cursorJSON())
+                if dataParallel.isWriter {
+                    summary.lastCheckpoint = try directory.save(checkpoint, step: s)
+                    logger.info("\(stage) step \(s): checkpoint \(summary.lastCheckpoint!)")
+                }
             }
             if stopping {
                 summary.stoppedBy = stop.receivedSignal ?? "request"
@@ -314,7 +361,7 @@ public final class Trainer {
                 break
             }
         }
-        for sink in sinks { try sink.flush() }
+        for sink in writerSinks { try sink.flush() }
         summary.finalStep = globalStep
         summary.skippedSteps = optimizer.skippedSteps
         return summary
@@ -347,7 +394,7 @@ public final class Trainer {
         var out = BatchGradients(
             gradients: Gradients(), lossSum: 0, zLossSum: 0, supervisedTokens: 0, tokens: 0, images: 0)
         lastPhases = StepPhases()
-        for _ in 0..<microBatches {
+        for micro in 0..<microBatches {
             let batch = try next()
             out.tokens += batch.shape.batch * batch.shape.length
             out.images += batch.images?.shape[0] ?? 0
@@ -355,7 +402,11 @@ public final class Trainer {
             var sums = (0.0, 0.0)
             let start = DispatchTime.now().uptimeNanoseconds
             var forwardEnd = start
-            let (_, grads) = try valueAndGradient(at: parameters) {
+            // The last micro-batch hands each finished gradient to the data-parallel buckets.
+            let hook =
+                micro == microBatches - 1
+                ? dataParallel.gradientHook(parameters: parameters, accumulated: accumulator.gradients) : nil
+            let (_, grads) = try valueAndGradient(at: parameters, onGradientReady: hook) {
                 let l = try model.loss(batch, zLossCoefficient: z)
                 sums = (Double(try l.lossSum.item()), Double(try l.zLossSum.item()))
                 count = l.count
@@ -372,7 +423,14 @@ public final class Trainer {
             lastPhases.backward += Double(end - forwardEnd) * 1e-9
         }
         let finalizeStart = DispatchTime.now().uptimeNanoseconds
-        out.gradients = accumulator.finalize()
+        // Data parallel: gradient sums, loss sums and counts summed over the ranks before the division.
+        out.gradients = try accumulator.finalize { sums, tokens in
+            var scalars = [out.lossSum, out.zLossSum, Double(tokens), Double(out.tokens), Double(out.images)]
+            try dataParallel.combine(&sums, scalars: &scalars, parameters: parameters)
+            (out.lossSum, out.zLossSum) = (scalars[0], scalars[1])
+            tokens = Int(scalars[2])
+            (out.supervisedTokens, out.tokens, out.images) = (tokens, Int(scalars[3]), Int(scalars[4]))
+        }
         lastPhases.backward += Double(DispatchTime.now().uptimeNanoseconds - finalizeStart) * 1e-9
         return out
     }
@@ -385,7 +443,9 @@ public final class Trainer {
     public func step(_ stream: any BatchStream) throws -> StepRecord {
         let start = DispatchTime.now().uptimeNanoseconds
         let parameters = model.trainableParameters()
-        let batch = try accumulateGradients(microBatches: optimization.accumulationSteps) { try stream.next() }
+        let batch = try accumulateGradients(
+            microBatches: optimization.accumulationSteps / dataParallel.worldSize
+        ) { try stream.next() }
         let (tokens, images, supervised) = (batch.tokens, batch.images, batch.supervisedTokens)
         if !memoryLogged {
             memoryLogged = true
@@ -400,8 +460,8 @@ public final class Trainer {
         // A non-finite loss with finite gradients (an overflow in the loss alone) is skipped as well.
         let lossFinite = loss.isFinite && zLoss.isFinite
         let optimizerStart = DispatchTime.now().uptimeNanoseconds
-        let outcome = try optimizer.update(
-            parameters, gradients: batch.gradients, gradientNorm: lossFinite ? nil : .nan,
+        let outcome = try dataParallel.update(
+            optimizer, parameters: parameters, gradients: batch.gradients, lossFinite: lossFinite,
             maxGradientNorm: Float(optimization.clipNorm))
         lastPhases.optimizer = Double(DispatchTime.now().uptimeNanoseconds - optimizerStart) * 1e-9
         let norm = lossFinite ? outcome.gradientNorm : batch.gradients.globalNorm()
@@ -433,9 +493,12 @@ public final class Trainer {
             Metric.supervisedTokens: Double(supervised), Metric.skippedSteps: Double(optimizer.skippedSteps),
             Metric.stepSeconds: seconds,
         ]
-        for sink in sinks { try sink.record(stage: stage, step: globalStep, scalars: scalars) }
+        for sink in writerSinks { try sink.record(stage: stage, step: globalStep, scalars: scalars) }
         return record
     }
+
+    /// The sinks this process records to: all of them on rank 0, none on the other ranks.
+    var writerSinks: [any MetricsSink] { dataParallel.isWriter ? sinks : [] }
 
     /// The parameter whose gradient has the largest L2 norm (a non-finite norm counts as largest).
     func largestGradient(_ gradients: Gradients) -> (String, Double) {

@@ -131,7 +131,9 @@ public struct Gradients: Sequence {
     /// The gradient of `name`, or nil when it received none (frozen or unused).
     public subscript(name: String) -> Tensor? { tensors[name] }
 
-    mutating func set(_ name: String, _ g: Tensor) {
+    /// Sets the gradient of `name` (appended to `names` when new): data-parallel training writes the
+    /// gradients summed over all processes back this way.
+    public mutating func set(_ name: String, _ g: Tensor) {
         if tensors[name] == nil { names.append(name) }
         tensors[name] = g
     }

@@ -1,4 +1,5 @@
 import Bridges
+import Collectives
 import Datasets
 import Foundation
 import Language
@@ -150,7 +151,12 @@ public enum StageModels {
             imageTokenId: SyntheticVocabulary.image, padTokenId: SyntheticVocabulary.pad
         ) { img in tokens * img.cropCount }
         return DataFeed.loader { cursor in
-            let s = try sources.map { try DataSource(name: $0.0, format: $0.1, files: [$0.2]) }
+            // Data parallel (under mpirun/srun): each rank reads its own records of every source.
+            let world = try Communicator.world()
+            let s = try sources.map {
+                try DataSource(
+                    name: $0.0, format: $0.1, files: [$0.2], rank: world?.rank ?? 0, worldSize: world?.size ?? 1)
+            }
             return try Loader(
                 sources: s, mixture: Mixture(weights: weights, seed: seed), builder: builder, packing: packing,
                 batchSize: microBatch, workers: 0, cursor: cursor)
@@ -171,6 +177,12 @@ public enum StageModels {
             seed: UInt64(config.run.seed))
         trainer.handlesSignals = false
         let summary = try trainer.run()
+        // Data parallel: every rank holds the same model; rank 0 writes the stage's files.
+        guard trainer.dataParallel.isWriter else {
+            return StageReport(
+                stage: stage, directory: directory, steps: summary.finalStep, losses: [], finalLoss: .nan,
+                seconds: Date().timeIntervalSince(start), visualTokens: tokens)
+        }
         try save(model, to: directory)
         let losses = summary.steps.filter { !$0.skipped }.map { [Double($0.step), $0.loss] }
         let report = StageReport(
@@ -198,8 +210,9 @@ public enum PretrainStage {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try config.save(to: directory + "/config.yaml")
         let o = config.pretrain.optimization
-        let files = try WorldFiles.ensure(
-            config: config, output: output, split: .train, count: max(32, o.steps * o.globalBatch))
+        let files = try DataParallel.rankZeroFirst {
+            try WorldFiles.ensure(config: config, output: output, split: .train, count: max(32, o.steps * o.globalBatch))
+        }
         let towerPath = !config.model.visionWeights.isEmpty ? config.model.visionWeights : output + "/clip/vision"
         let tower = FileManager.default.fileExists(atPath: towerPath)
             ? try CLIPVisionModel.fromPretrained(directory: towerPath).model
@@ -252,8 +265,11 @@ public enum FinetuneStage {
             LoRAConfig(r: l.r, loraAlpha: l.alpha, loraDropout: l.dropout, targetModules: l.targetModules),
             seed: UInt64(config.run.seed) &+ 7)
         let o = config.finetune.optimization
-        let files = try WorldFiles.ensure(
-            config: config, output: output, split: .train, count: max(32, config.pretrain.optimization.steps * config.pretrain.optimization.globalBatch))
+        let files = try DataParallel.rankZeroFirst {
+            try WorldFiles.ensure(
+                config: config, output: output, split: .train,
+                count: max(32, config.pretrain.optimization.steps * config.pretrain.optimization.globalBatch))
+        }
         let feed = StageModels.feed(
             config: config, sources: [("questions", .llava, files.questions)], weights: [1],
             tokens: try StageModels.visualTokens(model), microBatch: o.microBatch, seed: UInt64(config.run.seed) &+ 6)
@@ -261,7 +277,7 @@ public enum FinetuneStage {
             stage: "finetune", model: model, section: o, cadence: config.finetune.cadence, config: config,
             directory: directory + "/adapter", feed: feed, resume: config.run.resume, logger: logger)
         try model.languageModel.mergeAndUnloadLoRA()
-        try StageModels.save(model, to: directory)
+        if DataParallel.isRankZero { try StageModels.save(model, to: directory) }
         var r = report
         r.directory = directory
         return r
