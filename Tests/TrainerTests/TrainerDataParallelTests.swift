@@ -84,6 +84,8 @@ struct TrainerDataParallelTests {
             ], in: dir.url, timeout: 300)
         #expect(!r.timedOut && !r.signaled)
         #expect(r.status == 0, "status \(r.status): \(r.stderr.suffix(3000))")
+        // Two ranks, with the settings of the file.
+        #expect(r.stderr.contains("pretrain: data parallel over 2 ranks: 0.25 MiB buckets, overlap off, ZeRO-1"), "\(r.stderr.suffix(3000))")
         // One report line: rank 1 trains but prints and writes nothing.
         let reports = r.stdout.split(separator: "\n").filter { $0.hasPrefix("pretrain:") }
         #expect(reports.count == 1, "\(r.stdout)")
