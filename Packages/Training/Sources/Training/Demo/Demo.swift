@@ -54,13 +54,15 @@ public enum Demo {
         public var quick: Bool
         public var compare: Bool
         public var clipSeconds: Double
+        /// Seconds of the decoder's text-only warm-up (0 when it was reused from the folder).
+        public var textSeconds: Double = 0
         public var totalSeconds: Double
         public var arms: [Arm]
         public var criteria: [Criterion]
 
         enum CodingKeys: String, CodingKey {
             case quick, compare, arms, criteria
-            case clipSeconds = "clip_seconds", totalSeconds = "total_seconds"
+            case clipSeconds = "clip_seconds", textSeconds = "text_seconds", totalSeconds = "total_seconds"
         }
 
         /// The printed table.
@@ -144,6 +146,25 @@ public enum Demo {
         return c
     }
 
+    /// Optimizer steps of the demo's text-only warm-up of the decoder (0 skips it).
+    public static func textSteps(quick: Bool) -> Int { quick ? 2 : 300 }
+
+    /// The text warm-up's configuration: `pretrain` on the world's text-only documents alone (mixture
+    /// 0/0/1), rows sized for them, `textSteps` steps, the pre-training learning rate (every part at
+    /// multiplier 1).
+    static func textConfig(_ config: TrainingConfig, quick: Bool) throws -> TrainingConfig {
+        var c = config
+        c.data.mixture.interleaved = 0
+        c.data.mixture.imageCaption = 0
+        c.data.mixture.textOnly = 1
+        c.model.languageWeights = ""
+        c.pretrain.optimization.steps = textSteps(quick: quick)
+        c.pretrain.optimization.learningRateMultipliers = .init()  // the decoder trains here, whatever pretrain says
+        c.pretrain.cadence.checkpointEvery = c.pretrain.optimization.steps
+        c.pretrain.cadence.evalEvery = c.pretrain.optimization.steps + 1
+        return try sized(c, stage: .pretrain, visualTokens: 0)
+    }
+
     /// Documents per packed row the demo aims at in each stage (pre-training mixes long interleaved
     /// documents with short captions; a fine-tuning document is one question).
     static let documentsPerRow: [Stage: Double] = [.pretrain: 2.5, .finetune: 4]
@@ -225,12 +246,19 @@ public enum Demo {
     public static func evalImages(quick: Bool) -> Int { quick ? 4 : 200 }
 
     /// Runs the demo into `output`; prints the table through `print`.
+    /// - Parameter overrides: `key.path=value` overrides of the demo's configuration (`config(quick:)`),
+    ///   applied in order as `trainer --set` applies them.
+    /// - Throws: `ConfigError` naming the override for an unknown key or a wrong value.
     public static func run(
-        quick: Bool, compare: Bool, output: String, logger: Logger = Logger(label: "sightline.demo"),
-        print: (String) -> Void = { Swift.print($0) }
+        quick: Bool, compare: Bool, output: String, overrides: [String] = [],
+        logger: Logger = Logger(label: "sightline.demo"), print: (String) -> Void = { Swift.print($0) }
     ) throws -> Summary {
         let start = Date()
-        let base = config(quick: quick)
+        var base = config(quick: quick)
+        if !overrides.isEmpty {
+            base = try TrainingConfig.parse(try base.yaml(), source: "demo", overrides: overrides)
+            try base.validate()
+        }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         // 1. clip, cached.
         var clipSeconds = 0.0
@@ -241,8 +269,23 @@ public enum Demo {
             clipSeconds = Date().timeIntervalSince(t)
         }
         var withTower = base
+        withTower.data.synthetic.directory = output + "/data"  // one copy of the world for every arm
         withTower.model.visionWeights = output + "/clip/vision"
         withTower.run.resume = "never"
+        // 1b. The decoder learns the world's language first (MM1 starts from a pre-trained LLM):
+        // `pretrain` on the text-only documents, cached in <output>/text and shared by every arm.
+        var textSeconds = 0.0
+        if textSteps(quick: quick) > 0 {
+            let text = try textConfig(withTower, quick: quick)
+            let dir = output + "/text"
+            if finished(dir + "/pretrain", report: dir + "/pretrain/stage.json", config: text) == nil {
+                print("text: the decoder learns the world's language (text-only documents)")
+                let t = Date()
+                try PretrainStage.run(config: text, output: dir, logger: logger)
+                textSeconds = Date().timeIntervalSince(t)
+            }
+            withTower.model.languageWeights = dir + "/pretrain/language"
+        }
 
         func pretrain(_ config: TrainingConfig, _ dir: String) throws -> StageReport {
             if let r = finished(dir + "/pretrain", report: dir + "/pretrain/stage.json", config: config) {
@@ -314,7 +357,7 @@ public enum Demo {
         }
 
         let summary = Summary(
-            quick: quick, compare: compare, clipSeconds: clipSeconds, totalSeconds: Date().timeIntervalSince(start),
+            quick: quick, compare: compare, clipSeconds: clipSeconds, textSeconds: textSeconds, totalSeconds: Date().timeIntervalSince(start),
             arms: arms, criteria: criteria(arms: arms, compare: compare))
         try write(summary, to: output)
         print(summary.table)
