@@ -8,15 +8,35 @@ import Logging
 import Optim
 import TensorFiles
 
+/// Scalar names the loop records (the metrics sinks receive these keys).
+public enum TrainingMetric {
+    public static let loss = "loss"
+    public static let zLoss = "z_loss"
+    public static let learningRate = "learning_rate"
+    public static let gradNorm = "grad_norm"
+    public static let tokensPerSecond = "tokens_per_second"
+    public static let imagesPerSecond = "images_per_second"
+    public static let supervisedTokens = "supervised_tokens"
+    public static let skippedSteps = "skipped_steps"
+    public static let stepSeconds = "step_seconds"
+    public static let evalLoss = "eval_loss"
+    public static let evalPerplexity = "eval_perplexity"
+}
+
+/// The training loop of the multimodal stages (`pretrain`, `finetune`).
+public typealias Trainer = TrainingLoop<MultimodalTask>
+
 /// The training loop of one stage: micro-batches accumulated to the global batch, AdamW with a
 /// warm-up + cosine schedule, clipping, z-loss, a non-finite guard, periodic evaluation and
-/// checkpoints, a clean stop on SIGINT/SIGTERM, and exact resume.
+/// checkpoints, a clean stop on SIGINT/SIGTERM, and exact resume. What is trained is a `TrainingTask`
+/// (the multimodal model on packed batches, the two-tower CLIP model on image-caption pairs).
 ///
 /// One optimizer step:
-/// 1. `accumulationSteps` micro-batches run forward and backward on their loss SUMS (cross-entropy +
-///    z-loss); Optim's `GradientAccumulator` adds the gradients and divides once by the global
-///    batch's supervised-token count, so the step's loss is the mean over all supervised tokens of
-///    the global batch (never a mean of micro-batch means);
+/// 1. `accumulationSteps` micro-batches give the task's mean gradient over the global batch's counted
+///    items (the multimodal task differentiates each micro-batch's loss SUM, cross-entropy + z-loss,
+///    and Optim's `GradientAccumulator` divides once by the global batch's supervised-token count, so
+///    the step's loss is the mean over all supervised tokens of the global batch, never a mean of
+///    micro-batch means);
 /// 2. the global gradient norm is clipped to `clip_norm`;
 /// 3. a non-finite loss or norm skips the update (counted, logged with its step); `max_non_finite_in_a_row`
 ///    such steps in a row stop the run with a `TrainingError` naming the step and the parameter with
@@ -24,24 +44,13 @@ import TensorFiles
 /// 4. AdamW updates with the schedule's multiplier at this step (0-based) and per-part multipliers.
 ///
 /// Exact resume: a checkpoint holds the model, AdamW's moments and step count, the global step, the
-/// data cursor (`BatchStream.cursorJSON`), the loop's generator and every `Dropout` module's
-/// generator, and the guard's counters; with `resume: auto` a run continues from `latest` and logs
-/// the same losses, bit for bit, as an uninterrupted run with the same thread count.
-public final class Trainer {
-    /// Scalar names the loop records (the metrics sinks receive these keys).
-    public enum Metric {
-        public static let loss = "loss"
-        public static let zLoss = "z_loss"
-        public static let learningRate = "learning_rate"
-        public static let gradNorm = "grad_norm"
-        public static let tokensPerSecond = "tokens_per_second"
-        public static let imagesPerSecond = "images_per_second"
-        public static let supervisedTokens = "supervised_tokens"
-        public static let skippedSteps = "skipped_steps"
-        public static let stepSeconds = "step_seconds"
-        public static let evalLoss = "eval_loss"
-        public static let evalPerplexity = "eval_perplexity"
-    }
+/// data cursor, the loop's generator and every `Dropout` module's generator, and the guard's counters;
+/// with `resume: auto` a run continues from `latest` and logs the same losses, bit for bit, as an
+/// uninterrupted run with the same thread count.
+public final class TrainingLoop<Task: TrainingTask> {
+    /// Scalar names the loop records.
+    public typealias Metric = TrainingMetric
+    public typealias BatchGradients = Training.BatchGradients
 
     /// What a step did.
     public struct StepRecord: Equatable, Sendable {
@@ -78,13 +87,14 @@ public final class Trainer {
     }
 
     public let stage: String
-    public let model: MultimodalModel
+    /// What is trained.
+    public let task: Task
     public let optimization: OptimizationConfig
     public let checkpointing: CheckpointConfig
     public let evaluation: EvalConfig
     public let checkpointDirectory: String
-    public let data: DataFeed
-    public let heldOut: DataFeed?
+    public let data: BatchFeed<Task.Batch>
+    public let heldOut: BatchFeed<Task.Batch>?
     public var sinks: [any MetricsSink]
     public let stop: StopRequest
     public var logger: Logger
@@ -107,7 +117,7 @@ public final class Trainer {
 
     /// Names of the loop state documents inside the trainer group of a checkpoint.
     enum Doc {
-        static let loop = "loop_state"
+        static var loop: String { "loop_state" }
     }
 
     struct LoopState: Codable {
@@ -123,21 +133,22 @@ public final class Trainer {
 
     /// - Parameters:
     ///   - stage: the stage name the metrics carry ("pretrain", ...).
+    ///   - task: what is trained.
     ///   - checkpointDirectory: where step-numbered checkpoints and `latest` go.
     ///   - data: the training micro-batches (`optimization.micro_batch` rows each).
     ///   - heldOut: held-out micro-batches, opened from the start at every evaluation.
     ///   - seed: the loop generator's seed.
     /// - Throws: `TrainingError` for an invalid optimization config.
     public init(
-        stage: String, model: MultimodalModel, optimization: OptimizationConfig,
+        stage: String, task: Task, optimization: OptimizationConfig,
         checkpointing: CheckpointConfig = CheckpointConfig(), evaluation: EvalConfig = EvalConfig(),
-        checkpointDirectory: String, data: DataFeed, heldOut: DataFeed? = nil, sinks: [any MetricsSink] = [],
-        stop: StopRequest = StopRequest(), logger: Logger = Logger(label: "sightline.training"),
-        seed: UInt64 = 0
+        checkpointDirectory: String, data: BatchFeed<Task.Batch>, heldOut: BatchFeed<Task.Batch>? = nil,
+        sinks: [any MetricsSink] = [], stop: StopRequest = StopRequest(),
+        logger: Logger = Logger(label: "sightline.training"), seed: UInt64 = 0
     ) throws {
         try optimization.validate()
         self.stage = stage
-        self.model = model
+        self.task = task
         self.optimization = optimization
         self.checkpointing = checkpointing
         self.evaluation = evaluation
@@ -149,7 +160,7 @@ public final class Trainer {
         self.logger = logger
         self.extraDocuments = JSONDocuments()
         self.generator = RandomGenerator(seed: seed)
-        let n = model.languageModelParameterCount
+        let n = task.learningRateLawParameters
         peakLearningRate = optimization.learningRate.resolve(languageModelParameters: n)
         if case .auto = optimization.learningRate {
             logger.info(
@@ -171,7 +182,7 @@ public final class Trainer {
     /// Dropout modules of the model by name, LoRA adapters' input dropouts included
     /// (`<linear>.lora_dropout`): their generators are part of the run state.
     var dropoutModules: [(String, Dropout)] {
-        model.namedModules().flatMap { n, m -> [(String, Dropout)] in
+        task.module.namedModules().flatMap { n, m -> [(String, Dropout)] in
             if let d = m as? Dropout { return [(n, d)] }
             if let lin = m as? Linear, let d = lin.lora?.dropout { return [(n + ".lora_dropout", d)] }
             return []
@@ -189,7 +200,7 @@ public final class Trainer {
             LoopState(stage: stage, consecutiveNonFinite: consecutiveNonFinite, peakLearningRate: peakLearningRate),
             for: Doc.loop)
         return TrainingCheckpoint(
-            model: NamedTensors(model.stateDict()), optimizer: try OptimizerState(optimizer), trainer: trainer)
+            model: NamedTensors(task.module.stateDict()), optimizer: try OptimizerState(optimizer), trainer: trainer)
     }
 
     /// Restores model, optimizer, step, generators and guard state from `checkpoint`.
@@ -197,6 +208,7 @@ public final class Trainer {
     /// - Throws: `TrainingError` naming the key (and both shapes) for a missing or mis-shaped tensor.
     public func restore(_ checkpoint: TrainingCheckpoint, from path: String) throws -> String? {
         var missing: [String] = []
+        let model = task.module
         for (name, tensor) in model.stateDict() {
             guard let saved = checkpoint.model[name] else {
                 missing.append(name)
@@ -262,7 +274,7 @@ public final class Trainer {
         var summary = Summary(
             finalStep: globalStep, resumedFrom: resumedFrom, steps: [], skippedSteps: optimizer.skippedSteps,
             stoppedBy: nil, evaluations: [], lastCheckpoint: nil)
-        model.train()
+        task.module.train()
         while globalStep < optimization.totalSteps {
             let record = try step(stream)
             summary.steps.append(record)
@@ -297,69 +309,25 @@ public final class Trainer {
         return summary
     }
 
-    /// Gradients of one global batch: each micro-batch's loss SUM (cross-entropy + z-loss) is
-    /// differentiated, Optim's `GradientAccumulator` adds the gradients and divides once by the total
-    /// supervised-token count.
-    public struct BatchGradients {
-        /// Mean gradient over the global batch's supervised tokens (before clipping).
-        public var gradients: Gradients
-        /// Sum of cross-entropy and of the z-loss term over the supervised tokens.
-        public var lossSum: Double
-        public var zLossSum: Double
-        /// Supervised tokens, all tokens, sub-images.
-        public var supervisedTokens: Int
-        public var tokens: Int
-        public var images: Int
-        /// Mean cross-entropy (0 without supervised tokens).
-        public var loss: Double { supervisedTokens > 0 ? lossSum / Double(supervisedTokens) : 0 }
-        /// Mean z-loss term.
-        public var zLoss: Double { supervisedTokens > 0 ? zLossSum / Double(supervisedTokens) : 0 }
-    }
-
-    /// The accumulated gradients of `microBatches` batches drawn from `next`.
-    public func accumulateGradients(microBatches: Int, next: () throws -> PackedBatch) throws -> BatchGradients {
-        let parameters = model.trainableParameters()
-        let z = Float(optimization.zLoss)
-        var accumulator = GradientAccumulator()
-        var out = BatchGradients(
-            gradients: Gradients(), lossSum: 0, zLossSum: 0, supervisedTokens: 0, tokens: 0, images: 0)
-        for _ in 0..<microBatches {
-            let batch = try next()
-            out.tokens += batch.shape.batch * batch.shape.length
-            out.images += batch.images?.shape[0] ?? 0
-            var count = 0
-            var sums = (0.0, 0.0)
-            let (_, grads) = try valueAndGradient(at: parameters) {
-                let l = try model.loss(batch, zLossCoefficient: z)
-                sums = (Double(try l.lossSum.item()), Double(try l.zLossSum.item()))
-                count = l.count
-                return try l.lossSum + l.zLossSum
-            }
-            out.lossSum += sums.0
-            out.zLossSum += sums.1
-            out.supervisedTokens += count
-            try accumulator.add(grads, tokens: count)
-        }
-        out.gradients = accumulator.finalize()
-        return out
+    /// The accumulated gradients of `microBatches` batches drawn from `next` (the task's mean over the
+    /// global batch's counted items).
+    public func accumulateGradients(microBatches: Int, next: () throws -> Task.Batch) throws -> BatchGradients {
+        try task.accumulateGradients(microBatches: microBatches, zLoss: Float(optimization.zLoss), next: next)
     }
 
     /// One optimizer step over `accumulationSteps` micro-batches of `stream`: Optim's one step gate
     /// takes the global norm, skips a non-finite step and fuses the clipping into the update; the
     /// schedule position is the optimizer's own (applied steps).
-    func step(_ stream: any BatchStream) throws -> StepRecord {
+    func step(_ stream: BatchFeed<Task.Batch>.Stream) throws -> StepRecord {
         let start = DispatchTime.now().uptimeNanoseconds
-        let parameters = model.trainableParameters()
+        let parameters = task.module.trainableParameters()
         let batch = try accumulateGradients(microBatches: optimization.accumulationSteps) { try stream.next() }
         let (tokens, images, supervised) = (batch.tokens, batch.images, batch.supervisedTokens)
         if !memoryLogged {
             memoryLogged = true
-            let rows = optimization.microBatch * optimization.accumulationSteps
-            let estimate = model.memoryEstimate(
-                microBatch: optimization.microBatch, sequenceLength: tokens / max(1, rows),
-                imagesPerMicroBatch: images / max(1, optimization.accumulationSteps),
-                supervisedFraction: Double(supervised) / Double(max(1, tokens)))
-            logger.info("\(stage): \(estimate)")
+            if let estimate = task.memoryEstimate(optimization: optimization, firstBatch: batch) {
+                logger.info("\(stage): \(estimate)")
+            }
         }
         let (loss, zLoss) = (batch.loss, batch.zLoss)
         // A non-finite loss with finite gradients (an overflow in the loss alone) is skipped as well.
@@ -373,6 +341,7 @@ public final class Trainer {
         case .applied(let report):
             lr = peakLearningRate * report.scheduleMultiplier
             consecutiveNonFinite = 0
+            try task.didApplyUpdate()
         case .skippedNonFinite:
             consecutiveNonFinite += 1
             let (name, gnorm) = largestGradient(batch.gradients)
@@ -390,12 +359,13 @@ public final class Trainer {
         let record = StepRecord(
             step: globalStep, loss: loss, zLoss: zLoss, gradNorm: Double(norm), learningRate: lr,
             skipped: !finite)
-        let scalars: [String: Double] = [
+        var scalars: [String: Double] = [
             Metric.loss: loss, Metric.zLoss: zLoss, Metric.learningRate: lr, Metric.gradNorm: Double(norm),
             Metric.tokensPerSecond: Double(tokens) / seconds, Metric.imagesPerSecond: Double(images) / seconds,
             Metric.supervisedTokens: Double(supervised), Metric.skippedSteps: Double(optimizer.skippedSteps),
             Metric.stepSeconds: seconds,
         ]
+        scalars.merge(try task.stepScalars()) { a, _ in a }
         for sink in sinks { try sink.record(stage: stage, step: globalStep, scalars: scalars) }
         return record
     }
@@ -417,7 +387,8 @@ public final class Trainer {
     }
 
     /// Mean loss over the held-out batches and its perplexity (no gradients, evaluation mode).
-    public func evaluate(_ feed: DataFeed) throws -> (loss: Double, perplexity: Double) {
+    public func evaluate(_ feed: BatchFeed<Task.Batch>) throws -> (loss: Double, perplexity: Double) {
+        let model = task.module
         model.eval()
         defer { model.train() }
         let stream = try feed.open(nil)
@@ -425,12 +396,37 @@ public final class Trainer {
         var count = 0
         try noGrad {
             for _ in 0..<max(1, evaluation.batches) {
-                let l = try model.loss(try stream.next())
-                sum += Double(try l.lossSum.item())
+                let l = try task.evaluationLoss(try stream.next())
+                sum += l.sum
                 count += l.count
             }
         }
         let loss = count > 0 ? sum / Double(count) : 0
         return (loss, exp(loss))
+    }
+}
+
+extension TrainingLoop where Task == MultimodalTask {
+    /// The loop of a multimodal stage over packed batches.
+    /// - Throws: `TrainingError` for an invalid optimization config.
+    public convenience init(
+        stage: String, model: MultimodalModel, optimization: OptimizationConfig,
+        checkpointing: CheckpointConfig = CheckpointConfig(), evaluation: EvalConfig = EvalConfig(),
+        checkpointDirectory: String, data: DataFeed, heldOut: DataFeed? = nil, sinks: [any MetricsSink] = [],
+        stop: StopRequest = StopRequest(), logger: Logger = Logger(label: "sightline.training"),
+        seed: UInt64 = 0
+    ) throws {
+        try self.init(
+            stage: stage, task: MultimodalTask(model: model), optimization: optimization,
+            checkpointing: checkpointing, evaluation: evaluation, checkpointDirectory: checkpointDirectory,
+            data: data.batchFeed, heldOut: heldOut?.batchFeed, sinks: sinks, stop: stop, logger: logger, seed: seed)
+    }
+
+    /// The multimodal model trained.
+    public var model: MultimodalModel { task.model }
+
+    /// Mean loss over the held-out batches of `feed` and its perplexity.
+    public func evaluate(_ feed: DataFeed) throws -> (loss: Double, perplexity: Double) {
+        try evaluate(feed.batchFeed)
     }
 }
