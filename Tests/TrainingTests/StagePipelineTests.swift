@@ -22,7 +22,7 @@ func pipelineConfig(output: String) throws -> TrainingConfig {
         "model.language.num_key_value_heads=2", "model.language.max_position_embeddings=1024",
         "model.connector.head_dim=16",
         "data.sequence_length=256", "data.max_images=4",
-        "clip.optimization.steps=40", "clip.optimization.lr=0.01", "clip.cadence.eval_every=40",
+        "clip.optimization.steps=40", "clip.cadence.eval_every=40",
         "pretrain.optimization.steps=30", "pretrain.optimization.global_batch=2",
         "pretrain.optimization.micro_batch=2", "pretrain.optimization.warmup_steps=3",
         "pretrain.optimization.lr=0.003", "pretrain.cadence.eval_every=1000",
@@ -61,15 +61,16 @@ func earlyLate(_ xs: [Double], _ k: Int) -> (early: Double, late: Double, standa
         // 1. clip: the contrastive loss falls (chance for a batch of 16 pairs is ln 16 = 2.77).
         let clip = try ClipStage.run(config: config, output: dir)
         #expect(clip.losses.count == 40)
-        let c = earlyLate(clip.losses, 8)
-        #expect(c.early - c.late > max(0.1, 4 * c.standardError), "clip loss \(c.early) -> \(c.late) (se \(c.standardError))")
-        #expect(clip.evalLossAfter < clip.evalLossBefore)
+        let c = earlyLate(clip.losses, 10)
+        #expect(c.early - c.late > max(0.1, 3 * c.standardError), "clip loss \(c.early) -> \(c.late) (se \(c.standardError))")
+        // The held-out loss (the same pairs before and after) falls as well: the tower learned its images.
+        #expect(clip.evalLossBefore - clip.evalLossAfter > 0.2, "clip eval loss \(clip.evalLossBefore) -> \(clip.evalLossAfter)")
 
         // 2. pretrain from clip's tower: the next-token loss falls; the frozen tower is clip's, bit for bit.
         let pre = try PretrainStage.run(config: config, output: dir)
         #expect(pre.visualTokens == 32 && pre.steps == 30 && pre.losses.count == 30)
-        let p = earlyLate(pre.losses.map { $0[1] }, 8)
-        #expect(p.early - p.late > max(0.5, 4 * p.standardError), "pretrain loss \(p.early) -> \(p.late) (se \(p.standardError))")
+        let p = earlyLate(pre.losses.map { $0[1] }, 10)
+        #expect(p.early - p.late > max(0.5, 3 * p.standardError), "pretrain loss \(p.early) -> \(p.late) (se \(p.standardError))")
         let clipTower = try CLIPVisionModel.fromPretrained(directory: dir + "/clip/vision").model
         let trained = try StageModels.load(directory: dir + "/pretrain")
         expectBitIdentical(clipTower.stateDict(), trained.visionTower.stateDict(), "pretrain tower vs clip tower")
@@ -123,8 +124,8 @@ func earlyLate(_ xs: [Double], _ k: Int) -> (early: Double, late: Double, standa
         //    the frozen tower and the decoder's base weights are bit-identical to the scaled checkpoint.
         let fine = try FinetuneStage.run(config: config, output: dir)
         #expect(fine.visualTokens == 144 && fine.steps == 40)
-        let f = earlyLate(fine.losses.map { $0[1] }, 8)
-        #expect(f.early - f.late > max(0.2, 4 * f.standardError), "finetune loss \(f.early) -> \(f.late) (se \(f.standardError))")
+        let f = earlyLate(fine.losses.map { $0[1] }, 10)
+        #expect(f.early - f.late > max(0.2, 3 * f.standardError), "finetune loss \(f.early) -> \(f.late) (se \(f.standardError))")
         let start = try StageModels.load(directory: dir + "/scale-tokens")
         let last = try #require(try CheckpointDirectory(dir + "/finetune/adapter/checkpoints").latest())
         let adapted = try TrainingCheckpoint.read(from: last.path).model

@@ -166,7 +166,15 @@ let toleranceOfOneTensor = 1e-6
             #expect(!da.contains { $0 != 0 }, "\(name)")
             continue
         }
-        #expect(relativeError(da, db) <= toleranceOfOneTensor, "\(name): \(relativeError(da, db))")
+        // p_after - p_before is exact only to the float spacing of the weights: each run rounds
+        // p + delta once (half a spacing each). A tensor whose update is small next to its weights (the
+        // class embedding) is compared within that resolution; every other within 1e-6 of its update.
+        let spacing = zip(p.data.scalars, q.data.scalars).map { Double(max($0.ulp, $1.ulp)) }.max() ?? 0
+        let scale = db.map { Double(abs($0)) }.max()!
+        let worst = zip(da, db).map { Double(abs($0 - $1)) }.max()!
+        #expect(
+            worst <= toleranceOfOneTensor * scale + spacing,
+            "\(name): max difference \(worst), update scale \(scale), weight spacing \(spacing)")
         allA += da
         allB += db
         compared += 1
