@@ -101,12 +101,11 @@ final class StopAtStep: MetricsSink {
 }
 
 @Suite(.serialized) struct ClipLoopTests {
-    /// A tiny 16-pixel world; 8 pairs per step in 2 micro-batches of 4. (Small products: OpenBLAS runs
-    /// them on one thread whatever another test sets its thread count to, so two runs in one process
-    /// compute the same bits.)
+    /// A tiny 48-pixel world (the synthetic world's smallest: 4 x 4 cells of 3 patches of 4 px); 8 pairs
+    /// per step in 2 micro-batches of 4.
     func config(_ dir: String, steps: Int = 6) throws -> TrainingConfig {
         try tinyConfig(output: dir).applying(overrides: [
-            "data.synthetic.image_size=16", "model.vision.image_size=16", "clip.optimization.steps=\(steps)",
+            "data.synthetic.image_size=48", "model.vision.image_size=48", "clip.optimization.steps=\(steps)",
             "clip.optimization.global_batch=8", "clip.optimization.micro_batch=4", "clip.optimization.lr=0.005",
             "clip.optimization.warmup_steps=2", "clip.cadence.eval_every=100", "clip.cadence.checkpoint_every=2",
             "clip.cadence.eval_batches=1", "run.resume=auto", "metrics.tensorboard=false",
@@ -151,7 +150,7 @@ final class StopAtStep: MetricsSink {
         let task = ContrastiveTask(model: try ClipStage.makeModel(c, vocabulary: vocabulary))
         func stream(_ micro: Int) throws -> BatchFeed<CaptionBatch>.Stream {
             try ClipStage.feed(
-                world: world, split: .train, imageSize: 16, vocabulary: vocabulary, maxLength: 64, microBatch: micro
+                world: world, split: .train, imageSize: 48, vocabulary: vocabulary, maxLength: 64, microBatch: micro
             ).open(nil)
         }
         let small = try stream(4), large = try stream(8)
