@@ -20,10 +20,13 @@ extension TrainingConfig {
         "data.source": "synthetic (the built-in world) or files.",
         "data.tokenizer": "A HF tokenizer.json; \"\" = the synthetic world's word vocabulary.",
         "data.sequence_length": "Tokens per packed row.",
+        "data.synthetic.directory": "Where the world's files are written once and reused; \"\" = data/ in the run folder.",
         "data.mixture": "Pre-training mixture shares (MM1: 45/45/10).",
         "metrics.progress": "auto (in place on a terminal, plain lines otherwise), terminal, plain or off.",
         "metrics.tensorboard": "Write TensorBoard event files under tensorboard/<stage>.",
         "metrics.plots": "Redraw loss.svg and lr.svg at each evaluation.",
+        "pretrain.optimization.learning_rate_multipliers": "Scheduled learning rate x this, per model part.",
+        "finetune.optimization.learning_rate_multipliers": "Scheduled learning rate x this, per model part.",
         "clip": "Contrastive image-text pre-training of the tower (symmetric InfoNCE, learnable temperature).",
         "clip.projection_dim": "Width of the shared image-text embedding space.",
         "clip.logit_scale_init": "Initial logit_scale = ln(1/0.07).",
@@ -86,6 +89,11 @@ extension TrainingConfig {
             // The loop's configuration owns the checks; the error names the section's key.
             if let (key, message) = o.loop.firstProblem() {
                 throw fail("\(name).optimization.\(OptimizationSection.loopKeys[key] ?? key)", message)
+            }
+            let m = o.learningRateMultipliers
+            for (part, value) in [("vision", m.vision), ("connector", m.connector), ("language_model", m.languageModel)]
+            where !(value >= 0 && value.isFinite) {
+                throw fail("\(name).optimization.learning_rate_multipliers.\(part)", "must be finite and >= 0, got \(value)")
             }
         }
         guard finetune.lora.r > 0 else { throw fail("finetune.lora.r", "must be positive, got \(finetune.lora.r)") }

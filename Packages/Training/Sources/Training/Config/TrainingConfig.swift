@@ -135,9 +135,11 @@ public struct SyntheticSection: Codable, Equatable, Sendable {
     public var patchSize: Int = 14
     /// One scene in this many is held out for evaluation.
     public var heldOutEvery: Int = 10
+    /// Where the world's files are written once and reused; "" = `data/` in the stage's run folder.
+    public var directory: String = ""
 
     enum CodingKeys: String, CodingKey {
-        case seed, imageSize = "image_size", patchSize = "patch_size", heldOutEvery = "held_out_every"
+        case seed, imageSize = "image_size", patchSize = "patch_size", heldOutEvery = "held_out_every", directory
     }
     public init() {}
 }
@@ -173,8 +175,8 @@ public struct MetricsSection: Codable, Equatable, Sendable {
 /// The values live in the training loop's `OptimizationConfig` (`loop`), the one owner of these
 /// settings, their defaults' meaning and their checks; this section gives them the stage file's keys
 /// (`steps` = `total_steps`, `lr` = `learning_rate`, `min_lr_ratio` = `min_learning_rate_ratio`) and a
-/// stage's defaults. The loop's other settings (decay semantics, per-part multipliers, the non-finite
-/// limit) keep the loop's defaults.
+/// stage's defaults. The loop's other settings (decay semantics, the non-finite limit) keep the loop's
+/// defaults.
 public struct OptimizationSection: Codable, Equatable, Sendable {
     /// The loop's configuration the keys set.
     public var loop: OptimizationConfig
@@ -243,11 +245,17 @@ public struct OptimizationSection: Codable, Equatable, Sendable {
         get { loop.zLoss }
         set { loop.zLoss = newValue }
     }
+    /// Multipliers of the scheduled learning rate per model part (`vision`, `connector`,
+    /// `language_model`; 1 each by default).
+    public var learningRateMultipliers: PartMultipliers {
+        get { loop.learningRateMultipliers }
+        set { loop.learningRateMultipliers = newValue }
+    }
 
     enum CodingKeys: String, CodingKey {
         case steps, globalBatch = "global_batch", microBatch = "micro_batch", lr, warmupSteps = "warmup_steps",
             minLrRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipNorm = "clip_norm",
-            zLoss = "z_loss"
+            zLoss = "z_loss", learningRateMultipliers = "learning_rate_multipliers"
     }
 
     /// The loop's key behind each of this section's keys (`validate` names the section's).
@@ -270,6 +278,7 @@ public struct OptimizationSection: Codable, Equatable, Sendable {
         eps = try field(c, .eps, eps)
         clipNorm = try field(c, .clipNorm, clipNorm)
         zLoss = try field(c, .zLoss, zLoss)
+        learningRateMultipliers = try field(c, .learningRateMultipliers, learningRateMultipliers)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -286,6 +295,7 @@ public struct OptimizationSection: Codable, Equatable, Sendable {
         try c.encode(eps, forKey: .eps)
         try c.encode(clipNorm, forKey: .clipNorm)
         try c.encode(zLoss, forKey: .zLoss)
+        try c.encode(learningRateMultipliers, forKey: .learningRateMultipliers)
     }
 
     /// The stage's schedule (the loop's).

@@ -40,7 +40,8 @@ public struct StageReport: Codable, Equatable, Sendable {
 
 /// The synthetic world's data files of a run (written once under `<output>/data/<split>`).
 public enum WorldFiles {
-    /// Writes `count` documents of each kind for `split`, or reuses the ones a finished earlier call wrote.
+    /// Writes `count` documents of each kind for `split` under `data.synthetic.directory` (default
+    /// `<output>/data`), or reuses the ones a finished earlier call wrote there.
     /// - Returns: the files.
     public static func ensure(config: TrainingConfig, output: String, split: SyntheticWorld.Split, count: Int)
         throws -> SyntheticFiles
@@ -51,7 +52,8 @@ public enum WorldFiles {
         let s = config.data.synthetic
         let world = try SyntheticWorld(
             seed: UInt64(s.seed), imageSize: s.imageSize, patchSize: s.patchSize, heldOutEvery: s.heldOutEvery)
-        let dir = URL(fileURLWithPath: output).appendingPathComponent("data").appendingPathComponent(
+        let root = s.directory.isEmpty ? URL(fileURLWithPath: output).appendingPathComponent("data") : URL(fileURLWithPath: s.directory)
+        let dir = root.appendingPathComponent(
             "\(split.rawValue)-\(s.seed)-\(s.imageSize)-\(count)")
         let marker = dir.appendingPathComponent("done")
         // Written once: the marker is made after every file is complete, so a run stopped while writing
@@ -194,7 +196,7 @@ public enum StageModels {
 }
 
 /// The `pretrain` stage: the tower (from `model.vision_weights`, else `<output>/clip/vision`, else
-/// random), a fresh connector and decoder, trained on the world's 45/45/10 mixture (interleaved,
+/// random), a fresh connector and the decoder (from `model.language_weights`, else fresh), trained on the world's 45/45/10 mixture (interleaved,
 /// captions, text), packed. Writes `<output>/pretrain/`.
 public enum PretrainStage {
     @discardableResult
@@ -213,7 +215,19 @@ public enum PretrainStage {
         let tower = FileManager.default.fileExists(atPath: towerPath)
             ? try CLIPVisionModel.fromPretrained(directory: towerPath).model
             : try CLIPVisionModel(config: config.model.vision, seed: UInt64(config.run.seed))
-        let language = StageModels.languageConfig(config)
+        // The decoder: from `model.language_weights` (an HF Llama directory, e.g. a decoder trained on
+        // text first) when given, else fresh.
+        var decoder: LlamaForCausalLM? = nil
+        if !config.model.languageWeights.isEmpty {
+            decoder = try LlamaForCausalLM.fromPretrained(directory: config.model.languageWeights).model
+            let want = StageModels.languageConfig(config).vocabSize
+            guard decoder!.config.vocabSize == want else {
+                throw ConfigError(
+                    keyPath: "model.language_weights", source: config.model.languageWeights,
+                    "the decoder's vocab_size is \(decoder!.config.vocabSize), the tokenizer has \(want) tokens")
+            }
+        }
+        let language = decoder?.config ?? StageModels.languageConfig(config)
         let connectorConfig = try StageModels.connectorConfiguration(
             config, tower: tower.config, llmDim: language.hiddenSize)
         let (mode, layers) = try TrainingConfig.visionMode(config.pretrain.vision)
@@ -223,7 +237,7 @@ public enum PretrainStage {
             seed: UInt64(config.run.seed))
         let model = try MultimodalModel(
             config: mc, visionTower: tower, connector: makeConnector(connectorConfig, seed: mc.seed &+ 1),
-            languageModel: LlamaForCausalLM(config: language, seed: mc.seed &+ 2))
+            languageModel: decoder ?? LlamaForCausalLM(config: language, seed: mc.seed &+ 2))
         let m = config.data.mixture
         let feed = StageModels.feed(
             config: config,
