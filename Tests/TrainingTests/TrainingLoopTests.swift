@@ -89,8 +89,8 @@ func makeTrainer(
 }
 
 /// 4 micro-batches of 2 rows give the gradients of one batch of the same 8 rows, within 1e-6 relative
-/// (the whole gradient; see `toleranceOfOneTensor`): the loss is the mean over all supervised tokens,
-/// not a mean of means.
+/// per tensor and for the whole gradient: the loss is the mean over all supervised tokens, not a mean
+/// of means.
 @Test func fourMicroBatchesOfTwoEqualOneBatchOfEight() throws {
     let dir = try temporaryDirectory("accumulate")
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -122,12 +122,12 @@ func makeTrainer(
     #expect(relativeError(allA, allB) <= 1e-6, "whole gradient: \(relativeError(allA, allB))")
 }
 
-/// Tolerances of the accumulation checks. The whole gradient (and update), as one vector, agrees within
-/// 1e-6 relative. One tensor alone is allowed 5e-6: a weight whose gradient sums over every token of
-/// the batch (a norm's weight, the class embedding) is added up in a different order (4 partial sums
-/// of 96 tokens vs one of 384), and float32 rounding of that reduction reaches 1e-6..4e-6 of the
-/// tensor's largest entry.
-let toleranceOfOneTensor = 5e-6
+/// Tolerance of the accumulation checks, per tensor and for the whole gradient (and update): 1e-6
+/// relative. Every reduction over the tokens of a batch (the bias and norm-weight gradients, the class
+/// embedding's) accumulates in Double and is rounded once, so 4 partial sums of 96 tokens and one sum of
+/// 384 differ by float32 rounding of the results only (with float32 accumulation the order of the
+/// additions alone reached 1e-6..4e-6 of a tensor's largest entry).
+let toleranceOfOneTensor = 1e-6
 
 /// The update itself: one optimizer step each from the same weights. AdamW's first step is
 /// `lr * g / (|g| + eps)`, which for eps much smaller than |g| is `lr * sign(g)` and would hide (or
@@ -166,7 +166,15 @@ let toleranceOfOneTensor = 5e-6
             #expect(!da.contains { $0 != 0 }, "\(name)")
             continue
         }
-        #expect(relativeError(da, db) <= toleranceOfOneTensor, "\(name): \(relativeError(da, db))")
+        // p_after - p_before is exact only to the float spacing of the weights: each run rounds
+        // p + delta once (half a spacing each). A tensor whose update is small next to its weights (the
+        // class embedding) is compared within that resolution; every other within 1e-6 of its update.
+        let spacing = zip(p.data.scalars, q.data.scalars).map { Double(max($0.ulp, $1.ulp)) }.max() ?? 0
+        let scale = db.map { Double(abs($0)) }.max()!
+        let worst = zip(da, db).map { Double(abs($0 - $1)) }.max()!
+        #expect(
+            worst <= toleranceOfOneTensor * scale + spacing,
+            "\(name): max difference \(worst), update scale \(scale), weight spacing \(spacing)")
         allA += da
         allB += db
         compared += 1

@@ -198,9 +198,10 @@ public enum NormKernels {
         }
         let per = chunkRows(rows, elementsPerRow: groups * m)
         let chunks = (rows + per - 1) / per
-        // Partial sums per row chunk: [chunks, channels] for dweight and for dbias.
-        let partW = UnsafeMutablePointer<Float>.allocate(capacity: wantParams ? chunks * channels : 1)
-        let partB = UnsafeMutablePointer<Float>.allocate(capacity: wantParams ? chunks * channels : 1)
+        // Partial sums per row chunk: [chunks, channels] for dweight and for dbias, in Double (the
+        // results are rounded once, whatever the row count: micro-batches add up to the batch).
+        let partW = UnsafeMutablePointer<Double>.allocate(capacity: wantParams ? chunks * channels : 1)
+        let partB = UnsafeMutablePointer<Double>.allocate(capacity: wantParams ? chunks * channels : 1)
         defer {
             partW.deallocate()
             partB.deallocate()
@@ -229,8 +230,8 @@ public enum NormKernels {
                         }
                         if wantParams && dx == nil {
                             for c in 0..<cpg {
-                                pw[c] += gs[c] * (xs[c] - mu) * rs
-                                pb[c] += gs[c]
+                                pw[c] += Double(gs[c] * (xs[c] - mu) * rs)
+                                pb[c] += Double(gs[c])
                             }
                         }
                     } else {
@@ -240,8 +241,8 @@ public enum NormKernels {
                             sumG += w * s
                             sumGX += w * p
                             if wantParams {
-                                pw[c] += p * rs
-                                pb[c] += s
+                                pw[c] += Double(p * rs)
+                                pb[c] += Double(s)
                             }
                         }
                     }
@@ -259,8 +260,8 @@ public enum NormKernels {
                             for c in 0..<cpg {
                                 let g = gs[c], xc = xs[c] - mu
                                 ds[c] = rs * g * wc[c] - rsMeanG - xc * k
-                                pw[c] += g * xc * rs
-                                pb[c] += g
+                                pw[c] += Double(g * xc * rs)
+                                pb[c] += Double(g)
                             }
                         case let (w?, false):
                             let wc = w + c0
@@ -269,8 +270,8 @@ public enum NormKernels {
                             for c in 0..<cpg {
                                 let g = gs[c], xc = xs[c] - mu
                                 ds[c] = rs * g - rsMeanG - xc * k
-                                pw[c] += g * xc * rs
-                                pb[c] += g
+                                pw[c] += Double(g * xc * rs)
+                                pb[c] += Double(g)
                             }
                         case (nil, false):
                             for c in 0..<cpg { ds[c] = rs * gs[c] - rsMeanG - (xs[c] - mu) * k }
@@ -289,8 +290,8 @@ public enum NormKernels {
             for c in 0..<channels {
                 var sw: Double = 0, sb: Double = 0
                 for chunk in 0..<chunks {
-                    sw += Double(partW[chunk * channels + c])
-                    sb += Double(partB[chunk * channels + c])
+                    sw += partW[chunk * channels + c]
+                    sb += partB[chunk * channels + c]
                 }
                 dweight?[c] = Float(sw)
                 dbias?[c] = Float(sb)

@@ -75,6 +75,20 @@ public enum ReduceKernels {
                 let i1 = Swift.min(inner, i0 + (r.upperBound - idx))
                 let dst = out + o * inner
                 let base = x + o * n * inner
+                if op == .sum {
+                    // Accumulated in Double and rounded once: the result does not depend on how the
+                    // reduced axis was split (micro-batches add up to the batch's sum within rounding).
+                    withUnsafeTemporaryAllocation(of: Double.self, capacity: i1 - i0) { acc in
+                        for i in 0..<(i1 - i0) { acc[i] = 0 }
+                        for j in 0..<n {
+                            let src = base + j * inner + i0
+                            for i in 0..<(i1 - i0) { acc[i] += Double(src[i]) }
+                        }
+                        for i in 0..<(i1 - i0) { dst[i0 + i] = Float(acc[i]) }
+                    }
+                    idx += i1 - i0
+                    continue
+                }
                 for i in i0..<i1 { dst[i] = base[i] }
                 var nanSeen = false
                 for j in 1..<Swift.max(n, 1) {

@@ -251,26 +251,29 @@ public struct OptimizationConfig: Codable, Equatable, Sendable {
     /// Checks the numbers.
     /// - Throws: `TrainingError` naming the key and its value.
     public func validate() throws {
-        func bad(_ key: String, _ m: String) -> TrainingError { TrainingError("optimization.\(key): \(m)") }
-        guard microBatch > 0 else { throw bad("micro_batch", "must be positive, got \(microBatch)") }
+        if let (key, message) = firstProblem() { throw TrainingError("optimization.\(key): \(message)") }
+    }
+
+    /// The first key whose value the loop cannot use, and why (nil when every value is usable).
+    public func firstProblem() -> (key: String, message: String)? {
+        guard microBatch > 0 else { return ("micro_batch", "must be positive, got \(microBatch)") }
         guard globalBatch >= microBatch, globalBatch % microBatch == 0 else {
-            throw bad(
-                "global_batch",
-                "\(globalBatch) must be a positive multiple of micro_batch \(microBatch)")
+            return ("global_batch", "\(globalBatch) must be a positive multiple of micro_batch \(microBatch)")
         }
-        guard totalSteps > 0 else { throw bad("total_steps", "must be positive, got \(totalSteps)") }
-        guard warmupSteps >= 0 else { throw bad("warmup_steps", "must be >= 0, got \(warmupSteps)") }
+        guard totalSteps > 0 else { return ("total_steps", "must be positive, got \(totalSteps)") }
+        guard warmupSteps >= 0 else { return ("warmup_steps", "must be >= 0, got \(warmupSteps)") }
         guard (0...1).contains(minLearningRateRatio) else {
-            throw bad("min_learning_rate_ratio", "must lie in [0, 1], got \(minLearningRateRatio)")
+            return ("min_learning_rate_ratio", "must lie in [0, 1], got \(minLearningRateRatio)")
         }
-        guard clipNorm > 0 else { throw bad("clip_norm", "must be positive, got \(clipNorm)") }
-        guard zLoss >= 0 else { throw bad("z_loss", "must be >= 0, got \(zLoss)") }
+        guard clipNorm > 0 else { return ("clip_norm", "must be positive, got \(clipNorm)") }
+        guard zLoss >= 0 else { return ("z_loss", "must be >= 0, got \(zLoss)") }
         guard maxNonFiniteInARow > 0 else {
-            throw bad("max_non_finite_in_a_row", "must be positive, got \(maxNonFiniteInARow)")
+            return ("max_non_finite_in_a_row", "must be positive, got \(maxNonFiniteInARow)")
         }
         if case .fixed(let lr) = learningRate, !(lr > 0) {
-            throw bad("learning_rate", "must be positive or \"auto\", got \(lr)")
+            return ("learning_rate", "must be positive or \"auto\", got \(lr)")
         }
+        return nil
     }
 }
 

@@ -8,15 +8,35 @@ import Logging
 import Optim
 import TensorFiles
 
+/// Scalar names the loop records (the metrics sinks receive these keys).
+public enum TrainingMetric {
+    public static let loss = "loss"
+    public static let zLoss = "z_loss"
+    public static let learningRate = "learning_rate"
+    public static let gradNorm = "grad_norm"
+    public static let tokensPerSecond = "tokens_per_second"
+    public static let imagesPerSecond = "images_per_second"
+    public static let supervisedTokens = "supervised_tokens"
+    public static let skippedSteps = "skipped_steps"
+    public static let stepSeconds = "step_seconds"
+    public static let evalLoss = "eval_loss"
+    public static let evalPerplexity = "eval_perplexity"
+}
+
+/// The training loop of the multimodal stages (`pretrain`, `finetune`).
+public typealias Trainer = TrainingLoop<MultimodalTask>
+
 /// The training loop of one stage: micro-batches accumulated to the global batch, AdamW with a
 /// warm-up + cosine schedule, clipping, z-loss, a non-finite guard, periodic evaluation and
-/// checkpoints, a clean stop on SIGINT/SIGTERM, and exact resume.
+/// checkpoints, a clean stop on SIGINT/SIGTERM, and exact resume. What is trained is a `TrainingTask`
+/// (the multimodal model on packed batches, the two-tower CLIP model on image-caption pairs).
 ///
 /// One optimizer step:
-/// 1. `accumulationSteps` micro-batches run forward and backward on their loss SUMS (cross-entropy +
-///    z-loss); Optim's `GradientAccumulator` adds the gradients and divides once by the global
-///    batch's supervised-token count, so the step's loss is the mean over all supervised tokens of
-///    the global batch (never a mean of micro-batch means);
+/// 1. `accumulationSteps` micro-batches give the task's mean gradient over the global batch's counted
+///    items (the multimodal task differentiates each micro-batch's loss SUM, cross-entropy + z-loss,
+///    and Optim's `GradientAccumulator` divides once by the global batch's supervised-token count, so
+///    the step's loss is the mean over all supervised tokens of the global batch, never a mean of
+///    micro-batch means);
 /// 2. the global gradient norm is clipped to `clip_norm`;
 /// 3. a non-finite loss or norm skips the update (counted, logged with its step); `max_non_finite_in_a_row`
 ///    such steps in a row stop the run with a `TrainingError` naming the step and the parameter with
@@ -24,24 +44,13 @@ import TensorFiles
 /// 4. AdamW updates with the schedule's multiplier at this step (0-based) and per-part multipliers.
 ///
 /// Exact resume: a checkpoint holds the model, AdamW's moments and step count, the global step, the
-/// data cursor (`BatchStream.cursorJSON`), the loop's generator and every `Dropout` module's
-/// generator, and the guard's counters; with `resume: auto` a run continues from `latest` and logs
-/// the same losses, bit for bit, as an uninterrupted run with the same thread count.
-public final class Trainer {
-    /// Scalar names the loop records (the metrics sinks receive these keys).
-    public enum Metric {
-        public static let loss = "loss"
-        public static let zLoss = "z_loss"
-        public static let learningRate = "learning_rate"
-        public static let gradNorm = "grad_norm"
-        public static let tokensPerSecond = "tokens_per_second"
-        public static let imagesPerSecond = "images_per_second"
-        public static let supervisedTokens = "supervised_tokens"
-        public static let skippedSteps = "skipped_steps"
-        public static let stepSeconds = "step_seconds"
-        public static let evalLoss = "eval_loss"
-        public static let evalPerplexity = "eval_perplexity"
-    }
+/// data cursor, the loop's generator and every `Dropout` module's generator, and the guard's counters;
+/// with `resume: auto` a run continues from `latest` and logs the same losses, bit for bit, as an
+/// uninterrupted run with the same thread count.
+public final class TrainingLoop<Task: TrainingTask> {
+    /// Scalar names the loop records.
+    public typealias Metric = TrainingMetric
+    public typealias BatchGradients = Training.BatchGradients
 
     /// What a step did.
     public struct StepRecord: Equatable, Sendable {
@@ -78,25 +87,26 @@ public final class Trainer {
     }
 
     public let stage: String
-    public let model: MultimodalModel
+    /// What is trained.
+    public let task: Task
     public let optimization: OptimizationConfig
     public let checkpointing: CheckpointConfig
     public let evaluation: EvalConfig
     public let checkpointDirectory: String
-    public let data: DataFeed
-    public let heldOut: DataFeed?
+    public let data: BatchFeed<Task.Batch>
+    public let heldOut: BatchFeed<Task.Batch>?
     public var sinks: [any MetricsSink]
     public let stop: StopRequest
     public var logger: Logger
+    /// How gradients, checkpoints and failures are shared with other data-parallel processes (a no-op
+    /// in a single process). See `DataParallel`.
+    public let dataParallel: DataParallel
     /// JSON documents saved in every checkpoint's trainer group (the resolved run config, ...).
     public var extraDocuments: JSONDocuments
     /// Called after each step (tests and progress displays).
     public var onStep: ((StepRecord) -> Void)?
     /// Whether `run()` routes SIGINT/SIGTERM to `stop` while it runs (default true).
     public var handlesSignals = true
-    /// How gradients, checkpoints and failures are shared with other data-parallel processes (a no-op
-    /// in a single process). See `DataParallel`.
-    public let dataParallel: DataParallel
 
     /// The resolved peak learning rate.
     public let peakLearningRate: Double
@@ -108,30 +118,16 @@ public final class Trainer {
     private var consecutiveNonFinite = 0
     private var memoryLogged = false
 
-    /// Wall-clock seconds of the phases of the last optimizer step (what the benchmarks split a step
-    /// into; kept out of `StepRecord`, which stays bit-comparable between runs).
-    public struct StepPhases: Equatable, Sendable {
-        /// The micro-batches' forward passes (their loss closures).
-        public var forward: Double = 0
-        /// Their backward passes and the gradient accumulation.
-        public var backward: Double = 0
-        /// Global norm, clipping and the AdamW update.
-        public var optimizer: Double = 0
-
-        public init(forward: Double = 0, backward: Double = 0, optimizer: Double = 0) {
-            self.forward = forward
-            self.backward = backward
-            self.optimizer = optimizer
-        }
-    }
+    /// Wall-clock seconds of the phases of an optimizer step (see `Training.StepPhases`).
+    public typealias StepPhases = Training.StepPhases
 
     /// The phases of the last `accumulateGradients` (forward, backward) and step (optimizer).
     public private(set) var lastPhases = StepPhases()
 
     /// Names of the loop state documents inside the trainer group of a checkpoint.
     enum Doc {
-        static let loop = "loop_state"
-        static let rankCursors = "data_cursors"
+        static var loop: String { "loop_state" }
+        static var rankCursors: String { "data_cursors" }
     }
 
     /// The data cursor of every data-parallel rank at the checkpoint.
@@ -153,6 +149,7 @@ public final class Trainer {
 
     /// - Parameters:
     ///   - stage: the stage name the metrics carry ("pretrain", ...).
+    ///   - task: what is trained.
     ///   - checkpointDirectory: where step-numbered checkpoints and `latest` go.
     ///   - data: the training micro-batches (`optimization.micro_batch` rows each).
     ///   - heldOut: held-out micro-batches, opened from the start at every evaluation.
@@ -162,11 +159,11 @@ public final class Trainer {
     /// - Throws: `TrainingError` for an invalid optimization config or a global batch that does not
     ///   split over the ranks; `CollectiveError` when launched but Open MPI cannot be loaded.
     public init(
-        stage: String, model: MultimodalModel, optimization: OptimizationConfig,
+        stage: String, task: Task, optimization: OptimizationConfig,
         checkpointing: CheckpointConfig = CheckpointConfig(), evaluation: EvalConfig = EvalConfig(),
-        checkpointDirectory: String, data: DataFeed, heldOut: DataFeed? = nil, sinks: [any MetricsSink] = [],
-        stop: StopRequest = StopRequest(), logger: Logger = Logger(label: "sightline.training"),
-        seed: UInt64 = 0, dataParallel: DataParallel? = nil
+        checkpointDirectory: String, data: BatchFeed<Task.Batch>, heldOut: BatchFeed<Task.Batch>? = nil,
+        sinks: [any MetricsSink] = [], stop: StopRequest = StopRequest(),
+        logger: Logger = Logger(label: "sightline.training"), seed: UInt64 = 0, dataParallel: DataParallel? = nil
     ) throws {
         try optimization.validate()
         self.dataParallel = try dataParallel ?? .automatic()
@@ -177,7 +174,7 @@ public final class Trainer {
             )
         }
         self.stage = stage
-        self.model = model
+        self.task = task
         self.optimization = optimization
         self.checkpointing = checkpointing
         self.evaluation = evaluation
@@ -189,7 +186,7 @@ public final class Trainer {
         self.logger = logger
         self.extraDocuments = JSONDocuments()
         self.generator = RandomGenerator(seed: seed)
-        let n = model.languageModelParameterCount
+        let n = task.learningRateLawParameters
         peakLearningRate = optimization.learningRate.resolve(languageModelParameters: n)
         if case .auto = optimization.learningRate {
             logger.info(
@@ -211,7 +208,7 @@ public final class Trainer {
     /// Dropout modules of the model by name, LoRA adapters' input dropouts included
     /// (`<linear>.lora_dropout`): their generators are part of the run state.
     var dropoutModules: [(String, Dropout)] {
-        model.namedModules().flatMap { n, m -> [(String, Dropout)] in
+        task.module.namedModules().flatMap { n, m -> [(String, Dropout)] in
             if let d = m as? Dropout { return [(n, d)] }
             if let lin = m as? Linear, let d = lin.lora?.dropout { return [(n + ".lora_dropout", d)] }
             return []
@@ -231,12 +228,13 @@ public final class Trainer {
         try trainer.documents.set(
             LoopState(stage: stage, consecutiveNonFinite: consecutiveNonFinite, peakLearningRate: peakLearningRate),
             for: Doc.loop)
-        // The architecture and the adapters, so that `weights export` rebuilds the model from the file alone.
-        try trainer.documents.set(model.config, for: ModelDocuments.modelConfig)
-        if let lora = try model.attachedLoRAConfig() { try trainer.documents.set(lora, for: ModelDocuments.lora) }
+        // What the task records to rebuild its model from the file alone (the multimodal model's
+        // architecture and adapters, for `weights export`).
+        try task.checkpointDocuments(&trainer.documents)
+        let module = task.module
         return TrainingCheckpoint(
-            model: NamedTensors(model.stateDict()),
-            optimizer: try dataParallel.optimizerState(optimizer, parameters: model.trainableParameters()),
+            model: NamedTensors(module.stateDict()),
+            optimizer: try dataParallel.optimizerState(optimizer, parameters: module.trainableParameters()),
             trainer: trainer)
     }
 
@@ -245,6 +243,7 @@ public final class Trainer {
     /// - Throws: `TrainingError` naming the key (and both shapes) for a missing or mis-shaped tensor.
     public func restore(_ checkpoint: TrainingCheckpoint, from path: String) throws -> String? {
         var missing: [String] = []
+        let model = task.module
         for (name, tensor) in model.stateDict() {
             guard let saved = checkpoint.model[name] else {
                 missing.append(name)
@@ -297,6 +296,8 @@ public final class Trainer {
     /// - Throws: `TrainingError` after too many non-finite steps in a row; data, checkpoint and model errors.
     @discardableResult
     public func run() throws -> Summary {
+        if handlesSignals { stop.listenForSignals() }
+        defer { if handlesSignals { stop.stopListening() } }
         do {
             return try runLoop()
         } catch {
@@ -307,8 +308,6 @@ public final class Trainer {
     }
 
     private func runLoop() throws -> Summary {
-        if handlesSignals { stop.listenForSignals() }
-        defer { if handlesSignals { stop.stopListening() } }
         let directory = try CheckpointDirectory(checkpointDirectory, keep: checkpointing.keepLast)
         var cursor: String? = nil
         switch checkpointing.resume {
@@ -324,7 +323,7 @@ public final class Trainer {
             logger.info("resumed \(stage) from \(file) at step \(globalStep)")
         }
         let resumedFrom = globalStep
-        try dataParallel.start(model: model)
+        try dataParallel.start(model: task.module)
         if dataParallel.isDistributed && dataParallel.isWriter {
             let c = dataParallel.config
             logger.info(
@@ -335,7 +334,7 @@ public final class Trainer {
         var summary = Summary(
             finalStep: globalStep, resumedFrom: resumedFrom, steps: [], skippedSteps: optimizer.skippedSteps,
             stoppedBy: nil, evaluations: [], lastCheckpoint: nil)
-        model.train()
+        task.module.train()
         while globalStep < optimization.totalSteps {
             let record = try step(stream)
             summary.steps.append(record)
@@ -373,72 +372,14 @@ public final class Trainer {
         return summary
     }
 
-    /// Gradients of one global batch: each micro-batch's loss SUM (cross-entropy + z-loss) is
-    /// differentiated, Optim's `GradientAccumulator` adds the gradients and divides once by the total
-    /// supervised-token count.
-    public struct BatchGradients {
-        /// Mean gradient over the global batch's supervised tokens (before clipping).
-        public var gradients: Gradients
-        /// Sum of cross-entropy and of the z-loss term over the supervised tokens.
-        public var lossSum: Double
-        public var zLossSum: Double
-        /// Supervised tokens, all tokens, sub-images.
-        public var supervisedTokens: Int
-        public var tokens: Int
-        public var images: Int
-        /// Mean cross-entropy (0 without supervised tokens).
-        public var loss: Double { supervisedTokens > 0 ? lossSum / Double(supervisedTokens) : 0 }
-        /// Mean z-loss term.
-        public var zLoss: Double { supervisedTokens > 0 ? zLossSum / Double(supervisedTokens) : 0 }
-    }
-
-    /// The accumulated gradients of `microBatches` batches drawn from `next`.
-    public func accumulateGradients(microBatches: Int, next: () throws -> PackedBatch) throws -> BatchGradients {
-        let parameters = model.trainableParameters()
-        let z = Float(optimization.zLoss)
-        var accumulator = GradientAccumulator()
-        var out = BatchGradients(
-            gradients: Gradients(), lossSum: 0, zLossSum: 0, supervisedTokens: 0, tokens: 0, images: 0)
+    /// The accumulated gradients of `microBatches` batches drawn from `next` (the task's mean over the
+    /// global batch's counted items, summed over the data-parallel ranks); their phases go to
+    /// `lastPhases`.
+    public func accumulateGradients(microBatches: Int, next: () throws -> Task.Batch) throws -> BatchGradients {
         lastPhases = StepPhases()
-        for micro in 0..<microBatches {
-            let batch = try next()
-            out.tokens += batch.shape.batch * batch.shape.length
-            out.images += batch.images?.shape[0] ?? 0
-            var count = 0
-            var sums = (0.0, 0.0)
-            let start = DispatchTime.now().uptimeNanoseconds
-            var forwardEnd = start
-            // The last micro-batch hands each finished gradient to the data-parallel buckets.
-            let hook =
-                micro == microBatches - 1
-                ? dataParallel.gradientHook(parameters: parameters, accumulated: accumulator.gradients) : nil
-            let (_, grads) = try valueAndGradient(at: parameters, onGradientReady: hook) {
-                let l = try model.loss(batch, zLossCoefficient: z)
-                sums = (Double(try l.lossSum.item()), Double(try l.zLossSum.item()))
-                count = l.count
-                let total = try l.lossSum + l.zLossSum
-                forwardEnd = DispatchTime.now().uptimeNanoseconds
-                return total
-            }
-            out.lossSum += sums.0
-            out.zLossSum += sums.1
-            out.supervisedTokens += count
-            try accumulator.add(grads, tokens: count)
-            let end = DispatchTime.now().uptimeNanoseconds
-            lastPhases.forward += Double(forwardEnd - start) * 1e-9
-            lastPhases.backward += Double(end - forwardEnd) * 1e-9
-        }
-        let finalizeStart = DispatchTime.now().uptimeNanoseconds
-        // Data parallel: gradient sums, loss sums and counts summed over the ranks before the division.
-        out.gradients = try accumulator.finalize { sums, tokens in
-            var scalars = [out.lossSum, out.zLossSum, Double(tokens), Double(out.tokens), Double(out.images)]
-            try dataParallel.combine(&sums, scalars: &scalars, parameters: parameters)
-            (out.lossSum, out.zLossSum) = (scalars[0], scalars[1])
-            tokens = Int(scalars[2])
-            (out.supervisedTokens, out.tokens, out.images) = (tokens, Int(scalars[3]), Int(scalars[4]))
-        }
-        lastPhases.backward += Double(DispatchTime.now().uptimeNanoseconds - finalizeStart) * 1e-9
-        return out
+        return try task.accumulateGradients(
+            microBatches: microBatches, zLoss: Float(optimization.zLoss), dataParallel: dataParallel,
+            phases: &lastPhases, next: next)
     }
 
     /// One optimizer step over `accumulationSteps` micro-batches of `stream`: Optim's one step gate
@@ -446,21 +387,18 @@ public final class Trainer {
     /// schedule position is the optimizer's own (applied steps). `run()` calls it in a loop; the
     /// benchmarks call it directly (its phases are in `lastPhases`).
     /// - Throws: data and model errors; `TrainingError` after too many non-finite steps in a row.
-    public func step(_ stream: any BatchStream) throws -> StepRecord {
+    public func step(_ stream: BatchFeed<Task.Batch>.Stream) throws -> StepRecord {
         let start = DispatchTime.now().uptimeNanoseconds
-        let parameters = model.trainableParameters()
+        let parameters = task.module.trainableParameters()
         let batch = try accumulateGradients(
             microBatches: optimization.accumulationSteps / dataParallel.worldSize
         ) { try stream.next() }
         let (tokens, images, supervised) = (batch.tokens, batch.images, batch.supervisedTokens)
         if !memoryLogged {
             memoryLogged = true
-            let rows = optimization.microBatch * optimization.accumulationSteps
-            let estimate = model.memoryEstimate(
-                microBatch: optimization.microBatch, sequenceLength: tokens / max(1, rows),
-                imagesPerMicroBatch: images / max(1, optimization.accumulationSteps),
-                supervisedFraction: Double(supervised) / Double(max(1, tokens)))
-            logger.info("\(stage): \(estimate)")
+            if let estimate = task.memoryEstimate(optimization: optimization, firstBatch: batch) {
+                logger.info("\(stage): \(estimate)")
+            }
         }
         let (loss, zLoss) = (batch.loss, batch.zLoss)
         // A non-finite loss with finite gradients (an overflow in the loss alone) is skipped as well.
@@ -476,6 +414,7 @@ public final class Trainer {
         case .applied(let report):
             lr = peakLearningRate * report.scheduleMultiplier
             consecutiveNonFinite = 0
+            try task.didApplyUpdate()
         case .skippedNonFinite:
             consecutiveNonFinite += 1
             let (name, gnorm) = largestGradient(batch.gradients)
@@ -493,12 +432,13 @@ public final class Trainer {
         let record = StepRecord(
             step: globalStep, loss: loss, zLoss: zLoss, gradNorm: Double(norm), learningRate: lr,
             skipped: !finite)
-        let scalars: [String: Double] = [
+        var scalars: [String: Double] = [
             Metric.loss: loss, Metric.zLoss: zLoss, Metric.learningRate: lr, Metric.gradNorm: Double(norm),
             Metric.tokensPerSecond: Double(tokens) / seconds, Metric.imagesPerSecond: Double(images) / seconds,
             Metric.supervisedTokens: Double(supervised), Metric.skippedSteps: Double(optimizer.skippedSteps),
             Metric.stepSeconds: seconds,
         ]
+        scalars.merge(try task.stepScalars()) { a, _ in a }
         for sink in writerSinks { try sink.record(stage: stage, step: globalStep, scalars: scalars) }
         return record
     }
@@ -523,7 +463,8 @@ public final class Trainer {
     }
 
     /// Mean loss over the held-out batches and its perplexity (no gradients, evaluation mode).
-    public func evaluate(_ feed: DataFeed) throws -> (loss: Double, perplexity: Double) {
+    public func evaluate(_ feed: BatchFeed<Task.Batch>) throws -> (loss: Double, perplexity: Double) {
+        let model = task.module
         model.eval()
         defer { model.train() }
         let stream = try feed.open(nil)
@@ -531,12 +472,44 @@ public final class Trainer {
         var count = 0
         try noGrad {
             for _ in 0..<max(1, evaluation.batches) {
-                let l = try model.loss(try stream.next())
-                sum += Double(try l.lossSum.item())
+                let l = try task.evaluationLoss(try stream.next())
+                sum += l.sum
                 count += l.count
             }
         }
         let loss = count > 0 ? sum / Double(count) : 0
         return (loss, exp(loss))
+    }
+}
+
+extension TrainingLoop where Task == MultimodalTask {
+    /// The loop of a multimodal stage over packed batches.
+    /// - Throws: `TrainingError` for an invalid optimization config.
+    public convenience init(
+        stage: String, model: MultimodalModel, optimization: OptimizationConfig,
+        checkpointing: CheckpointConfig = CheckpointConfig(), evaluation: EvalConfig = EvalConfig(),
+        checkpointDirectory: String, data: DataFeed, heldOut: DataFeed? = nil, sinks: [any MetricsSink] = [],
+        stop: StopRequest = StopRequest(), logger: Logger = Logger(label: "sightline.training"),
+        seed: UInt64 = 0, dataParallel: DataParallel? = nil
+    ) throws {
+        try self.init(
+            stage: stage, task: MultimodalTask(model: model), optimization: optimization,
+            checkpointing: checkpointing, evaluation: evaluation, checkpointDirectory: checkpointDirectory,
+            data: data.batchFeed, heldOut: heldOut?.batchFeed, sinks: sinks, stop: stop, logger: logger, seed: seed,
+            dataParallel: dataParallel)
+    }
+
+    /// One optimizer step over micro-batches of a packed-batch stream (the benchmarks' entry point).
+    /// - Throws: data and model errors; `TrainingError` after too many non-finite steps in a row.
+    public func step(_ stream: any BatchStream) throws -> StepRecord {
+        try step(BatchFeed<PackedBatch>.Stream(next: { try stream.next() }, cursorJSON: { try stream.cursorJSON() }))
+    }
+
+    /// The multimodal model trained.
+    public var model: MultimodalModel { task.model }
+
+    /// Mean loss over the held-out batches of `feed` and its perplexity.
+    public func evaluate(_ feed: DataFeed) throws -> (loss: Double, perplexity: Double) {
+        try evaluate(feed.batchFeed)
     }
 }

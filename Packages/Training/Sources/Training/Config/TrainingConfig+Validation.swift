@@ -90,14 +90,9 @@ extension TrainingConfig {
             ("clip", clip.optimization), ("pretrain", pretrain.optimization), ("finetune", finetune.optimization),
         ]
         for (name, o) in stages {
-            guard o.steps > 0 else { throw fail("\(name).optimization.steps", "must be positive, got \(o.steps)") }
-            guard o.microBatch > 0, o.globalBatch >= o.microBatch, o.globalBatch % o.microBatch == 0 else {
-                throw fail(
-                    "\(name).optimization.global_batch",
-                    "\(o.globalBatch) must be a positive multiple of micro_batch \(o.microBatch)")
-            }
-            guard o.minLrRatio >= 0, o.minLrRatio <= 1 else {
-                throw fail("\(name).optimization.min_lr_ratio", "must be in [0, 1], got \(o.minLrRatio)")
+            // The loop's configuration owns the checks; the error names the section's key.
+            if let (key, message) = o.loop.firstProblem() {
+                throw fail("\(name).optimization.\(OptimizationSection.loopKeys[key] ?? key)", message)
             }
             let m = o.learningRateMultipliers
             for (part, value) in [("vision", m.vision), ("connector", m.connector), ("language_model", m.languageModel)]

@@ -177,58 +177,198 @@ public struct MetricsSection: Codable, Equatable, Sendable {
 
 /// The optimizer and schedule of one stage: AdamW, linear warm-up then cosine decay to
 /// `min_lr_ratio` x peak, clipping, z-loss.
+///
+/// The values live in the training loop's `OptimizationConfig` (`loop`), the one owner of these
+/// settings, their defaults' meaning and their checks; this section gives them the stage file's keys
+/// (`steps` = `total_steps`, `lr` = `learning_rate`, `min_lr_ratio` = `min_learning_rate_ratio`) and a
+/// stage's defaults. The loop's other settings (decay semantics, the non-finite limit) keep the loop's
+/// defaults.
 public struct OptimizationSection: Codable, Equatable, Sendable {
-    /// Optimizer steps.
-    public var steps: Int = 1000
+    /// The loop's configuration the keys set.
+    public var loop: OptimizationConfig
+
+    /// The stage defaults (peak 1e-4, 100 warm-up steps of 1000, batches of 8, MM1's betas, clipping
+    /// and z-loss).
+    public init() {
+        loop = OptimizationConfig(
+            learningRate: .fixed(1e-4), warmupSteps: 100, totalSteps: 1000, minLearningRateRatio: 0.1,
+            weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, clipNorm: 1, zLoss: 1e-4, globalBatch: 8,
+            microBatch: 8)
+    }
+
+    /// Optimizer steps (`total_steps`).
+    public var steps: Int {
+        get { loop.totalSteps }
+        set { loop.totalSteps = newValue }
+    }
     /// Sequences (or image-text pairs for `clip`) per optimizer step.
-    public var globalBatch: Int = 8
+    public var globalBatch: Int {
+        get { loop.globalBatch }
+        set { loop.globalBatch = newValue }
+    }
     /// Sequences per forward/backward; `global_batch` must be a multiple.
-    public var microBatch: Int = 8
+    public var microBatch: Int {
+        get { loop.microBatch }
+        set { loop.microBatch = newValue }
+    }
     /// Peak learning rate: a number, or `auto` (MM1's law on the decoder's parameter count).
-    public var lr: PeakLearningRate = .fixed(1e-4)
-    public var warmupSteps: Int = 100
-    /// The cosine decays to this fraction of the peak.
-    public var minLrRatio: Double = 0.1
-    public var weightDecay: Double = 0.1
-    public var beta1: Double = 0.9
-    public var beta2: Double = 0.95
-    public var eps: Double = 1e-8
-    /// Gradient clipping at this global norm (0 disables).
-    public var clipNorm: Double = 1.0
+    public var lr: PeakLearningRate {
+        get { loop.learningRate }
+        set { loop.learningRate = newValue }
+    }
+    public var warmupSteps: Int {
+        get { loop.warmupSteps }
+        set { loop.warmupSteps = newValue }
+    }
+    /// The cosine decays to this fraction of the peak (`min_learning_rate_ratio`).
+    public var minLrRatio: Double {
+        get { loop.minLearningRateRatio }
+        set { loop.minLearningRateRatio = newValue }
+    }
+    public var weightDecay: Double {
+        get { loop.weightDecay }
+        set { loop.weightDecay = newValue }
+    }
+    public var beta1: Double {
+        get { loop.beta1 }
+        set { loop.beta1 = newValue }
+    }
+    public var beta2: Double {
+        get { loop.beta2 }
+        set { loop.beta2 = newValue }
+    }
+    public var eps: Double {
+        get { loop.eps }
+        set { loop.eps = newValue }
+    }
+    /// Gradient clipping at this global norm (positive).
+    public var clipNorm: Double {
+        get { loop.clipNorm }
+        set { loop.clipNorm = newValue }
+    }
     /// z-loss coefficient (0 disables).
-    public var zLoss: Double = 1e-4
+    public var zLoss: Double {
+        get { loop.zLoss }
+        set { loop.zLoss = newValue }
+    }
     /// Multipliers of the scheduled learning rate per model part (`vision`, `connector`,
     /// `language_model`; 1 each by default).
-    public var learningRateMultipliers: PartMultipliers = .init()
+    public var learningRateMultipliers: PartMultipliers {
+        get { loop.learningRateMultipliers }
+        set { loop.learningRateMultipliers = newValue }
+    }
 
     enum CodingKeys: String, CodingKey {
         case steps, globalBatch = "global_batch", microBatch = "micro_batch", lr, warmupSteps = "warmup_steps",
             minLrRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipNorm = "clip_norm",
             zLoss = "z_loss", learningRateMultipliers = "learning_rate_multipliers"
     }
-    public init() {}
 
-    /// The stage's schedule.
-    public var schedule: LearningRateSchedule {
-        .cosine(warmup: warmupSteps, total: steps, floor: minLrRatio)
+    /// The loop's key behind each of this section's keys (`validate` names the section's).
+    static let loopKeys: [String: String] = [
+        "total_steps": "steps", "learning_rate": "lr", "min_learning_rate_ratio": "min_lr_ratio",
+    ]
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        steps = try field(c, .steps, steps)
+        globalBatch = try field(c, .globalBatch, globalBatch)
+        microBatch = try field(c, .microBatch, microBatch)
+        lr = try field(c, .lr, lr)
+        warmupSteps = try field(c, .warmupSteps, warmupSteps)
+        minLrRatio = try field(c, .minLrRatio, minLrRatio)
+        weightDecay = try field(c, .weightDecay, weightDecay)
+        beta1 = try field(c, .beta1, beta1)
+        beta2 = try field(c, .beta2, beta2)
+        eps = try field(c, .eps, eps)
+        clipNorm = try field(c, .clipNorm, clipNorm)
+        zLoss = try field(c, .zLoss, zLoss)
+        learningRateMultipliers = try field(c, .learningRateMultipliers, learningRateMultipliers)
     }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(globalBatch, forKey: .globalBatch)
+        try c.encode(microBatch, forKey: .microBatch)
+        try c.encode(lr, forKey: .lr)
+        try c.encode(warmupSteps, forKey: .warmupSteps)
+        try c.encode(minLrRatio, forKey: .minLrRatio)
+        try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(beta1, forKey: .beta1)
+        try c.encode(beta2, forKey: .beta2)
+        try c.encode(eps, forKey: .eps)
+        try c.encode(clipNorm, forKey: .clipNorm)
+        try c.encode(zLoss, forKey: .zLoss)
+        try c.encode(learningRateMultipliers, forKey: .learningRateMultipliers)
+    }
+
+    /// The stage's schedule (the loop's).
+    public var schedule: LearningRateSchedule { loop.schedule }
 }
 
-/// How often a stage logs, evaluates and saves.
+/// How often a stage logs, evaluates and saves. The evaluation and checkpoint cadence live in the
+/// loop's `EvalConfig` and `CheckpointConfig` (their one owner); this section gives them the stage
+/// file's keys (`eval_every`, `eval_batches`, `checkpoint_every`, `keep_last`). Where to resume from is
+/// the run's (`run.resume`).
 public struct CadenceSection: Codable, Equatable, Sendable {
     public var logEvery: Int = 10
-    public var evalEvery: Int = 100
+    /// The loop's evaluation settings (`eval_every`, `eval_batches`).
+    public var evaluation = EvalConfig(every: 100, batches: 4)
+    /// The loop's checkpoint cadence (`checkpoint_every`, `keep_last`); its `resume` is not a key of
+    /// this section (see `checkpointing(resume:)`).
+    public var checkpoints = CheckpointConfig(every: 200, keepLast: 3)
+
+    public var evalEvery: Int {
+        get { evaluation.every }
+        set { evaluation.every = newValue }
+    }
     /// Held-out batches per evaluation.
-    public var evalBatches: Int = 4
-    public var checkpointEvery: Int = 200
+    public var evalBatches: Int {
+        get { evaluation.batches }
+        set { evaluation.batches = newValue }
+    }
+    public var checkpointEvery: Int {
+        get { checkpoints.every }
+        set { checkpoints.every = newValue }
+    }
     /// Checkpoints kept (the oldest are removed).
-    public var keepLast: Int = 3
+    public var keepLast: Int {
+        get { checkpoints.keepLast }
+        set { checkpoints.keepLast = newValue }
+    }
+
+    /// The loop's checkpoint configuration with the run's `resume`.
+    public func checkpointing(resume: String) -> CheckpointConfig {
+        var c = checkpoints
+        c.resume = resume
+        return c
+    }
 
     enum CodingKeys: String, CodingKey {
         case logEvery = "log_every", evalEvery = "eval_every", evalBatches = "eval_batches",
             checkpointEvery = "checkpoint_every", keepLast = "keep_last"
     }
     public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        logEvery = try field(c, .logEvery, logEvery)
+        evalEvery = try field(c, .evalEvery, evalEvery)
+        evalBatches = try field(c, .evalBatches, evalBatches)
+        checkpointEvery = try field(c, .checkpointEvery, checkpointEvery)
+        keepLast = try field(c, .keepLast, keepLast)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(logEvery, forKey: .logEvery)
+        try c.encode(evalEvery, forKey: .evalEvery)
+        try c.encode(evalBatches, forKey: .evalBatches)
+        try c.encode(checkpointEvery, forKey: .checkpointEvery)
+        try c.encode(keepLast, forKey: .keepLast)
+    }
 }
 
 /// The `clip` stage: contrastive image-text pre-training of the vision tower with a small text tower.

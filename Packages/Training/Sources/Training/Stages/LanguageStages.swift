@@ -131,24 +131,19 @@ public enum StageModels {
         try model.languageModel.save(to: directory + "/language")
     }
 
-    /// The loop's optimization config of a stage section.
-    public static func optimization(_ o: OptimizationSection) -> OptimizationConfig {
-        OptimizationConfig(
-            learningRate: o.lr, warmupSteps: o.warmupSteps, totalSteps: o.steps, minLearningRateRatio: o.minLrRatio,
-            weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.eps, clipNorm: o.clipNorm,
-            zLoss: o.zLoss, globalBatch: o.globalBatch, microBatch: o.microBatch,
-            learningRateMultipliers: o.learningRateMultipliers)
-    }
+    /// The loop's optimization config of a stage section (the section's owner).
+    public static func optimization(_ o: OptimizationSection) -> OptimizationConfig { o.loop }
 
-    /// The packed-batch feed over `sources` (one weight each) with the synthetic vocabulary.
+    /// The packed-batch feed over `sources` (one weight each) with the synthetic vocabulary; images are
+    /// preprocessed to `imageSize` (the tower's; default `model.vision.image_size`).
     public static func feed(
         config: TrainingConfig, sources: [(String, SourceFormat, URL)], weights: [Double], tokens: Int,
-        microBatch: Int, seed: UInt64
+        microBatch: Int, seed: UInt64, imageSize: Int? = nil
     ) -> DataFeed {
         let vocabulary = SyntheticVocabulary()
         let builder = DocumentBuilder(
             encode: vocabulary.encode, bos: SyntheticVocabulary.bos, eos: SyntheticVocabulary.eos, imageMarker: -1,
-            preprocessor: PipelineImages.clip(size: config.model.vision.imageSize))
+            preprocessor: PipelineImages.clip(size: imageSize ?? config.model.vision.imageSize))
         let packing = PackingConfig(
             sequenceLength: config.data.sequenceLength, maxImages: config.data.maxImages,
             imageTokenId: SyntheticVocabulary.image, padTokenId: SyntheticVocabulary.pad
@@ -174,7 +169,7 @@ public enum StageModels {
         let tokens = try visualTokens(model)
         let trainer = try Trainer(
             stage: stage, model: model, optimization: optimization(section),
-            checkpointing: CheckpointConfig(every: cadence.checkpointEvery, keepLast: cadence.keepLast, resume: resume),
+            checkpointing: cadence.checkpointing(resume: resume),
             evaluation: EvalConfig(every: max(cadence.evalEvery, section.steps + 1), batches: cadence.evalBatches),
             checkpointDirectory: directory + "/checkpoints", data: feed, logger: logger,
             seed: UInt64(config.run.seed), dataParallel: try DataParallel.automatic(config.dataParallel))
@@ -287,7 +282,8 @@ public enum FinetuneStage {
         }
         let feed = StageModels.feed(
             config: config, sources: [("questions", .llava, files.questions)], weights: [1],
-            tokens: try StageModels.visualTokens(model), microBatch: o.microBatch, seed: UInt64(config.run.seed) &+ 6)
+            tokens: try StageModels.visualTokens(model), microBatch: o.microBatch, seed: UInt64(config.run.seed) &+ 6,
+            imageSize: model.visionTower.config.imageSize)
         let report = try StageModels.run(
             stage: "finetune", model: model, section: o, cadence: config.finetune.cadence, config: config,
             directory: directory + "/adapter", feed: feed, resume: config.run.resume, logger: logger)
