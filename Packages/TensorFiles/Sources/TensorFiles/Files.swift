@@ -94,9 +94,10 @@ public enum DurableFile {
 
     /// Writes `bytes` (a `[UInt8]`, a Foundation `Data`, any byte collection) to `path`, atomically
     /// and durably: a temporary file next to `path` is written, synced and renamed over it, so a
-    /// reader sees the old file or the whole new one. Use this, not Foundation's `.atomic` /
-    /// `atomically: true`, which on Linux leaves an empty `TemporaryDirectory.*` folder in the
-    /// temporary directory per call. The directory of `path` must exist.
+    /// reader sees the old file or the whole new one; nothing is created outside the directory of
+    /// `path`. The one atomic write of every package (rather than Foundation's `.atomic` /
+    /// `atomically: true`), so every file is synced and every failure names it. The directory of
+    /// `path` must exist.
     /// - Throws: `TensorFileError` naming `path` (a missing or unwritable directory, a full disk, a
     ///   directory at `path`); `path` is then untouched and no temporary file remains.
     public static func write<Bytes: Collection>(_ bytes: Bytes, to path: String) throws where Bytes.Element == UInt8 {

@@ -10,8 +10,7 @@ public final class JSONLMetricsSink: MetricsSink {
 
     /// Opens (or creates) `path` for appending.
     public init(path: String) throws {
-        // Created when missing (Foundation's `createFile` is an atomic write that leaks a
-        // `TemporaryDirectory.*` folder on Linux).
+        // Created when missing, through the one durable writer.
         if !FileManager.default.fileExists(atPath: path) { try DurableFile.append([], to: path) }
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw ConfigError(keyPath: "", source: path, "cannot open the metrics file")
