@@ -43,6 +43,10 @@ extension TrainingConfig {
         "finetune.lora.connector": "Adapters on the connector's linear layers instead of training it fully.",
         "finetune.lora.modules_to_save": "Trained fully and saved with the adapters (PEFT modules_to_save).",
         "finetune.vision": "frozen (default) or trainable at the new resolution (MM1 adapts the ViT).",
+        "data_parallel": "Data parallelism of pretrain and finetune under mpirun/srun (a single process ignores it).",
+        "data_parallel.bucket_mb": "Gradients are all-reduced in buckets of about this many MiB (float32).",
+        "data_parallel.overlap": "Start each bucket's all-reduce during the backward pass, as soon as its gradients are final.",
+        "data_parallel.zero_stage": "1: ZeRO-1, each rank keeps the AdamW moments of its share of the parameters only; 0: every rank keeps all.",
         "optimization.lr": "Peak learning rate, or auto (MM1: exp(-0.4214 ln N - 0.5535), N = decoder parameters).",
     ]
 
@@ -103,6 +107,12 @@ extension TrainingConfig {
         }
         guard finetune.lora.r > 0 else { throw fail("finetune.lora.r", "must be positive, got \(finetune.lora.r)") }
         guard data.sequenceLength > 0 else { throw fail("data.sequence_length", "must be positive") }
+        guard dataParallel.bucketMegabytes > 0, dataParallel.bucketMegabytes.isFinite else {
+            throw fail("data_parallel.bucket_mb", "must be a positive number of MiB, got \(dataParallel.bucketMegabytes)")
+        }
+        guard dataParallel.zeroStage == 0 || dataParallel.zeroStage == 1 else {
+            throw fail("data_parallel.zero_stage", "must be 0 or 1 (ZeRO stage 1), got \(dataParallel.zeroStage)")
+        }
     }
 }
 

@@ -22,15 +22,20 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var pretrain: PretrainStageConfig
     public var scaleTokens: ScaleTokensStageConfig
     public var finetune: FinetuneStageConfig
+    /// Data-parallel settings of the `pretrain` and `finetune` stages, used when the process was
+    /// started by an MPI launcher (`mpirun`, `srun`); ignored by a single process.
+    public var dataParallel: DataParallelConfig
 
     enum CodingKeys: String, CodingKey {
-        case run, model, data, metrics, clip, pretrain, scaleTokens = "scale-tokens", finetune
+        case run, model, data, metrics, clip, pretrain, scaleTokens = "scale-tokens", finetune,
+            dataParallel = "data_parallel"
     }
 
     public init(
         run: RunSection = .init(), model: ModelSection = .init(), data: DataSection = .init(),
         metrics: MetricsSection = .init(), clip: ClipStageConfig = .init(), pretrain: PretrainStageConfig = .init(),
-        scaleTokens: ScaleTokensStageConfig = .init(), finetune: FinetuneStageConfig = .init()
+        scaleTokens: ScaleTokensStageConfig = .init(), finetune: FinetuneStageConfig = .init(),
+        dataParallel: DataParallelConfig = .init()
     ) {
         self.run = run
         self.model = model
@@ -40,6 +45,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         self.pretrain = pretrain
         self.scaleTokens = scaleTokens
         self.finetune = finetune
+        self.dataParallel = dataParallel
     }
 
     /// Every default.

@@ -6,9 +6,10 @@ import Logging
 import TensorFiles
 
 /// `trainer demo`: the Chain-of-Sight recipe in miniature on the synthetic world, every stage through
-/// the stage functions: `clip` (cached in the run folder) -> `pretrain` at 32 visual tokens ->
-/// `scale-tokens` (`demo32to144`, 4.5x) -> `finetune` with LoRA -> held-out evaluation; beside it the same
-/// pre-trained model fine-tuned at 32 tokens; with `compare`, Chain-of-Sight at 144 tokens throughout
+/// the stage functions: `clip` (cached in the run folder) and the decoder's text-only warm-up (cached)
+/// -> `pretrain` at 32 visual tokens -> `scale-tokens` (`demo32to336`, 10.5x) -> `finetune` with LoRA ->
+/// held-out evaluation; beside it the same pre-trained model fine-tuned at 32 tokens; with `compare`,
+/// Chain-of-Sight at 336 tokens throughout
 /// and the LLaVA-style MLP projection of all patch tokens. Writes `summary.json` and SVG plots.
 public enum Demo {
     /// One arm's measurements (`summary.json`'s `arms`).
@@ -128,6 +129,9 @@ public enum Demo {
             o.warmupSteps = quick ? 0 : 30
             o.lr = .fixed(stage == .pretrain ? 3e-3 : 2e-3)
             o.weightDecay = stage == .pretrain ? 0.1 : 0
+            // The connector at a tenth of the rate: at the full rate its tokens lose what they carry of
+            // the image before the decoder learns to read them (docs/demo.md, "Measured").
+            o.learningRateMultipliers.connector = 0.1
             var cad = CadenceSection()
             cad.checkpointEvery = max(1, o.steps)
             cad.keepLast = 1
@@ -141,7 +145,7 @@ public enum Demo {
             }
         }
         c.finetune.lora.dropout = 0
-        c.scaleTokens.extension = ChainOfSightExtension.demo32to144.name
+        c.scaleTokens.extension = ChainOfSightExtension.demo32to336.name
         c.scaleTokens.imageSize = image
         c.model.connector.preset = ChainOfSightPreset.pt32.rawValue
         return c
@@ -340,9 +344,9 @@ public enum Demo {
 
         if compare {
             var many = withTower
-            many.model.connector.preset = ChainOfSightPreset.demo_q16_64_64.rawValue
+            many.model.connector.preset = ChainOfSightPreset.demo_q16_64_256.rawValue
             let dir = output + "/baseline_many_tokens"
-            print("baseline_many_tokens: Chain-of-Sight at 144 tokens throughout")
+            print("baseline_many_tokens: Chain-of-Sight at \(try visualTokens(many)) tokens throughout")
             let manyTokens = try visualTokens(many)
             let p = try pretrain(sized(many, stage: .pretrain, visualTokens: manyTokens), dir)
             let f = try finetune(sized(many, stage: .finetune, visualTokens: manyTokens), dir, from: dir + "/pretrain")

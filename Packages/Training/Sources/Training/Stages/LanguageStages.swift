@@ -178,7 +178,7 @@ public enum StageModels {
             checkpointing: CheckpointConfig(every: cadence.checkpointEvery, keepLast: cadence.keepLast, resume: resume),
             evaluation: EvalConfig(every: max(cadence.evalEvery, section.steps + 1), batches: cadence.evalBatches),
             checkpointDirectory: directory + "/checkpoints", data: feed, logger: logger,
-            seed: UInt64(config.run.seed))
+            seed: UInt64(config.run.seed), dataParallel: try DataParallel.automatic(config.dataParallel))
         trainer.handlesSignals = false
         let summary = try trainer.run()
         // Data parallel: every rank holds the same model; rank 0 writes the stage's files.
@@ -212,7 +212,7 @@ public enum PretrainStage {
         try config.validate()
         let directory = output + "/pretrain"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try config.save(to: directory + "/config.yaml")
+        if DataParallel.isRankZero { try config.save(to: directory + "/config.yaml") }
         let o = config.pretrain.optimization
         let files = try DataParallel.rankZeroFirst {
             try WorldFiles.ensure(config: config, output: output, split: .train, count: max(32, o.steps * o.globalBatch))
@@ -273,7 +273,7 @@ public enum FinetuneStage {
         let from = input ?? (fm.fileExists(atPath: output + "/scale-tokens/connector") ? output + "/scale-tokens" : output + "/pretrain")
         let directory = output + "/finetune"
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try config.save(to: directory + "/config.yaml")
+        if DataParallel.isRankZero { try config.save(to: directory + "/config.yaml") }
         let (mode, _) = try TrainingConfig.visionMode(config.finetune.vision)
         let model = try StageModels.load(directory: from, visionTraining: mode)
         let l = config.finetune.lora
