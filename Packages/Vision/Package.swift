@@ -26,7 +26,10 @@ let package = Package(
         .target(name: "_CImageCodecs", dependencies: ["_CLibJPEG", "_CLibPNG"]),
         .target(
             name: "ImagePipeline",
-            dependencies: ["Vision", "_CImageCodecs", .product(name: "Tensor", package: "Tensor")]),
+            dependencies: [
+                "Vision", "_CImageCodecs", .product(name: "Tensor", package: "Tensor"),
+                .product(name: "TensorFiles", package: "TensorFiles"),
+            ]),
     ],
     swiftLanguageModes: [.v5]
 )

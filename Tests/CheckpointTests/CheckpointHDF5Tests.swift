@@ -57,7 +57,7 @@ import Testing
         let dir = TempDir()
         defer { dir.cleanup() }
         let notHDF5 = dir.file("not.h5")
-        try "hello".write(toFile: notHDF5, atomically: true, encoding: .utf8)
+        try "hello".write(toFile: notHDF5, atomically: false, encoding: .utf8)
         let e = errorText { _ = try WeightsFile.open(notHDF5) } ?? ""
         #expect(e.hasPrefix(notHDF5) && e.contains("cannot open as HDF5") && e.contains("signature"), "\(e)")
         let path = dir.file("w.h5")

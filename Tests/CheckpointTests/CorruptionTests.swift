@@ -154,7 +154,7 @@ func readFully(_ path: String, _ open: (String) throws -> TensorSource) -> (
             hows.append(how)
         }
         let list = dir.file("list.txt")
-        try paths.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        try paths.joined(separator: "\n").write(toFile: list, atomically: false, encoding: .utf8)
 
         var results = [String?](repeating: nil, count: paths.count)
         var crashes: [Int] = [], hangs: [Int] = []

@@ -174,7 +174,7 @@ func testHelperExecutable() -> String? {
 /// test (rather than skipping) when it fails, since scripts/setup.sh installs what it imports.
 func runPython(_ script: String, _ arguments: [String], in dir: TempDir) throws -> String {
     let file = dir.file("script-\(UUID().uuidString.prefix(6)).py")
-    try script.write(toFile: file, atomically: true, encoding: .utf8)
+    try script.write(toFile: file, atomically: false, encoding: .utf8)
     let r = try Python.run([file] + arguments, timeout: 120)
     guard r.status == 0 else {
         throw TestFailure(

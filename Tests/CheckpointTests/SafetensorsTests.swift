@@ -192,7 +192,7 @@ func safetensorsBytes(_ header: String, _ data: [UInt8], length: UInt64? = nil) 
         func index(_ map: [(String, String)]) throws {
             let body = map.map { "\"\($0.0)\": \"\($0.1)\"" }.joined(separator: ", ")
             try "{\"metadata\": {\"total_size\": 1234}, \"weight_map\": {\(body)}}"
-                .write(toFile: dir.file("model.safetensors.index.json"), atomically: true, encoding: .utf8)
+                .write(toFile: dir.file("model.safetensors.index.json"), atomically: false, encoding: .utf8)
         }
         var map = first.names.map { ($0, "model-00001-of-00002.safetensors") }
         map += second.names.map { ($0, "model-00002-of-00002.safetensors") }

@@ -18,7 +18,7 @@ func writeMixtureSources(_ tag: String) throws -> [(SourceFormat, URL)] {
     func jsonl(_ name: String, _ rows: [[String: Any]]) throws -> URL {
         let u = dir.appendingPathComponent(name)
         try rows.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
-            .joined(separator: "\n").write(to: u, atomically: true, encoding: .utf8)
+            .joined(separator: "\n").write(to: u, atomically: false, encoding: .utf8)
         return u
     }
     let inter = try jsonl(

@@ -15,7 +15,7 @@ final class Scratch {
     @discardableResult
     func write(_ name: String, _ text: String) throws -> URL {
         let u = url.appendingPathComponent(name)
-        try text.write(to: u, atomically: true, encoding: .utf8)
+        try text.write(to: u, atomically: false, encoding: .utf8)
         return u
     }
 }

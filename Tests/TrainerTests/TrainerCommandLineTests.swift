@@ -2,13 +2,16 @@ import Foundation
 import SightlineTestSupport
 import Testing
 
-/// Runs the built `trainer` (next to the test bundle, or `SIGHTLINE_TRAINER_BIN`).
-func trainer(_ arguments: [String], in directory: URL? = nil) throws -> ProcessResult {
+/// Runs the built `trainer` (next to the test bundle, or `SIGHTLINE_TRAINER_BIN`), with `environment`
+/// added to this process's.
+func trainer(
+    _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]
+) throws -> ProcessResult {
     guard let exe = builtExecutable("trainer", override: "SIGHTLINE_TRAINER_BIN") else {
         throw TrainerTestFailure(
             "the trainer executable is not next to the test bundle; build everything (swift build) first")
     }
-    let r = try runProcess(exe, arguments, in: directory, timeout: 120)
+    let r = try runProcess(exe, arguments, in: directory, timeout: 120, environment: environment)
     #expect(!r.timedOut && !r.signaled, "trainer \(arguments) did not exit by itself")
     return r
 }
@@ -33,7 +36,7 @@ final class ScratchDirectory {
         let u = url.appendingPathComponent(name)
         try FileManager.default.createDirectory(
             at: u.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try text.write(to: u, atomically: true, encoding: .utf8)
+        try text.write(to: u, atomically: false, encoding: .utf8)
         return u
     }
 }
@@ -140,11 +143,17 @@ func isCleanError(_ r: ProcessResult) -> Bool {
             #"{"id": "1", "answer": "red"}"# + "\n" + #"{"id": "2", "answer": "3"}"# + "\n"
                 + #"{"id": "3", "answer": "red"}"#)
         let out = s.url.appendingPathComponent("run/eval")
-        let r = try trainer([
-            "eval", "--predictions", preds.path, "--data", data.path, "--blind-predictions", blind.path,
-            "--output", out.path,
-        ])
+        // eval.json is written atomically: nothing may be left in the temporary directory.
+        let tmp = s.url.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: false)
+        let r = try trainer(
+            [
+                "eval", "--predictions", preds.path, "--data", data.path, "--blind-predictions", blind.path,
+                "--output", out.path,
+            ], environment: ["TMPDIR": tmp.path])
         #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["eval.json"])
         #expect(r.stdout.contains("type colour") && r.stdout.contains("tag small_object"))
         let json = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("eval.json")))

@@ -72,12 +72,19 @@ import Training
 
 @Suite(.serialized) struct TrainerDemoTests {
     /// `demo --quick` end to end: every stage runs, summary.json has the arms and criteria, the plots
-    /// exist; then `generate` on a held-out image equals greedy decoding through the library.
+    /// exist, and the run's many atomic writes (configs, stage reports, plots redrawn, eval.json) leave
+    /// nothing in its temporary directory; then `generate` on a held-out image equals greedy decoding
+    /// through the library.
     @Test func quickDemoThenGenerate() throws {
         let dir = ScratchDirectory()
         let out = dir.url.appendingPathComponent("demo").path
-        let r = try trainer(["demo", "--quick", "--output", out, "--threads", "1"])
+        let tmp = dir.url.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: false)
+        let r = try trainer(
+            ["demo", "--quick", "--output", out, "--threads", "1"], environment: ["TMPDIR": tmp.path])
         #expect(r.status == 0, "\(r.stderr)")
+        let leftInTmp = try FileManager.default.contentsOfDirectory(atPath: tmp.path)
+        #expect(!leftInTmp.contains { $0.hasPrefix("TemporaryDirectory.") }, "left in TMPDIR: \(leftInTmp)")
         #expect(r.stdout.contains("criteria:"))
         let data = try Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))
         let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

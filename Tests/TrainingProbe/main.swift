@@ -61,7 +61,7 @@ do {
     let log = dir.appendingPathComponent("losses.txt").path
     var handle: FileHandle?
     if parallel.isWriter {
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) { try Data().write(to: URL(fileURLWithPath: log)) }
         handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try handle?.seekToEnd()
     }

@@ -55,7 +55,7 @@ public enum TinyRun {
         if FileManager.default.fileExists(atPath: marker.path) { return directory }
         let w = try SyntheticWorld(seed: 11, imageSize: 48, patchSize: 4)
         try w.write(to: directory, count: count, split: .train)
-        FileManager.default.createFile(atPath: marker.path, contents: Data())
+        try Data().write(to: marker)  // not Foundation's atomic write, which leaks a folder in TMPDIR
         return directory
     }
 

@@ -12,7 +12,7 @@ import Training
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("arch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let file = dir.appendingPathComponent("config.json").path
-        try json.write(toFile: file, atomically: true, encoding: .utf8)
+        try json.write(toFile: file, atomically: false, encoding: .utf8)
         return file
     }
 

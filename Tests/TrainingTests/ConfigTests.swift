@@ -145,7 +145,7 @@ func scratchDirectory(_ name: String) throws -> String {
         let dir = try scratchDirectory("config")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/run.yaml"
-        try "pretrain:\n  optimization:\n    steps: 20\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "pretrain:\n  optimization:\n    steps: 20\n".write(toFile: path, atomically: false, encoding: .utf8)
         let c = try TrainingConfig.load(path: path, overrides: ["pretrain.optimization.steps=30"])
         #expect(c.pretrain.optimization.steps == 30)
         try c.save(to: dir + "/resolved.yaml")
@@ -207,7 +207,7 @@ func scratchDirectory(_ name: String) throws -> String {
             let a = doc.range(of: begin), let b = doc.range(of: end)
         {
             doc.replaceSubrange(a.lowerBound..<b.upperBound, with: block)
-            try doc.write(toFile: path, atomically: true, encoding: .utf8)
+            try doc.write(toFile: path, atomically: false, encoding: .utf8)
         }
         #expect(doc.contains(block), "docs/training.md's config reference is out of date")
     }

@@ -55,7 +55,12 @@ import Training
     @Test func jsonlPlotsAndProgress() throws {
         let dir = try scratchDirectory("metrics")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try writeRun(dir)
+        let run = try writeRun(dir)
+        // Plots are redrawn atomically (temporary file + rename): redraws leave no temporary behind.
+        try run.drawPlots()
+        try run.drawPlots()
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(names.contains("loss.svg") && names.contains("lr.svg") && !names.contains { $0.hasPrefix(".") }, "\(names)")
         let records = try JSONLMetricsSink.read(path: dir + "/metrics.jsonl")
         #expect(records.count == 7)
         #expect(records[0].stage == "pretrain" && records[0].step == 1)

@@ -40,8 +40,7 @@ extension Connector {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(configuration).write(
-            to: URL(fileURLWithPath: directory + "/" + ConnectorFiles.config), options: .atomic)
+        try DurableFile.write(encoder.encode(configuration), to: directory + "/" + ConnectorFiles.config)
         try SafetensorsFile.write(NamedTensors(stateDict()), to: directory + "/" + ConnectorFiles.weights)
     }
 }

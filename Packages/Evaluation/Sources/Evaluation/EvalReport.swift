@@ -1,4 +1,5 @@
 import Foundation
+import TensorFiles
 
 /// The results of one evaluation, written as `eval.json` (schema in docs/evaluation.md).
 ///
@@ -40,7 +41,7 @@ public struct EvalReport: Codable, Equatable, Sendable {
         let url = directory.appendingPathComponent(Self.fileName)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try enc.encode(self).write(to: url, options: .atomic)
+        try DurableFile.write(enc.encode(self), to: url.path)
         return url
     }
 

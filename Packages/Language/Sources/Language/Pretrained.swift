@@ -62,7 +62,7 @@ extension LlamaForCausalLM {
     public func save(to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let json = try JSONEncoder().encode(config)
-        try json.write(to: URL(fileURLWithPath: directory + "/config.json"), options: .atomic)
+        try DurableFile.write(json, to: directory + "/config.json")
         try SafetensorsFile.write(
             NamedTensors(try huggingFaceStateDict()), to: directory + "/model.safetensors",
             metadata: ["format": "pt"])

@@ -92,13 +92,27 @@ public enum DurableFile {
         }
     }
 
-    /// Writes `bytes` to `path`, atomically and durably.
-    public static func write(_ bytes: [UInt8], to path: String) throws {
+    /// Writes `bytes` (a `[UInt8]`, a Foundation `Data`, any byte collection) to `path`, atomically
+    /// and durably: a temporary file next to `path` is written, synced and renamed over it, so a
+    /// reader sees the old file or the whole new one; nothing is created outside the directory of
+    /// `path`. The one atomic write of every package (rather than Foundation's `.atomic` /
+    /// `atomically: true`), so every file is synced and every failure names it. The directory of
+    /// `path` must exist.
+    /// - Throws: `TensorFileError` naming `path` (a missing or unwritable directory, a full disk, a
+    ///   directory at `path`); `path` is then untouched and no temporary file remains.
+    public static func write<Bytes: Collection>(_ bytes: Bytes, to path: String) throws where Bytes.Element == UInt8 {
         try write(to: path) { tmp in
             let w = try FileWriter(creating: tmp, reportAs: path)
-            try bytes.withUnsafeBytes { try w.write($0) }
+            let written: Void? = try bytes.withContiguousStorageIfAvailable { try w.write(UnsafeRawBufferPointer($0)) }
+            if written == nil { try Array(bytes).withUnsafeBytes { try w.write($0) } }
             try w.close()
         }
+    }
+
+    /// Writes `text` UTF-8 encoded to `path`, atomically and durably (see `write(_:to:)` for bytes).
+    /// - Throws: `TensorFileError` naming `path`.
+    public static func write(_ text: String, to path: String) throws {
+        try write(Array(text.utf8), to: path)
     }
 
     /// Appends `bytes` to `path` (created when missing) and syncs it: for logs such as a metrics
@@ -190,7 +204,11 @@ package final class FileWriter {
         reportPath = reportAs ?? path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else {
-            throw TensorFileError(file: reportAs ?? path, "cannot create \(path): \(errnoText())")
+            let reason = errnoText()
+            if let reportAs, reportAs != path {
+                throw TensorFileError(file: reportAs, "cannot write it (creating the temporary file \(path)): \(reason)")
+            }
+            throw TensorFileError(file: path, "cannot create: \(reason)")
         }
     }
 

@@ -1,6 +1,7 @@
-import _CImageCodecs
 import Foundation
+import TensorFiles
 import Vision
+import _CImageCodecs
 
 /// Limits applied while decoding, before any pixel buffer is allocated.
 public struct ImageLimits: Sendable, Equatable {
@@ -144,9 +145,10 @@ public enum ImageCodec {
         default: throw VisionError(path, "unknown image extension \".\(ext)\" (png, jpg, jpeg)")
         }
         do {
-            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try DurableFile.write(bytes, to: path)
         } catch {
-            throw VisionError(path, "cannot write the file: \((error as NSError).localizedDescription)")
+            let reason = (error as? TensorFileError)?.message ?? (error as NSError).localizedDescription
+            throw VisionError(path, "cannot write the file: \(reason)")
         }
     }
 

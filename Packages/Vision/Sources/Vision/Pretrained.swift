@@ -54,7 +54,7 @@ extension CLIPVisionModel {
             object["attention_dropout"] = 0.0
             let json = try JSONSerialization.data(
                 withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            try json.write(to: URL(fileURLWithPath: directory + "/config.json"), options: .atomic)
+            try DurableFile.write(json, to: directory + "/config.json")
             let tensors = (prefixed ? stateDict() : visionModel.stateDict()).map { ($0.0, $0.1) }
             try SafetensorsFile.write(
                 NamedTensors(tensors), to: directory + "/model.safetensors", metadata: ["format": "pt"])

@@ -1,4 +1,5 @@
 import Foundation
+import TensorFiles
 import Yams
 
 extension TrainingConfig {
@@ -82,7 +83,7 @@ extension TrainingConfig {
     /// Writes the resolved configuration (every field) to `path`, atomically.
     public func save(to path: String) throws {
         let header = "# The resolved configuration of this run: every field, defaults included.\n"
-        try (header + yaml()).write(toFile: path, atomically: true, encoding: .utf8)
+        try DurableFile.write(header + yaml(), to: path)
     }
 
     /// Validates after all overrides; an error on a key an override set names that override.

@@ -3,6 +3,7 @@ import Datasets
 import Evaluation
 import Foundation
 import Logging
+import TensorFiles
 
 /// `trainer demo`: the Chain-of-Sight recipe in miniature on the synthetic world, every stage through
 /// the stage functions: `clip` (cached in the run folder) and the decoder's text-only warm-up (cached)
@@ -401,12 +402,12 @@ public enum Demo {
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try enc.encode(summary).write(to: URL(fileURLWithPath: output + "/summary.json"), options: .atomic)
+        try DurableFile.write(enc.encode(summary), to: output + "/summary.json")
         let loss = SVGPlot.render(
             title: "training loss (pre-training, then fine-tuning)", xLabel: "step", yLabel: "loss",
             series: summary.arms.map { a in SVGPlot.Series(name: a.name, points: a.losses.map { ($0[0], $0[1]) }) })
-        try loss.write(toFile: output + "/loss.svg", atomically: true, encoding: .utf8)
-        try accuracyBars(summary.arms).write(toFile: output + "/accuracy.svg", atomically: true, encoding: .utf8)
+        try DurableFile.write(loss, to: output + "/loss.svg")
+        try DurableFile.write(accuracyBars(summary.arms), to: output + "/accuracy.svg")
     }
 
     /// Grouped bars: accuracy per question type (and overall, small objects) per arm.

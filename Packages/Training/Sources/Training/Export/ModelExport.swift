@@ -165,7 +165,7 @@ public enum ModelExport {
             object["task_type"] = NSNull()
             data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         }
-        try data.write(to: URL(fileURLWithPath: json), options: .atomic)
+        try DurableFile.write(data, to: json)
         return [weights, json]
     }
 
@@ -336,7 +336,7 @@ public enum ModelExport {
 
     static func writeJSON(_ object: [String: Any], to path: String) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        try DurableFile.write(data, to: path)
         return path
     }
 }

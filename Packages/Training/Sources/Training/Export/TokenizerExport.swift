@@ -1,5 +1,6 @@
 import Foundation
 import Language
+import TensorFiles
 
 /// The tokenizer a model was trained with, as an export writes it next to the weights.
 public enum ModelTokenizer: Sendable, Equatable {
@@ -135,7 +136,7 @@ extension ModelExport {
         if let unk = parsed.model.unknownToken { config["unk_token"] = unk }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let file = dir + "/" + TokenizerFiles.tokenizer
-        try data.write(to: URL(fileURLWithPath: file), options: .atomic)
+        try DurableFile.write(data, to: file)
         return [file, try writeJSON(config, to: dir + "/" + TokenizerFiles.config)]
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TensorFiles
 
 /// Appends one JSON object per record to `metrics.jsonl`: `{"stage": ..., "step": ..., "time": ...,
 /// <scalar>: <value>, ...}` (non-finite values written as null).
@@ -9,11 +10,8 @@ public final class JSONLMetricsSink: MetricsSink {
 
     /// Opens (or creates) `path` for appending.
     public init(path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ConfigError(keyPath: "", source: path, "cannot create the metrics file")
-            }
-        }
+        // Created when missing, through the one durable writer.
+        if !FileManager.default.fileExists(atPath: path) { try DurableFile.append([], to: path) }
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw ConfigError(keyPath: "", source: path, "cannot open the metrics file")
         }
@@ -134,9 +132,9 @@ public final class RunMetrics: MetricsSink {
             if let p = h["eval_loss"] { loss.append(.init(name: "\(stage) eval", points: p)) }
             if let p = h["lr"] ?? h["learning_rate"] { lr.append(.init(name: stage, points: p)) }
         }
-        try SVGPlot.render(title: "Loss", xLabel: "step", yLabel: "loss", series: loss)
-            .write(toFile: directory + "/loss.svg", atomically: true, encoding: .utf8)
-        try SVGPlot.render(title: "Learning rate", xLabel: "step", yLabel: "lr", series: lr)
-            .write(toFile: directory + "/lr.svg", atomically: true, encoding: .utf8)
+        try DurableFile.write(
+            SVGPlot.render(title: "Loss", xLabel: "step", yLabel: "loss", series: loss), to: directory + "/loss.svg")
+        try DurableFile.write(
+            SVGPlot.render(title: "Learning rate", xLabel: "step", yLabel: "lr", series: lr), to: directory + "/lr.svg")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TensorFiles
 
 /// Writes TensorBoard event files: TFRecord framing (length, masked CRC32C of the length, payload,
 /// masked CRC32C of the payload) around hand-encoded `tensorflow.Event` protobuf messages carrying
@@ -22,9 +23,10 @@ public final class TensorBoardWriter {
             k += 1
         }
         path = directory + "/" + name
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-            let h = FileHandle(forWritingAtPath: path)
-        else { throw ConfigError(keyPath: "", source: path, "cannot create the event file") }
+        try DurableFile.write([UInt8](), to: path)
+        guard let h = FileHandle(forWritingAtPath: path) else {
+            throw ConfigError(keyPath: "", source: path, "cannot open the event file")
+        }
         handle = h
         var version = Protobuf()
         version.double(1, wallTime)

@@ -7,6 +7,7 @@ import Layers
 import Logging
 import Optim
 import Tensor
+import TensorFiles
 import Vision
 
 // The `pretrain` and `finetune` stages on the training loop (`Trainer`), over the synthetic world's
@@ -61,7 +62,7 @@ public enum WorldFiles {
         if FileManager.default.fileExists(atPath: marker.path) { return SyntheticFiles(directory: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let files = try world.write(to: dir, count: count, split: split)
-        FileManager.default.createFile(atPath: marker.path, contents: Data())
+        try DurableFile.write([UInt8](), to: marker.path)
         return files
     }
 }
@@ -190,7 +191,7 @@ public enum StageModels {
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try enc.encode(report).write(to: URL(fileURLWithPath: directory + "/stage.json"), options: .atomic)
+        try DurableFile.write(enc.encode(report), to: directory + "/stage.json")
         return report
     }
 }

@@ -140,8 +140,9 @@ public enum ScaleTokensStage {
             "grid": scaled.connector.config.grid.height, "visual_tokens": scaled.tokens,
             "trained_visual_tokens": connector.config.totalQueries, "interpolation": config.scaleTokens.interpolation,
         ]
-        try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
-            .write(to: URL(fileURLWithPath: directory + "/tokens.json"), options: .atomic)
+        try DurableFile.write(
+            JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys]),
+            to: directory + "/tokens.json")
         return Result(directory: directory, tokens: scaled.tokens, tower: scaled.tower, connector: scaled.connector)
     }
 }
