@@ -388,7 +388,14 @@ public final class Trainer {
 
     /// The accumulated gradients of `microBatches` batches drawn from `next`.
     public func accumulateGradients(microBatches: Int, next: () throws -> PackedBatch) throws -> BatchGradients {
-        let parameters = model.trainableParameters()
+        try accumulateGradients(microBatches: microBatches, parameters: model.trainableParameters(), next: next)
+    }
+
+    /// `accumulateGradients` over `parameters` (the model's trainable parameters, listed once per
+    /// step by the caller: listing them builds every dotted name).
+    func accumulateGradients(
+        microBatches: Int, parameters: [(String, Parameter)], next: () throws -> PackedBatch
+    ) throws -> BatchGradients {
         let z = Float(optimization.zLoss)
         var accumulator = GradientAccumulator()
         var out = BatchGradients(
@@ -444,7 +451,7 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         let parameters = model.trainableParameters()
         let batch = try accumulateGradients(
-            microBatches: optimization.accumulationSteps / dataParallel.worldSize
+            microBatches: optimization.accumulationSteps / dataParallel.worldSize, parameters: parameters
         ) { try stream.next() }
         let (tokens, images, supervised) = (batch.tokens, batch.images, batch.supervisedTokens)
         if !memoryLogged {
