@@ -123,7 +123,7 @@ let package = Package(
         // Runs the built `trainer` executable (found next to the test bundle).
         .testTarget(
             name: "TrainerTests",
-            dependencies: [lib("Datasets"), lib("Training"), lib("Language"), "SightlineTestSupport"],
+            dependencies: [lib("Checkpoint"), lib("Datasets"), lib("Training"), lib("Language"), "SightlineTestSupport"],
             path: "Tests/TrainerTests"),
         // PyTorch interop: our exports against python/sightline_torch (skipped without torch + h5py).
         .testTarget(

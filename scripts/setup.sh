@@ -24,7 +24,8 @@ pip_packages=(h5py numpy safetensors)
 # The interop stack, pinned (the versions the committed fixtures and checks were made with are in
 # Tests/Fixtures/VERSIONS.md). torch comes from PyTorch's CPU wheel index: no CUDA download.
 torch_pin="torch==2.13.0"
-interop_pins=(transformers==5.25.0 peft==0.21.2 tensorboard==2.21.0 pytest==9.0.3)
+# pillow: transformers' CLIP image processor (the exported Llava processor) resizes with it.
+interop_pins=(transformers==5.25.0 peft==0.21.2 tensorboard==2.21.0 pytest==9.0.3 pillow==13.0.0)
 python="${SIGHTLINE_PYTHON:-python3}"
 
 missing=()
@@ -59,7 +60,7 @@ if [ "${SIGHTLINE_SKIP_PIP:-0}" != 1 ]; then
       pip_install "$torch_pin" --index-url https://download.pytorch.org/whl/cpu \
         --extra-index-url https://pypi.org/simple
     fi
-    if ! "$python" -c "import transformers, peft, tensorboard, pytest" 2>/dev/null; then
+    if ! "$python" -c "import transformers, peft, tensorboard, pytest, PIL" 2>/dev/null; then
       echo "setup: pip installing ${interop_pins[*]}"
       pip_install "${interop_pins[@]}"
     fi

@@ -21,10 +21,13 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "The run folder.")
     var output: String = "runs/demo"
 
+    @Option(name: .customLong("set"), help: "Override one key of the demo's configuration, `key.path=value` (repeatable).")
+    var overrides: [String] = []
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
         let logger = try runtime.apply(label: "trainer.demo")
-        _ = try Demo.run(quick: quick, compare: compare, output: output, logger: logger)
+        _ = try Demo.run(quick: quick, compare: compare, output: output, overrides: overrides, logger: logger)
     }
 }

@@ -13,6 +13,8 @@ struct Finetune: ParsableCommand {
         let logger = try runtime.apply(label: "trainer.finetune")
         let config = try stage.load()
         let r = try FinetuneStage.run(config: config, output: config.run.output, logger: logger)
+        // Data parallel: every rank trains, rank 0 reports.
+        guard DataParallel.isRankZero else { return }
         print("finetune: \(r.steps) steps, final loss \(r.finalLoss); wrote \(r.directory)")
     }
 }

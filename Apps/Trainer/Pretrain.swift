@@ -13,6 +13,8 @@ struct Pretrain: ParsableCommand {
         let logger = try runtime.apply(label: "trainer.pretrain")
         let config = try stage.load()
         let r = try PretrainStage.run(config: config, output: config.run.output, logger: logger)
+        // Data parallel: every rank trains, rank 0 reports.
+        guard DataParallel.isRankZero else { return }
         print("pretrain: \(r.steps) steps, final loss \(r.finalLoss), \(r.visualTokens) visual tokens; wrote \(r.directory)")
     }
 }

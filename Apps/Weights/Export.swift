@@ -17,9 +17,12 @@ struct Export: ParsableCommand {
             with --merge-lora, otherwise the base weights go to OUT and the adapters to OUT's name with
             `.adapter` (a PEFT directory: adapter_model.safetensors + adapter_config.json, the connector in
             modules_to_save; `language_model/` inside for HF LlamaForCausalLM alone). --layout hf-llava
-            writes a directory LlavaForConditionalGeneration.from_pretrained loads (linear and mlp2x_gelu
-            projectors); --layout cos-llava the authors' LLaVA names (model.mm_projector.*). Directory
-            layouts need --merge-lora when the checkpoint has adapters.
+            writes a directory LlavaForConditionalGeneration.from_pretrained and AutoProcessor load (linear
+            and mlp2x_gelu projectors); --layout cos-llava the authors' LLaVA names (model.mm_projector.*).
+            Directory layouts need --merge-lora when the checkpoint has adapters, and get the tokenizer
+            (tokenizer.json, tokenizer_config.json): --tokenizer, else a tokenizer.json in the run's stage
+            folders (an imported model's), else the run's data.tokenizer, else the synthetic world's word
+            vocabulary (as a WordLevel tokenizer) when the model has its size.
             """)
 
     @Argument(help: "A training checkpoint: file, `latest`, checkpoints directory or stage folder.")
@@ -37,10 +40,17 @@ struct Export: ParsableCommand {
     @Option(help: "Output layout: \(ExportLayout.allCases.map(\.rawValue).joined(separator: ", ")).")
     var layout: ExportLayout = .hdf5
 
+    @Option(help: "A HF tokenizer.json to write with a directory layout (default: the run's tokenizer).")
+    var tokenizer: String?
+
     func run() throws {
         let source = try CheckpointModel(checkpoint: checkpoint)
         let summary = try ModelExport.export(
-            source, to: output, layout: layout, dtype: dtype, mergeLoRA: mergeLoRA)
+            source, to: output, layout: layout, dtype: dtype, mergeLoRA: mergeLoRA,
+            tokenizer: tokenizer.map { ModelTokenizer.file($0) })
+        if layout != .hdf5 && tokenizer == nil && source.tokenizer == nil {
+            print("note: no tokenizer written (the run names none and the model's vocabulary is not the synthetic world's); pass --tokenizer")
+        }
         let lora = source.lora == nil ? "" : summary.mergedLoRA ? ", LoRA merged" : ", LoRA adapter in \(summary.adapterDirectory!)"
         print(
             "wrote \(output) (\(layout.rawValue)) from \(source.path) (step \(source.step)): \(summary.tensors) tensors, \(grouped(summary.parameters)) parameters as \(dtype.rawValue)\(lora)"

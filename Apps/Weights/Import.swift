@@ -18,7 +18,9 @@ struct Import: ParsableCommand {
             LlamaForCausalLM (single or sharded safetensors), llava is LlavaForConditionalGeneration
             (transformers 4 or 5 names) and llava_llama the Chain-of-Sight authors' LLaVA layout: these
             two are whole models, written as one whole-model .h5, or, when OUT has no .h5 extension, as a
-            stage folder (vision/, connector/, language/, model.h5) that `trainer finetune` starts from. --arch overrides the detection. The module is
+            stage folder (vision/, connector/, language/, model.h5, and the directory's tokenizer.json and
+            tokenizer_config.json when Sightline's tokenizer reads them) that `trainer finetune` starts
+            from. --arch overrides the detection. The module is
             built from config.json and loaded strictly: any missing, unexpected or mis-shaped tensor is an
             error that names it.
             """)
@@ -45,7 +47,9 @@ struct Import: ParsableCommand {
         try imported.write(to: output, dtype: dtype, sourceDirectory: directory)
         let module = imported.module
         if imported.isMultimodal && !output.hasSuffix(".h5") && !output.hasSuffix(".hdf5") {
-            print("wrote the stage folder \(output) (vision/, connector/, language/, model.h5): \(module.parameterCount()) parameters (\(imported.architecture.rawValue)); `trainer finetune` starts from it")
+            let tokenizer = imported.tokenizer.map { ", tokenizer.json (\($0.vocabularySize) ids)" } ?? ""
+            print("wrote the stage folder \(output) (vision/, connector/, language/, model.h5\(tokenizer)): \(module.parameterCount()) parameters (\(imported.architecture.rawValue)); `trainer finetune` starts from it")
+            if let note = imported.tokenizerNote { print("note: \(note)") }
             return
         }
         print(

@@ -12,6 +12,7 @@ import Testing
             .v1_448_q16_256_1024: (32, 1296, [16, 16, 4]), .v2_448_q16_256_1024: (32, 1296, [16, 4, 4]),
             .v1_448_q16_64_1024: (32, 1104, [16, 4, 4]), .pt32: (16, 32, [16, 1]),
             .pt32_448_q16_256_256: (32, 528, [16, 16, 1]), .demo_q16_64_64: (16, 144, [16, 16, 1]),
+            .demo_q16_64_256: (16, 336, [16, 16, 1]),
         ]
         #expect(expected.count == ChainOfSightPreset.allCases.count)
         for preset in ChainOfSightPreset.allCases {

@@ -26,6 +26,7 @@ import Testing
             (.res224to448_80to1104, v1, .v1_448_q16_64_1024, 1104),
             (.res224to448_32to528, pt32, .pt32_448_q16_256_256, 528),
             (.demo32to144, pt32, .demo_q16_64_64, 144),
+            (.demo32to336, pt32, .demo_q16_64_256, 336),
         ]
         #expect(cases.count == ChainOfSightExtension.presets.count)
         for (spec, trained, target, tokens) in cases {

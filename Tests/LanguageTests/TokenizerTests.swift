@@ -83,6 +83,29 @@ func fixtureTokenizer(_ name: String) throws -> Tokenizer {
         #expect(tok.addToken("<image>", special: true) == ids[0])
     }
 
+    /// HF `WordLevel`: one id per pre-tokenized word, `<unk>` for the rest (whole words, never pieces);
+    /// no decoder joins tokens with spaces, as HF `tokenizers` does.
+    @Test func wordLevelModelsEncodeWholeWords() throws {
+        let json = #"""
+            {"added_tokens": [{"id": 0, "content": "<unk>", "special": true}, {"id": 1, "content": "<image>", "special": true},
+                              {"id": 2, "content": "<s>", "special": true}],
+             "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": "[ \\n]+"}, "behavior": "Removed", "invert": false},
+                {"type": "Split", "pattern": {"Regex": "[.,?]"}, "behavior": "Isolated", "invert": false}]},
+             "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [2], "tokens": ["<s>"]}}},
+             "model": {"type": "WordLevel", "unk_token": "<unk>",
+                       "vocab": {"<unk>": 0, "<image>": 1, "<s>": 2, "a": 3, "red": 4, "circle": 5, "?": 6, ".": 7}}}
+            """#
+        let tok = try Tokenizer(json: Data(json.utf8))
+        #expect(tok.model.wordLevel && tok.vocabularySize == 8)
+        // "redcircle" is not split into known pieces: it is one unknown word.
+        #expect(tok.encode("a red<image>circle?\nredcircle .") == [3, 4, 1, 5, 6, 0, 7])
+        #expect(tok.encode("a circle", addSpecialTokens: true) == [2, 3, 5])
+        #expect(tok.decode([2, 3, 4, 1, 5, 6]) == "<s> a red <image> circle ?")
+        #expect(tok.decode([2, 3, 4, 1, 5, 6], skipSpecialTokens: true) == "a red circle ?")
+    }
+
     @Test func rejectsUnsupportedModels() throws {
         let wordPiece = #"{"model": {"type": "WordPiece", "vocab": {}}}"#
         #expect(throws: TokenizerError.self) { try Tokenizer(json: Data(wordPiece.utf8)) }

@@ -158,6 +158,43 @@ func scratchDirectory(_ name: String) throws -> String {
         }
     }
 
+    /// The data-parallel settings are config keys like any other: written out with their defaults,
+    /// read from a file and from overrides, typed, and checked with the key and file named.
+    @Test func dataParallelSectionIsConfigurable() throws {
+        let text = try TrainingConfig.defaults.yaml()
+        #expect(text.contains("\ndata_parallel:\n  bucket_mb: 25"), "\(text.suffix(200))")
+        #expect(text.contains("\n  overlap: true\n  zero_stage: 0"))
+        #expect(TrainingConfig.defaults.dataParallel == DataParallelConfig())
+        let c = try TrainingConfig.parse(
+            "data_parallel:\n  bucket_mb: 4\n  overlap: false\n  zero_stage: 1\n", source: "dp.yaml")
+        #expect(c.dataParallel == DataParallelConfig(bucketMegabytes: 4, overlap: false, zeroStage: 1))
+        let o = try c.applying(overrides: ["data_parallel.bucket_mb=0.5", "data_parallel.overlap=true"])
+        #expect(o.dataParallel == DataParallelConfig(bucketMegabytes: 0.5, overlap: true, zeroStage: 1))
+        let bad: [(String, String, Int)] = [
+            ("data_parallel:\n  bucket_size: 4\n", "data_parallel.bucket_size", 2),
+            ("data_parallel:\n  overlap: sometimes\n", "data_parallel.overlap", 2),
+            ("data_parallel:\n  zero_stage: one\n", "data_parallel.zero_stage", 2),
+            ("data_parallel:\n  zero_stage: 2\n", "data_parallel.zero_stage", 2),
+            ("data_parallel:\n  overlap: true\n  bucket_mb: 0\n", "data_parallel.bucket_mb", 3),
+        ]
+        for (text, path, line) in bad {
+            do {
+                _ = try TrainingConfig.parse(text, source: "dp.yaml")
+                Issue.record("accepted \(text)")
+            } catch let e as ConfigError {
+                #expect(e.keyPath == path, "\(e)")
+                #expect(e.source == "dp.yaml" && e.line == line, "\(e)")
+                #expect(e.description.contains("dp.yaml:\(line)"), "\(e)")
+            }
+        }
+        do {
+            _ = try TrainingConfig.defaults.applying(overrides: ["data_parallel.zero_stage=3"])
+            Issue.record("zero_stage 3 accepted")
+        } catch let e as ConfigError {
+            #expect(e.keyPath == "data_parallel.zero_stage" && e.source == "override 'data_parallel.zero_stage=3'", "\(e)")
+        }
+    }
+
     /// docs/training.md's config reference is the defaults with their comments (regenerate with
     /// `SIGHTLINE_WRITE_DOCS=1 swift test -c release --filter docsReferenceIsTheDefaults`).
     @Test func docsReferenceIsTheDefaults() throws {

@@ -172,11 +172,14 @@ public enum ChainOfSightPreset: String, CaseIterable, Codable, Sendable {
     /// 16x16 grid, windows [16, 8, 2], queries [16, 64, 64]: 144 tokens (our demo's window scaling of
     /// `pt32` at the same resolution).
     case demo_q16_64_64 = "demo_q16+64+64"
+    /// 16x16 grid, windows [16, 8, 1], queries [16, 64, 256]: 336 tokens (our demo's 10.5x compound
+    /// scaling of `pt32` at the same resolution: the paper's 32 against 336).
+    case demo_q16_64_256 = "demo_q16+64+256"
 
     /// The patch grid.
     public var grid: Grid {
         switch self {
-        case .v1, .v1Baseline, .pt32, .demo_q16_64_64: return .square(16)
+        case .v1, .v1Baseline, .pt32, .demo_q16_64_64, .demo_q16_64_256: return .square(16)
         case .v1_336: return .square(24)
         default: return .square(32)
         }
@@ -197,6 +200,7 @@ public enum ChainOfSightPreset: String, CaseIterable, Codable, Sendable {
         case .pt32: pairs = [(16, 16), (4, 16)]
         case .pt32_448_q16_256_256: pairs = [(32, 16), (8, 256), (2, 256)]
         case .demo_q16_64_64: pairs = [(16, 16), (8, 64), (2, 64)]
+        case .demo_q16_64_256: pairs = [(16, 16), (8, 64), (1, 256)]
         }
         return pairs.map { WindowScale(windowSize: $0.0, queries: $0.1) }
     }

@@ -87,12 +87,17 @@ public struct ChainOfSightExtension: Codable, Hashable, Sendable {
     /// `pt32` (32) -> `demo_q16+64+64` (144) on the same 16x16 grid: window scaling only (our demo).
     public static let demo32to144 = spec(
         "demo32to144", 16, [(16, 16), (4, 16)], [(0, 1, 1), (0, 0.5, 4), (1, 0.5, 4)], newGrid: 16)
+    /// `pt32` (32) -> `demo_q16+64+256` (336) on the same 16x16 grid: the global window copied, four
+    /// 8x8 windows of 16 queries from it, and one query per patch from the 4x4 cell windows (10.5x:
+    /// the paper's 32 pre-training tokens against 336).
+    public static let demo32to336 = spec(
+        "demo32to336", 16, [(16, 16), (4, 16)], [(0, 1, 1), (0, 0.5, 4), (1, 0.25, 16)], newGrid: 16)
 
     /// Every named preset.
     public static let presets: [ChainOfSightExtension] = [
         res224to448_80to80, res224to448_80to336, res224to448_80to1296, res224to448_80to1296_v2,
         res224to448_80to1104,
-        res224to448_32to528, demo32to144,
+        res224to448_32to528, demo32to144, demo32to336,
     ]
 }
 

@@ -96,6 +96,11 @@ public struct ImportedModel {
     public var config: String
     /// What the load found.
     public var report: LoadReport
+    /// The directory's `tokenizer.json`, read with Language's `Tokenizer` (nil when there is none or
+    /// it cannot be read; `tokenizerNote` says which).
+    public var tokenizer: Tokenizer?
+    /// Why `tokenizer` is nil, or a mismatch with the model (an image token id the tokenizer lacks).
+    public var tokenizerNote: String?
 
     /// Builds the model an HF directory holds and loads its weights strictly: the architecture is
     /// `architecture`, or detected from `config.json` (`Architecture.detect(configAt:)`).
@@ -122,6 +127,20 @@ public struct ImportedModel {
             config = try model.wholeModelConfig.jsonText()
             report = LoadReport(file: directory)
         }
+        let file = directory + "/" + TokenizerFiles.tokenizer
+        if !FileManager.default.fileExists(atPath: file) {
+            tokenizerNote = "\(file): no tokenizer"
+        } else {
+            do {
+                let t = try Tokenizer(contentsOf: URL(fileURLWithPath: file))
+                tokenizer = t
+                if let m = module as? MultimodalModel, t.token(of: m.config.imageTokenId) == nil {
+                    tokenizerNote = "\(file): no token has the image token id \(m.config.imageTokenId)"
+                }
+            } catch {
+                tokenizerNote = "\(file): not read (\(error))"
+            }
+        }
     }
 
     /// Whether the module is a whole multimodal model.
@@ -129,10 +148,20 @@ public struct ImportedModel {
 
     /// Writes the module as a Sightline HDF5 weights file (with its config and the source directory);
     /// a multimodal model to a path without the `.h5` / `.hdf5` extension becomes a stage folder that
-    /// `trainer finetune` starts from (`LlavaImport.writeStageFolder`).
+    /// `trainer finetune` starts from (`LlavaImport.writeStageFolder`), with the source's tokenizer
+    /// files (`tokenizer.json`, `tokenizer_config.json`) copied into it when `tokenizer` was read (an
+    /// export of the fine-tuned model writes them again).
     public func write(to path: String, dtype: WeightDType = .float32, sourceDirectory: String) throws {
         if let model = module as? MultimodalModel, !["h5", "hdf5"].contains((path as NSString).pathExtension.lowercased()) {
             try LlavaImport.writeStageFolder(model, to: path, dtype: dtype)
+            if tokenizer != nil {
+                let fm = FileManager.default
+                for name in [TokenizerFiles.tokenizer, TokenizerFiles.config, TokenizerFiles.specialTokensMap]
+                where fm.fileExists(atPath: sourceDirectory + "/" + name) {
+                    try? fm.removeItem(atPath: path + "/" + name)
+                    try fm.copyItem(atPath: sourceDirectory + "/" + name, toPath: path + "/" + name)
+                }
+            }
             return
         }
         try WeightsFile.save(

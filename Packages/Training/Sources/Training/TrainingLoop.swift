@@ -325,6 +325,12 @@ public final class Trainer {
         }
         let resumedFrom = globalStep
         try dataParallel.start(model: model)
+        if dataParallel.isDistributed && dataParallel.isWriter {
+            let c = dataParallel.config
+            logger.info(
+                "\(stage): data parallel over \(dataParallel.worldSize) ranks: \(c.bucketMegabytes) MiB buckets, overlap \(c.overlap && c.zeroStage == 0 ? "on" : "off"), \(c.zeroStage == 1 ? "ZeRO-1 (each rank keeps the optimizer state of its share)" : "optimizer state on every rank")"
+            )
+        }
         let stream = try data.open(cursor)
         var summary = Summary(
             finalStep: globalStep, resumedFrom: resumedFrom, steps: [], skippedSteps: optimizer.skippedSteps,

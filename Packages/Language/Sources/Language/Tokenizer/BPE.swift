@@ -4,6 +4,9 @@ import Foundation
 /// ranked merges, optional byte fallback (`<0xXX>` tokens for characters outside the vocabulary),
 /// an unknown token (fused when `fuseUnknown`), and `ignoreMerges` (a word that is itself in the
 /// vocabulary is emitted whole, as Llama 3 does).
+///
+/// A `WordLevel` model (`model.type == "WordLevel"`: a vocabulary and an unknown token, no merges) is
+/// held as a `BPEModel` with `wordLevel` set: every pre-tokenized word is one id, or the unknown token.
 public struct BPEModel: Sendable {
     public let vocabulary: [String: Int]
     /// Token strings by id (gaps are empty).
@@ -14,6 +17,8 @@ public struct BPEModel: Sendable {
     public let byteFallback: Bool
     public let fuseUnknown: Bool
     public let ignoreMerges: Bool
+    /// HF `WordLevel`: a word is its vocabulary id or the unknown token (nothing when there is none).
+    public let wordLevel: Bool
     /// Ids of `<0x00>` ... `<0xFF>` when byte fallback is on.
     let byteTokens: [Int]?
     /// Ids of the single-scalar tokens, by scalar value (the starting symbols of every word).
@@ -25,9 +30,10 @@ public struct BPEModel: Sendable {
     public init(
         vocabulary: [String: Int], merges: [(String, String)], unknownToken: String? = nil,
         byteFallback: Bool = false,
-        fuseUnknown: Bool = false, ignoreMerges: Bool = false
+        fuseUnknown: Bool = false, ignoreMerges: Bool = false, wordLevel: Bool = false
     ) throws {
         self.vocabulary = vocabulary
+        self.wordLevel = wordLevel
         var toks = [String](repeating: "", count: (vocabulary.values.max() ?? -1) + 1)
         for (t, i) in vocabulary { toks[i] = t }
         tokens = toks
@@ -66,6 +72,10 @@ public struct BPEModel: Sendable {
     /// Token ids of one pre-tokenized word.
     public func encode(word: Substring, into out: inout [Int]) {
         if word.isEmpty { return }
+        if wordLevel {
+            if let id = vocabulary[String(word)] ?? unknownToken.flatMap({ vocabulary[$0] }) { out.append(id) }
+            return
+        }
         if ignoreMerges, let id = vocabulary[String(word)] { out.append(id); return }
         var symbols: [Int] = []
         symbols.reserveCapacity(word.unicodeScalars.count)

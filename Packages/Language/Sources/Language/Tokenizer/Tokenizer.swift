@@ -2,7 +2,9 @@ import Foundation
 
 /// A tokenizer read from a HF `tokenizer.json` with a BPE model: byte-level BPE (GPT-2, Llama 3,
 /// Qwen: a split regex plus the byte alphabet) and sentencepiece-style BPE with byte fallback
-/// (Llama 2, Vicuna: `▁` for spaces, `<0xXX>` tokens for characters outside the vocabulary).
+/// (Llama 2, Vicuna: `▁` for spaces, `<0xXX>` tokens for characters outside the vocabulary); or a
+/// `WordLevel` model (one id per pre-tokenized word, e.g. the synthetic world's vocabulary as
+/// `weights export --layout hf-llava` writes it).
 ///
 /// Encoding follows HF `tokenizers`: added tokens are matched first (leftmost-longest, honouring
 /// `lstrip`/`rstrip`/`single_word`), the rest is normalized, pre-tokenized and merged word by word;
@@ -42,7 +44,7 @@ public final class Tokenizer: @unchecked Sendable {
     private var normalizedMatcher = AddedMatcher(tokens: [])
 
     /// Reads `tokenizer.json`.
-    /// - Throws: `TokenizerError` for a model other than BPE or an unsupported pipeline stage.
+    /// - Throws: `TokenizerError` for a model other than BPE or WordLevel, or an unsupported pipeline stage.
     public convenience init(contentsOf url: URL) throws {
         try self.init(json: Data(contentsOf: url))
     }
@@ -52,11 +54,13 @@ public final class Tokenizer: @unchecked Sendable {
         guard let root = try JSONSerialization.jsonObject(with: data) as? JSONObject else {
             throw TokenizerError("tokenizer.json is not a JSON object")
         }
-        guard let m = root["model"] as? JSONObject, (jsonString(m["type"]) ?? "BPE") == "BPE" else {
+        guard let m = root["model"] as? JSONObject, ["BPE", "WordLevel"].contains(jsonString(m["type"]) ?? "BPE")
+        else {
             throw TokenizerError(
-                "only BPE models are supported (model.type = \(((root["model"] as? JSONObject)?["type"]) ?? "nil"))"
+                "only BPE and WordLevel models are supported (model.type = \(((root["model"] as? JSONObject)?["type"]) ?? "nil"))"
             )
         }
+        let wordLevel = jsonString(m["type"]) == "WordLevel"
         if let p = jsonString(m["continuing_subword_prefix"]), !p.isEmpty {
             throw TokenizerError("continuing_subword_prefix is not supported")
         }
@@ -80,7 +84,7 @@ public final class Tokenizer: @unchecked Sendable {
         model = try BPEModel(
             vocabulary: vocab, merges: merges, unknownToken: jsonString(m["unk_token"]),
             byteFallback: jsonBool(m["byte_fallback"], false), fuseUnknown: jsonBool(m["fuse_unk"], false),
-            ignoreMerges: jsonBool(m["ignore_merges"], false))
+            ignoreMerges: jsonBool(m["ignore_merges"], false), wordLevel: wordLevel)
         normalizer = try (root["normalizer"] as? JSONObject).map(Normalizer.init)
         preTokenizer = try (root["pre_tokenizer"] as? JSONObject).map(PreTokenizer.init)
         decoder = try (root["decoder"] as? JSONObject).map(TokenDecoder.init)

@@ -20,10 +20,13 @@ extension TrainingConfig {
         "data.source": "synthetic (the built-in world) or files.",
         "data.tokenizer": "A HF tokenizer.json; \"\" = the synthetic world's word vocabulary.",
         "data.sequence_length": "Tokens per packed row.",
+        "data.synthetic.directory": "Where the world's files are written once and reused; \"\" = data/ in the run folder.",
         "data.mixture": "Pre-training mixture shares (MM1: 45/45/10).",
         "metrics.progress": "auto (in place on a terminal, plain lines otherwise), terminal, plain or off.",
         "metrics.tensorboard": "Write TensorBoard event files under tensorboard/<stage>.",
         "metrics.plots": "Redraw loss.svg and lr.svg at each evaluation.",
+        "pretrain.optimization.learning_rate_multipliers": "Scheduled learning rate x this, per model part.",
+        "finetune.optimization.learning_rate_multipliers": "Scheduled learning rate x this, per model part.",
         "clip": "Contrastive image-text pre-training of the tower (symmetric InfoNCE, learnable temperature).",
         "clip.projection_dim": "Width of the shared image-text embedding space.",
         "clip.logit_scale_init": "Initial logit_scale = ln(1/0.07).",
@@ -40,6 +43,10 @@ extension TrainingConfig {
         "finetune.lora.connector": "Adapters on the connector's linear layers instead of training it fully.",
         "finetune.lora.modules_to_save": "Trained fully and saved with the adapters (PEFT modules_to_save).",
         "finetune.vision": "frozen (default) or trainable at the new resolution (MM1 adapts the ViT).",
+        "data_parallel": "Data parallelism of pretrain and finetune under mpirun/srun (a single process ignores it).",
+        "data_parallel.bucket_mb": "Gradients are all-reduced in buckets of about this many MiB (float32).",
+        "data_parallel.overlap": "Start each bucket's all-reduce during the backward pass, as soon as its gradients are final.",
+        "data_parallel.zero_stage": "1: ZeRO-1, each rank keeps the AdamW moments of its share of the parameters only; 0: every rank keeps all.",
         "optimization.lr": "Peak learning rate, or auto (MM1: exp(-0.4214 ln N - 0.5535), N = decoder parameters).",
     ]
 
@@ -92,9 +99,20 @@ extension TrainingConfig {
             guard o.minLrRatio >= 0, o.minLrRatio <= 1 else {
                 throw fail("\(name).optimization.min_lr_ratio", "must be in [0, 1], got \(o.minLrRatio)")
             }
+            let m = o.learningRateMultipliers
+            for (part, value) in [("vision", m.vision), ("connector", m.connector), ("language_model", m.languageModel)]
+            where !(value >= 0 && value.isFinite) {
+                throw fail("\(name).optimization.learning_rate_multipliers.\(part)", "must be finite and >= 0, got \(value)")
+            }
         }
         guard finetune.lora.r > 0 else { throw fail("finetune.lora.r", "must be positive, got \(finetune.lora.r)") }
         guard data.sequenceLength > 0 else { throw fail("data.sequence_length", "must be positive") }
+        guard dataParallel.bucketMegabytes > 0, dataParallel.bucketMegabytes.isFinite else {
+            throw fail("data_parallel.bucket_mb", "must be a positive number of MiB, got \(dataParallel.bucketMegabytes)")
+        }
+        guard dataParallel.zeroStage == 0 || dataParallel.zeroStage == 1 else {
+            throw fail("data_parallel.zero_stage", "must be 0 or 1 (ZeRO stage 1), got \(dataParallel.zeroStage)")
+        }
     }
 }
 

@@ -22,15 +22,20 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var pretrain: PretrainStageConfig
     public var scaleTokens: ScaleTokensStageConfig
     public var finetune: FinetuneStageConfig
+    /// Data-parallel settings of the `pretrain` and `finetune` stages, used when the process was
+    /// started by an MPI launcher (`mpirun`, `srun`); ignored by a single process.
+    public var dataParallel: DataParallelConfig
 
     enum CodingKeys: String, CodingKey {
-        case run, model, data, metrics, clip, pretrain, scaleTokens = "scale-tokens", finetune
+        case run, model, data, metrics, clip, pretrain, scaleTokens = "scale-tokens", finetune,
+            dataParallel = "data_parallel"
     }
 
     public init(
         run: RunSection = .init(), model: ModelSection = .init(), data: DataSection = .init(),
         metrics: MetricsSection = .init(), clip: ClipStageConfig = .init(), pretrain: PretrainStageConfig = .init(),
-        scaleTokens: ScaleTokensStageConfig = .init(), finetune: FinetuneStageConfig = .init()
+        scaleTokens: ScaleTokensStageConfig = .init(), finetune: FinetuneStageConfig = .init(),
+        dataParallel: DataParallelConfig = .init()
     ) {
         self.run = run
         self.model = model
@@ -40,6 +45,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         self.pretrain = pretrain
         self.scaleTokens = scaleTokens
         self.finetune = finetune
+        self.dataParallel = dataParallel
     }
 
     /// Every default.
@@ -135,9 +141,11 @@ public struct SyntheticSection: Codable, Equatable, Sendable {
     public var patchSize: Int = 14
     /// One scene in this many is held out for evaluation.
     public var heldOutEvery: Int = 10
+    /// Where the world's files are written once and reused; "" = `data/` in the stage's run folder.
+    public var directory: String = ""
 
     enum CodingKeys: String, CodingKey {
-        case seed, imageSize = "image_size", patchSize = "patch_size", heldOutEvery = "held_out_every"
+        case seed, imageSize = "image_size", patchSize = "patch_size", heldOutEvery = "held_out_every", directory
     }
     public init() {}
 }
@@ -189,11 +197,14 @@ public struct OptimizationSection: Codable, Equatable, Sendable {
     public var clipNorm: Double = 1.0
     /// z-loss coefficient (0 disables).
     public var zLoss: Double = 1e-4
+    /// Multipliers of the scheduled learning rate per model part (`vision`, `connector`,
+    /// `language_model`; 1 each by default).
+    public var learningRateMultipliers: PartMultipliers = .init()
 
     enum CodingKeys: String, CodingKey {
         case steps, globalBatch = "global_batch", microBatch = "micro_batch", lr, warmupSteps = "warmup_steps",
             minLrRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipNorm = "clip_norm",
-            zLoss = "z_loss"
+            zLoss = "z_loss", learningRateMultipliers = "learning_rate_multipliers"
     }
     public init() {}
 

@@ -5,9 +5,10 @@ import Foundation
 import Logging
 
 /// `trainer demo`: the Chain-of-Sight recipe in miniature on the synthetic world, every stage through
-/// the stage functions: `clip` (cached in the run folder) -> `pretrain` at 32 visual tokens ->
-/// `scale-tokens` (`demo32to144`, 4.5x) -> `finetune` with LoRA -> held-out evaluation; beside it the same
-/// pre-trained model fine-tuned at 32 tokens; with `compare`, Chain-of-Sight at 144 tokens throughout
+/// the stage functions: `clip` (cached in the run folder) and the decoder's text-only warm-up (cached)
+/// -> `pretrain` at 32 visual tokens -> `scale-tokens` (`demo32to336`, 10.5x) -> `finetune` with LoRA ->
+/// held-out evaluation; beside it the same pre-trained model fine-tuned at 32 tokens; with `compare`,
+/// Chain-of-Sight at 336 tokens throughout
 /// and the LLaVA-style MLP projection of all patch tokens. Writes `summary.json` and SVG plots.
 public enum Demo {
     /// One arm's measurements (`summary.json`'s `arms`).
@@ -54,13 +55,15 @@ public enum Demo {
         public var quick: Bool
         public var compare: Bool
         public var clipSeconds: Double
+        /// Seconds of the decoder's text-only warm-up (0 when it was reused from the folder).
+        public var textSeconds: Double = 0
         public var totalSeconds: Double
         public var arms: [Arm]
         public var criteria: [Criterion]
 
         enum CodingKeys: String, CodingKey {
             case quick, compare, arms, criteria
-            case clipSeconds = "clip_seconds", totalSeconds = "total_seconds"
+            case clipSeconds = "clip_seconds", textSeconds = "text_seconds", totalSeconds = "total_seconds"
         }
 
         /// The printed table.
@@ -125,6 +128,9 @@ public enum Demo {
             o.warmupSteps = quick ? 0 : 30
             o.lr = .fixed(stage == .pretrain ? 3e-3 : 2e-3)
             o.weightDecay = stage == .pretrain ? 0.1 : 0
+            // The connector at a tenth of the rate: at the full rate its tokens lose what they carry of
+            // the image before the decoder learns to read them (docs/demo.md, "Measured").
+            o.learningRateMultipliers.connector = 0.1
             var cad = CadenceSection()
             cad.checkpointEvery = max(1, o.steps)
             cad.keepLast = 1
@@ -138,10 +144,29 @@ public enum Demo {
             }
         }
         c.finetune.lora.dropout = 0
-        c.scaleTokens.extension = ChainOfSightExtension.demo32to144.name
+        c.scaleTokens.extension = ChainOfSightExtension.demo32to336.name
         c.scaleTokens.imageSize = image
         c.model.connector.preset = ChainOfSightPreset.pt32.rawValue
         return c
+    }
+
+    /// Optimizer steps of the demo's text-only warm-up of the decoder (0 skips it).
+    public static func textSteps(quick: Bool) -> Int { quick ? 2 : 300 }
+
+    /// The text warm-up's configuration: `pretrain` on the world's text-only documents alone (mixture
+    /// 0/0/1), rows sized for them, `textSteps` steps, the pre-training learning rate (every part at
+    /// multiplier 1).
+    static func textConfig(_ config: TrainingConfig, quick: Bool) throws -> TrainingConfig {
+        var c = config
+        c.data.mixture.interleaved = 0
+        c.data.mixture.imageCaption = 0
+        c.data.mixture.textOnly = 1
+        c.model.languageWeights = ""
+        c.pretrain.optimization.steps = textSteps(quick: quick)
+        c.pretrain.optimization.learningRateMultipliers = .init()  // the decoder trains here, whatever pretrain says
+        c.pretrain.cadence.checkpointEvery = c.pretrain.optimization.steps
+        c.pretrain.cadence.evalEvery = c.pretrain.optimization.steps + 1
+        return try sized(c, stage: .pretrain, visualTokens: 0)
     }
 
     /// Documents per packed row the demo aims at in each stage (pre-training mixes long interleaved
@@ -225,12 +250,19 @@ public enum Demo {
     public static func evalImages(quick: Bool) -> Int { quick ? 4 : 200 }
 
     /// Runs the demo into `output`; prints the table through `print`.
+    /// - Parameter overrides: `key.path=value` overrides of the demo's configuration (`config(quick:)`),
+    ///   applied in order as `trainer --set` applies them.
+    /// - Throws: `ConfigError` naming the override for an unknown key or a wrong value.
     public static func run(
-        quick: Bool, compare: Bool, output: String, logger: Logger = Logger(label: "sightline.demo"),
-        print: (String) -> Void = { Swift.print($0) }
+        quick: Bool, compare: Bool, output: String, overrides: [String] = [],
+        logger: Logger = Logger(label: "sightline.demo"), print: (String) -> Void = { Swift.print($0) }
     ) throws -> Summary {
         let start = Date()
-        let base = config(quick: quick)
+        var base = config(quick: quick)
+        if !overrides.isEmpty {
+            base = try TrainingConfig.parse(try base.yaml(), source: "demo", overrides: overrides)
+            try base.validate()
+        }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         // 1. clip, cached.
         var clipSeconds = 0.0
@@ -241,8 +273,23 @@ public enum Demo {
             clipSeconds = Date().timeIntervalSince(t)
         }
         var withTower = base
+        withTower.data.synthetic.directory = output + "/data"  // one copy of the world for every arm
         withTower.model.visionWeights = output + "/clip/vision"
         withTower.run.resume = "never"
+        // 1b. The decoder learns the world's language first (MM1 starts from a pre-trained LLM):
+        // `pretrain` on the text-only documents, cached in <output>/text and shared by every arm.
+        var textSeconds = 0.0
+        if textSteps(quick: quick) > 0 {
+            let text = try textConfig(withTower, quick: quick)
+            let dir = output + "/text"
+            if finished(dir + "/pretrain", report: dir + "/pretrain/stage.json", config: text) == nil {
+                print("text: the decoder learns the world's language (text-only documents)")
+                let t = Date()
+                try PretrainStage.run(config: text, output: dir, logger: logger)
+                textSeconds = Date().timeIntervalSince(t)
+            }
+            withTower.model.languageWeights = dir + "/pretrain/language"
+        }
 
         func pretrain(_ config: TrainingConfig, _ dir: String) throws -> StageReport {
             if let r = finished(dir + "/pretrain", report: dir + "/pretrain/stage.json", config: config) {
@@ -296,9 +343,9 @@ public enum Demo {
 
         if compare {
             var many = withTower
-            many.model.connector.preset = ChainOfSightPreset.demo_q16_64_64.rawValue
+            many.model.connector.preset = ChainOfSightPreset.demo_q16_64_256.rawValue
             let dir = output + "/baseline_many_tokens"
-            print("baseline_many_tokens: Chain-of-Sight at 144 tokens throughout")
+            print("baseline_many_tokens: Chain-of-Sight at \(try visualTokens(many)) tokens throughout")
             let manyTokens = try visualTokens(many)
             let p = try pretrain(sized(many, stage: .pretrain, visualTokens: manyTokens), dir)
             let f = try finetune(sized(many, stage: .finetune, visualTokens: manyTokens), dir, from: dir + "/pretrain")
@@ -314,7 +361,7 @@ public enum Demo {
         }
 
         let summary = Summary(
-            quick: quick, compare: compare, clipSeconds: clipSeconds, totalSeconds: Date().timeIntervalSince(start),
+            quick: quick, compare: compare, clipSeconds: clipSeconds, textSeconds: textSeconds, totalSeconds: Date().timeIntervalSince(start),
             arms: arms, criteria: criteria(arms: arms, compare: compare))
         try write(summary, to: output)
         print(summary.table)

@@ -28,6 +28,9 @@ public struct CheckpointModel {
     public let step: Int
     /// The attached adapters (targets are full names in `model`), or nil.
     public let lora: LoRAConfig?
+    /// The tokenizer the model was trained with (`ModelTokenizer.detect` over the checkpoint's stage
+    /// folders), or nil when nothing says.
+    public let tokenizer: ModelTokenizer?
 
     /// Reads a checkpoint: a checkpoint file, a `latest` pointer, a checkpoints directory, or a stage
     /// folder (its `checkpoints/`, or `adapter/checkpoints/` of a fine-tuning stage).
@@ -92,6 +95,8 @@ public struct CheckpointModel {
         self.path = file
         self.step = saved.trainer.globalStep
         self.lora = lora
+        self.tokenizer = ModelTokenizer.detect(
+            stages: Self.candidateStages(near: file), vocabularySize: config.languageModel.vocabSize)
     }
 
     /// The checkpoint file a path names.

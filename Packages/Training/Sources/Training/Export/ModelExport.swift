@@ -13,8 +13,9 @@ public enum ExportLayout: String, CaseIterable, Codable, Sendable {
     /// `multi_modal_projector.*`, `language_model.model.*`, `language_model.lm_head.weight`) and the
     /// `WholeModelConfig` in the root `config` attribute.
     case hdf5
-    /// An HF directory (`config.json`, `model.safetensors`, processor files) that transformers'
-    /// `LlavaForConditionalGeneration.from_pretrained` loads; projection connectors only.
+    /// An HF directory (`config.json`, `model.safetensors`, processor and tokenizer files) that
+    /// transformers' `LlavaForConditionalGeneration.from_pretrained` and `AutoProcessor` load;
+    /// projection connectors only.
     case hfLlava = "hf-llava"
     /// The Chain-of-Sight authors' LLaVA-based naming: `model.*` / `lm_head.weight` (the decoder),
     /// `model.mm_projector.*` (the connector), `model.vision_tower.vision_tower.vision_model.*` (the tower).
@@ -45,25 +46,28 @@ public enum ModelExport {
     ///   - out: a `.h5` file (`hdf5`) or a directory (`hf-llava`, `cos-llava`).
     ///   - mergeLoRA: merge the adapters into the base weights; otherwise (`hdf5` only) the base
     ///     weights go to `out` and the adapters to a PEFT directory beside it (`adapterDirectory(for:)`).
+    ///   - tokenizer: written into the directory layouts; nil: the checkpoint's (`source.tokenizer`).
     /// - Throws: `TrainingError` for a layout the model's connector has no form in, or adapters not
     ///   merged for a directory layout; the writers' `TensorFileError`s.
     @discardableResult
     public static func export(
         _ source: CheckpointModel, to out: String, layout: ExportLayout = .hdf5, dtype: WeightDType = .float32,
-        mergeLoRA: Bool = false
+        mergeLoRA: Bool = false, tokenizer: ModelTokenizer? = nil
     ) throws -> ExportSummary {
         let attributes = ["source_checkpoint": source.path, "global_step": String(source.step)]
         return try export(
             source.model, lora: source.lora, to: out, layout: layout, dtype: dtype, mergeLoRA: mergeLoRA,
-            attributes: attributes)
+            attributes: attributes, tokenizer: tokenizer ?? source.tokenizer)
     }
 
     /// Exports a model (adapters attached or not; `lora` describes them, see
-    /// `MultimodalModel.attachedLoRAConfig()`).
+    /// `MultimodalModel.attachedLoRAConfig()`). `tokenizer` is written into the directory layouts
+    /// (`hf-llava`, `cos-llava`; `writeTokenizer`); nil writes none.
     @discardableResult
     public static func export(
         _ model: MultimodalModel, lora: LoRAConfig?, to out: String, layout: ExportLayout = .hdf5,
-        dtype: WeightDType = .float32, mergeLoRA: Bool = false, attributes: [String: String] = [:]
+        dtype: WeightDType = .float32, mergeLoRA: Bool = false, attributes: [String: String] = [:],
+        tokenizer: ModelTokenizer? = nil
     ) throws -> ExportSummary {
         let hasAdapters = !model.loraModules.isEmpty
         if hasAdapters && !mergeLoRA && layout != .hdf5 {
@@ -92,10 +96,11 @@ public enum ModelExport {
                 summary.adapterDirectory = dir
             }
             return summary
-        case .hfLlava:
-            return try writeHFLlava(model, to: out, dtype: dtype)
-        case .cosLlava:
-            return try writeCosLlava(model, to: out, dtype: dtype)
+        case .hfLlava, .cosLlava:
+            var summary = try layout == .hfLlava
+                ? writeHFLlava(model, to: out, dtype: dtype) : writeCosLlava(model, to: out, dtype: dtype)
+            if let tokenizer { summary.files += try writeTokenizer(tokenizer, for: model, to: out) }
+            return summary
         }
     }
 
@@ -187,7 +192,8 @@ public enum ModelExport {
     /// Writes an HF Llava directory: `config.json`, `model.safetensors` (llava-hf checkpoint names:
     /// `vision_tower.vision_model.*`, `multi_modal_projector.linear_{1,2}.*`, `language_model.model.*`,
     /// `language_model.lm_head.weight`), `generation_config.json`, `preprocessor_config.json` (CLIP
-    /// preprocessing at the tower's size) and `processor_config.json`. A `linear` projector (depth 1)
+    /// preprocessing at the tower's size) and `processor_config.json`; `export` adds the tokenizer
+    /// files (`writeTokenizer`). A `linear` projector (depth 1)
     /// becomes `linear_1` with `projector_hidden_act: "linear"` and an identity `linear_2` (exact).
     /// - Throws: `TrainingError` for a connector HF Llava has no form of (anything but a projection of
     ///   depth 1 or 2).

@@ -40,7 +40,8 @@ public struct StageReport: Codable, Equatable, Sendable {
 
 /// The synthetic world's data files of a run (written once under `<output>/data/<split>`).
 public enum WorldFiles {
-    /// Writes `count` documents of each kind for `split`, or reuses the ones a finished earlier call wrote.
+    /// Writes `count` documents of each kind for `split` under `data.synthetic.directory` (default
+    /// `<output>/data`), or reuses the ones a finished earlier call wrote there.
     /// - Returns: the files.
     public static func ensure(config: TrainingConfig, output: String, split: SyntheticWorld.Split, count: Int)
         throws -> SyntheticFiles
@@ -51,7 +52,8 @@ public enum WorldFiles {
         let s = config.data.synthetic
         let world = try SyntheticWorld(
             seed: UInt64(s.seed), imageSize: s.imageSize, patchSize: s.patchSize, heldOutEvery: s.heldOutEvery)
-        let dir = URL(fileURLWithPath: output).appendingPathComponent("data").appendingPathComponent(
+        let root = s.directory.isEmpty ? URL(fileURLWithPath: output).appendingPathComponent("data") : URL(fileURLWithPath: s.directory)
+        let dir = root.appendingPathComponent(
             "\(split.rawValue)-\(s.seed)-\(s.imageSize)-\(count)")
         let marker = dir.appendingPathComponent("done")
         // Written once: the marker is made after every file is complete, so a run stopped while writing
@@ -134,7 +136,8 @@ public enum StageModels {
         OptimizationConfig(
             learningRate: o.lr, warmupSteps: o.warmupSteps, totalSteps: o.steps, minLearningRateRatio: o.minLrRatio,
             weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.eps, clipNorm: o.clipNorm,
-            zLoss: o.zLoss, globalBatch: o.globalBatch, microBatch: o.microBatch)
+            zLoss: o.zLoss, globalBatch: o.globalBatch, microBatch: o.microBatch,
+            learningRateMultipliers: o.learningRateMultipliers)
     }
 
     /// The packed-batch feed over `sources` (one weight each) with the synthetic vocabulary.
@@ -174,7 +177,7 @@ public enum StageModels {
             checkpointing: CheckpointConfig(every: cadence.checkpointEvery, keepLast: cadence.keepLast, resume: resume),
             evaluation: EvalConfig(every: max(cadence.evalEvery, section.steps + 1), batches: cadence.evalBatches),
             checkpointDirectory: directory + "/checkpoints", data: feed, logger: logger,
-            seed: UInt64(config.run.seed))
+            seed: UInt64(config.run.seed), dataParallel: try DataParallel.automatic(config.dataParallel))
         trainer.handlesSignals = false
         let summary = try trainer.run()
         // Data parallel: every rank holds the same model; rank 0 writes the stage's files.
@@ -198,7 +201,7 @@ public enum StageModels {
 }
 
 /// The `pretrain` stage: the tower (from `model.vision_weights`, else `<output>/clip/vision`, else
-/// random), a fresh connector and decoder, trained on the world's 45/45/10 mixture (interleaved,
+/// random), a fresh connector and the decoder (from `model.language_weights`, else fresh), trained on the world's 45/45/10 mixture (interleaved,
 /// captions, text), packed. Writes `<output>/pretrain/`.
 public enum PretrainStage {
     @discardableResult
@@ -208,7 +211,7 @@ public enum PretrainStage {
         try config.validate()
         let directory = output + "/pretrain"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try config.save(to: directory + "/config.yaml")
+        if DataParallel.isRankZero { try config.save(to: directory + "/config.yaml") }
         let o = config.pretrain.optimization
         let files = try DataParallel.rankZeroFirst {
             try WorldFiles.ensure(config: config, output: output, split: .train, count: max(32, o.steps * o.globalBatch))
@@ -217,7 +220,19 @@ public enum PretrainStage {
         let tower = FileManager.default.fileExists(atPath: towerPath)
             ? try CLIPVisionModel.fromPretrained(directory: towerPath).model
             : try CLIPVisionModel(config: config.model.vision, seed: UInt64(config.run.seed))
-        let language = StageModels.languageConfig(config)
+        // The decoder: from `model.language_weights` (an HF Llama directory, e.g. a decoder trained on
+        // text first) when given, else fresh.
+        var decoder: LlamaForCausalLM? = nil
+        if !config.model.languageWeights.isEmpty {
+            decoder = try LlamaForCausalLM.fromPretrained(directory: config.model.languageWeights).model
+            let want = StageModels.languageConfig(config).vocabSize
+            guard decoder!.config.vocabSize == want else {
+                throw ConfigError(
+                    keyPath: "model.language_weights", source: config.model.languageWeights,
+                    "the decoder's vocab_size is \(decoder!.config.vocabSize), the tokenizer has \(want) tokens")
+            }
+        }
+        let language = decoder?.config ?? StageModels.languageConfig(config)
         let connectorConfig = try StageModels.connectorConfiguration(
             config, tower: tower.config, llmDim: language.hiddenSize)
         let (mode, layers) = try TrainingConfig.visionMode(config.pretrain.vision)
@@ -227,7 +242,7 @@ public enum PretrainStage {
             seed: UInt64(config.run.seed))
         let model = try MultimodalModel(
             config: mc, visionTower: tower, connector: makeConnector(connectorConfig, seed: mc.seed &+ 1),
-            languageModel: LlamaForCausalLM(config: language, seed: mc.seed &+ 2))
+            languageModel: decoder ?? LlamaForCausalLM(config: language, seed: mc.seed &+ 2))
         let m = config.data.mixture
         let feed = StageModels.feed(
             config: config,
@@ -257,7 +272,7 @@ public enum FinetuneStage {
         let from = input ?? (fm.fileExists(atPath: output + "/scale-tokens/connector") ? output + "/scale-tokens" : output + "/pretrain")
         let directory = output + "/finetune"
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try config.save(to: directory + "/config.yaml")
+        if DataParallel.isRankZero { try config.save(to: directory + "/config.yaml") }
         let (mode, _) = try TrainingConfig.visionMode(config.finetune.vision)
         let model = try StageModels.load(directory: from, visionTraining: mode)
         let l = config.finetune.lora
