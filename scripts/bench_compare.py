@@ -32,7 +32,7 @@ def run_one(framework, config, connector, args):
     if args.threads:
         env["SIGHTLINE_NUM_THREADS"] = str(args.threads)
     if framework == "sightline":
-        cmd = [os.path.join(ROOT, "Benchmarks", ".build", "release", "sightline-bench"), "model", "--config", config,
+        cmd = [args.sightline_bench, "model", "--config", config,
                "--connector", connector, "--steps", str(args.steps), "--warmup", str(args.warmup), "--json", out]
     else:
         cmd = [sys.executable, os.path.join(ROOT, "scripts", "bench_torch.py"), "--config", config, "--connector",
@@ -40,13 +40,17 @@ def run_one(framework, config, connector, args):
                "--omp-wait-policy", args.omp_wait_policy, "--json", out]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+    load_before = os.getloadavg()[0]
     r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    load_after = os.getloadavg()[0]
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     last = [line for line in r.stdout.splitlines() if line.strip()][-1]
-    print("   ", last, flush=True)
+    print(f"    [load {load_before:.1f}->{load_after:.1f}]", last, flush=True)
     with open(out) as f:
         result = json.load(f)[0]
+    # The machine's 1-minute load average before and after the run (how shared it was).
+    result["load_average"] = [load_before, load_after]
     os.unlink(out)
     return result
 
@@ -71,8 +75,17 @@ def main():
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--omp-wait-policy", default="PASSIVE")
     p.add_argument("--no-build", action="store_true")
+    p.add_argument("--sightline-bench", default=os.path.join(ROOT, "Benchmarks", ".build", "release", "sightline-bench"),
+                   help="the sightline-bench executable (e.g. a copy, so that rebuilding does not change a long run)")
     p.add_argument("--json", default=None)
+    p.add_argument("--report", default=None, help="print the tables of a saved --json file and exit")
     args = p.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            saved = json.load(f)
+        frameworks = ["sightline"] + [fw for fw in ("eager", "compile") if fw in saved["table"][0]]
+        report(saved["runs"], saved["table"], frameworks, saved.get("omp_wait_policy", "PASSIVE"))
+        return
     if not args.no_build:
         subprocess.run(["swift", "build", "-c", "release", "--package-path", os.path.join(ROOT, "Benchmarks")],
                        check=True, stdout=subprocess.DEVNULL)
@@ -116,7 +129,19 @@ def main():
             row["flops_per_step"] = sl[0]["flops_per_step"]
             table.append(row)
             print_row(row, frameworks)
-    print(f"\nOMP_WAIT_POLICY={args.omp_wait_policy} for PyTorch; threads {runs[0]['threads']}; "
+    report(runs, table, frameworks, args.omp_wait_policy)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "table": table, "omp_wait_policy": args.omp_wait_policy}, f, indent=1,
+                      sort_keys=True)
+
+
+def report(runs, table, frameworks, omp_wait_policy):
+    """Prints the tables of a finished run (also from a saved ``--json`` with ``--report``)."""
+    loads = [x for run in runs for x in run["load_average"]]
+    print(f"\nLoad average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f}, "
+          f"median {statistics.median(loads):.1f} on {os.cpu_count()} CPUs")
+    print(f"OMP_WAIT_POLICY={omp_wait_policy} for PyTorch; threads {runs[0]['threads']}; "
           f"Sightline BLAS: {runs[0]['blas']}")
     print("\nStep time: median over rounds of each run's median (best step over all rounds in brackets); "
           "ratio: median over rounds of Sightline / PyTorch (range over rounds; best step / best step)")
@@ -140,9 +165,40 @@ def main():
                 m, lo, hi = row[f"{phase} vs {fw}"]
                 cells.append(f"{m:.2f}x ({lo:.2f}-{hi:.2f})")
             print("| " + " | ".join(cells) + " |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"runs": runs, "table": table}, f, indent=1, sort_keys=True)
+    print("\n| config | connector | framework | GFLOP/step | fraction of same-process sgemm (sgemm GFLOP/s; "
+          "best step / best sgemm) | peak RSS MB | mallocs/step |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in table:
+        for fw in frameworks:
+            r = row[fw]
+            mallocs = f"{row['mallocs_per_step']:.0f}" if fw == "sightline" else ""
+            print(f"| {row['config']} | {row['connector']} | {fw} | {row['flops_per_step'] * 1e-9:.1f} | "
+                  f"{r['fraction_of_sgemm']:.2f} ({r['sgemm_gflops']:.0f}; {r['fraction_of_sgemm_best']:.2f}) | "
+                  f"{r['peak_rss_mb']:.0f} | {mallocs} |")
+    print_speedups(table, frameworks)
+
+
+def print_speedups(table, frameworks, fast="cos32", slow="linear"):
+    """The Chain-of-Sight speed-up: per config holding both connectors, the step-time ratio
+    fast / slow of each framework against the ratio of their model FLOPs (the issue's target: within
+    10% of the FLOP ratio)."""
+    rows = {(r["config"], r["connector"]): r for r in table}
+    lines = []
+    for config in dict.fromkeys(r["config"] for r in table):
+        a, b = rows.get((config, fast)), rows.get((config, slow))
+        if a is None or b is None:
+            continue
+        flop_ratio = a["flops_per_step"] / b["flops_per_step"]
+        for fw in frameworks:
+            time_ratio = a[fw]["step_s"] / b[fw]["step_s"]
+            best_ratio = a[fw]["step_s_min"] / b[fw]["step_s_min"]
+            lines.append(f"| {config} | {fw} | {flop_ratio:.3f} | {time_ratio:.3f} ({time_ratio / flop_ratio - 1:+.1%}) | "
+                         f"{best_ratio:.3f} ({best_ratio / flop_ratio - 1:+.1%}) |")
+    if lines:
+        print(f"\n{fast} / {slow}: FLOP ratio and step-time ratio (median steps; fastest steps); in brackets the "
+              "deviation of the time ratio from the FLOP ratio")
+        print("\n| config | framework | FLOP ratio | step-time ratio | fastest-step ratio |\n| --- | --- | --- | --- | --- |")
+        print("\n".join(lines))
 
 
 def print_row(row, frameworks):

@@ -55,6 +55,21 @@ final class ToyEncoder: Module {
         #expect(m.parameterCount(trainableOnly: true) == 1 + (8 * 4) + (4 * 8 + 8 * 4 + 16))
     }
 
+    @Test func allParametersVisitsTheWholeTreeAndStopsAtTheFirstFailure() {
+        let m = ToyEncoder()
+        var seen = 0
+        #expect(m.allParameters { _ in seen += 1; return true })
+        #expect(seen == m.namedParameters().count)
+        #expect(m.allParameters { $0.isTrainable })
+        m.freeze(prefix: "")
+        #expect(m.allParameters { !$0.isTrainable })
+        // One trainable parameter deep in the tree is found; the walk stops there.
+        #expect(m.unfreeze(prefix: "layers.1.mlp.fc2.bias") == 1)
+        seen = 0
+        #expect(!m.allParameters { seen += 1; return !$0.isTrainable })
+        #expect(seen == m.namedParameters().firstIndex { $0.0 == "layers.1.mlp.fc2.bias" }! + 1)
+    }
+
     @Test func seededInitialisationIsReproducibleAndPyTorchShaped() throws {
         let a = ToyEncoder(), b = ToyEncoder()
         a.resetParameters(seed: 5)

@@ -93,6 +93,26 @@ import Testing
             groups.settings(for: "connector.out_proj.weight", shape: [8, 8]).learningRateMultiplier == 10)
     }
 
+    @Test func noDecayPatternsMatchAsLiteralSubstringsAnywhere() {
+        let groups = ParameterGroups(weightDecay: 0.1)
+        func decay(_ name: String) -> Double { groups.settings(for: name, shape: [4, 4]).weightDecay }
+        // Matrices: only the patterns decide. At the start, in the middle, at the end, the whole name.
+        #expect(decay("ln_post.weight") == 0)
+        #expect(decay("resampler.query_proj") == 0)
+        #expect(decay("connector.queries") == 0)
+        #expect(decay("norm") == 0)
+        // Near misses, a name shorter than the pattern, a pattern split by a character.
+        #expect(decay("lnx_post.weight") == 0.1)
+        #expect(decay("nor") == 0.1)
+        #expect(decay("model.no_rm.weight") == 0.1)
+        #expect(decay("model.querz") == 0.1)
+        // A custom pattern list, repeated first bytes before the match.
+        let custom = ParameterGroups(weightDecay: 0.5, noDecayPatterns: ["aab"])
+        #expect(custom.settings(for: "xaaab", shape: [2, 2]).weightDecay == 0)
+        #expect(custom.settings(for: "xaaba", shape: [2, 2]).weightDecay == 0)
+        #expect(custom.settings(for: "xaaxb", shape: [2, 2]).weightDecay == 0.5)
+    }
+
     @Test func nonFiniteNormSkipsAndCounts() throws {
         let p = params(2)
         let before = p.map { $0.1.data.scalars }

@@ -106,7 +106,7 @@ public struct ParameterGroups: Codable, Equatable, Sendable {
     public func settings(for name: String, shape: [Int]) -> GroupSettings {
         let g = group(of: name)
         let decayAll = g?.decayVectorsAndNorms ?? decayVectorsAndNorms
-        let exempt = !decayAll && (shape.count < 2 || noDecayPatterns.contains { name.contains($0) })
+        let exempt = !decayAll && (shape.count < 2 || noDecayPatterns.contains { containsLiteral(name, $0) })
         return GroupSettings(
             group: g?.name ?? Self.defaultGroupName,
             weightDecay: exempt ? 0 : (g?.weightDecay ?? weightDecay),
@@ -125,4 +125,20 @@ public struct ParameterGroups: Codable, Equatable, Sendable {
                 ?? Self.defaultNoDecayPatterns,
             groups: try c.decodeIfPresent([ParameterGroup].self, forKey: .groups) ?? [])
     }
+}
+
+/// Whether `pattern`'s UTF-8 bytes occur in `name`'s: a literal substring test (parameter names are
+/// ASCII), without the locale-aware comparison and bridging of Foundation's `contains`, which ran for
+/// every parameter at every optimizer step.
+func containsLiteral(_ name: String, _ pattern: String) -> Bool {
+    let n = name.utf8, p = pattern.utf8
+    guard p.count <= n.count else { return false }
+    guard let first = p.first else { return true }
+    var start = n.startIndex
+    let last = n.index(n.endIndex, offsetBy: -p.count)
+    while start <= last {
+        if n[start] == first && n[start...].starts(with: p) { return true }
+        start = n.index(after: start)
+    }
+    return false
 }

@@ -55,6 +55,14 @@ open class Module {
         return out
     }
 
+    /// Whether `predicate` holds for every parameter of the tree (depth-first, stopping at the first
+    /// that fails), without building the dotted names `namedParameters` builds.
+    public func allParameters(_ predicate: (Parameter) -> Bool) -> Bool {
+        for (_, p) in localParameters where !predicate(p) { return false }
+        for (_, c) in localChildren where !c.allParameters(predicate) { return false }
+        return true
+    }
+
     /// Trainable parameters only.
     public func trainableParameters(prefix: String = "") -> [(String, Parameter)] {
         namedParameters(prefix: prefix).filter { $0.1.isTrainable }

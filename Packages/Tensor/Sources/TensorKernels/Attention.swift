@@ -89,7 +89,21 @@ public enum AttentionKernels {
 
     /// The block sizes the kernels use on the current task (tests set small blocks to exercise the
     /// block logic on small inputs).
-    @TaskLocal public static var blockSizes = BlockSizes(query: 64, key: 64)
+    @TaskLocal public static var blockSizes = defaultBlockSizes
+
+    /// The default block sizes.
+    public static let defaultBlockSizes = BlockSizes(query: 64, key: 64)
+
+    /// The forward's block sizes for `d`: `blockSizes`, except that with the default sizes and a head
+    /// width of at most 32 one key block spans up to 512 keys. With short heads a block product is
+    /// too small for a BLAS call to pay for itself (the tiny benchmark's 257-token CLIP attention
+    /// with 16-wide heads spent as much in the per-call set-up as in the arithmetic), so a query
+    /// block meets all its keys in one product and one online-softmax update.
+    static func forwardBlockSizes(_ d: AttentionDims) -> BlockSizes {
+        var s = blockSizes
+        if s == defaultBlockSizes && d.headDim <= 32 { s.key = Swift.max(s.key, Swift.min(d.keyLength, 512)) }
+        return s
+    }
 
     // MARK: Mask plan
 
@@ -306,7 +320,7 @@ public enum AttentionKernels {
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dims d: AttentionDims,
         mask: AttentionMaskSpec, out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>
     ) {
-        let plan = Plan(d, mask, blockSizes)
+        let plan = Plan(d, mask, forwardBlockSizes(d))
         defer { plan.free() }
         let (bq, bk, nqb, nkb) = (plan.bq, plan.bk, plan.nqb, plan.nkb)
         let (tq, tk, hd, dv) = (d.queryLength, d.keyLength, d.headDim, d.valueDim)

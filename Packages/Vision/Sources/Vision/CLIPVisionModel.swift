@@ -48,7 +48,7 @@ public final class CLIPVisionModel: Module {
     /// saved activations, even for an input that is being recorded). Setting it freezes or unfreezes
     /// every parameter.
     public var isFrozen: Bool {
-        get { namedParameters().allSatisfy { !$0.1.isTrainable } }
+        get { allParameters { !$0.isTrainable } }
         set { freeze(prefix: "", newValue) }
     }
 

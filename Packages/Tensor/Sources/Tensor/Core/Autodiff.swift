@@ -205,8 +205,9 @@ func runBackward(root: GradNode, seed: Tensor, sink: (GradNode, Tensor) throws -
                 try sink(n, g)
                 continue
             }
-            // The VJP, and the sums where gradients meet, on the backend that ran the forward.
-            try withBackend(n.backend) {
+            // The VJP, and the sums where gradients meet, on the backend that ran the forward (made
+            // current only when it is not already: binding a task-local value allocates).
+            func vjp() throws {
                 let inputGrads = try n.backward!(g)
                 guard inputGrads.count == n.inputs.count else {
                     throw TensorError(
@@ -228,6 +229,7 @@ func runBackward(root: GradNode, seed: Tensor, sink: (GradNode, Tensor) throws -
                     if pending[iid]! == 0 { ready.append(input) }
                 }
             }
+            if n.backend === Backends.current { try vjp() } else { try withBackend(n.backend) { try vjp() } }
         }
     }
 }

@@ -42,8 +42,15 @@ public final class BufferPool: @unchecked Sendable {
     /// The process-wide pool used by `Storage`.
     public static let shared = BufferPool()
 
+    /// The free buffers of one size. A class, so that popping and pushing mutate the list in place
+    /// through a dictionary read: a dictionary's `modify` accessor allocates its coroutine frame with
+    /// malloc on every call, which was hundreds of malloc calls per training step.
+    private final class FreeList {
+        var buffers: [UnsafeMutablePointer<Float>] = []
+    }
+
     private let lock = NSLock()
-    private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    private var free: [Int: FreeList] = [:]
     private var cachedBytes = 0
     /// Fresh allocations and reuses since start (for benchmarks and tests).
     public private(set) var allocations = 0
@@ -60,8 +67,7 @@ public final class BufferPool: @unchecked Sendable {
     func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         let n = max(count, 1)
         lock.lock()
-        // Pop in place (optional chaining on the subscript): copying the list out would copy it.
-        if let p = free[n]?.popLast() {
+        if let p = free[n]?.buffers.popLast() {
             cachedBytes -= n * 4
             reuses += 1
             lock.unlock()
@@ -77,7 +83,13 @@ public final class BufferPool: @unchecked Sendable {
         let n = max(count, 1)
         lock.lock()
         if cachedBytes + n * 4 <= capacityBytes {
-            free[n, default: []].append(p)
+            if let list = free[n] {
+                list.buffers.append(p)
+            } else {
+                let list = FreeList()
+                list.buffers.append(p)
+                free[n] = list
+            }
             cachedBytes += n * 4
             lock.unlock()
             return
@@ -93,6 +105,6 @@ public final class BufferPool: @unchecked Sendable {
         free = [:]
         cachedBytes = 0
         lock.unlock()
-        for (_, list) in lists { for p in list { UnsafeMutableRawPointer(p).deallocate() } }
+        for (_, list) in lists { for p in list.buffers { UnsafeMutableRawPointer(p).deallocate() } }
     }
 }
