@@ -164,18 +164,23 @@ public enum StageModels {
 
     static func run(
         stage: String, model: MultimodalModel, section: OptimizationSection, cadence: CadenceSection,
-        config: TrainingConfig, directory: String, feed: DataFeed, resume: String, logger: Logger
+        config: TrainingConfig, runFolder: String, directory: String, feed: DataFeed, resume: String, logger: Logger
     ) throws -> StageReport {
         let start = Date()
         let tokens = try visualTokens(model)
+        // The run folder's metrics.jsonl, TensorBoard events, progress line and plots (rank 0 writes).
+        let metrics = DataParallel.isRankZero
+            ? try RunMetrics(directory: runFolder, settings: config.metrics, logger: logger) : nil
+        metrics?.begin(stage: stage, totalSteps: section.steps)
         let trainer = try Trainer(
             stage: stage, model: model, optimization: optimization(section),
             checkpointing: cadence.checkpointing(resume: resume),
             evaluation: EvalConfig(every: max(cadence.evalEvery, section.steps + 1), batches: cadence.evalBatches),
-            checkpointDirectory: directory + "/checkpoints", data: feed, logger: logger,
+            checkpointDirectory: directory + "/checkpoints", data: feed, sinks: metrics.map { [$0] } ?? [], logger: logger,
             seed: UInt64(config.run.seed), dataParallel: try DataParallel.automatic(config.dataParallel))
         trainer.handlesSignals = false
         let summary = try trainer.run()
+        try metrics?.finish(stage: stage)
         // Data parallel: every rank holds the same model; rank 0 writes the stage's files.
         guard trainer.dataParallel.isWriter else {
             return StageReport(
@@ -249,7 +254,7 @@ public enum PretrainStage {
             microBatch: o.microBatch, seed: UInt64(config.run.seed) &+ 5)
         return try StageModels.run(
             stage: "pretrain", model: model, section: o, cadence: config.pretrain.cadence, config: config,
-            directory: directory, feed: feed, resume: config.run.resume, logger: logger)
+            runFolder: output, directory: directory, feed: feed, resume: config.run.resume, logger: logger)
     }
 }
 
@@ -287,7 +292,7 @@ public enum FinetuneStage {
             imageSize: model.visionTower.config.imageSize)
         let report = try StageModels.run(
             stage: "finetune", model: model, section: o, cadence: config.finetune.cadence, config: config,
-            directory: directory + "/adapter", feed: feed, resume: config.run.resume, logger: logger)
+            runFolder: output, directory: directory + "/adapter", feed: feed, resume: config.run.resume, logger: logger)
         try model.languageModel.mergeAndUnloadLoRA()
         if DataParallel.isRankZero { try StageModels.save(model, to: directory) }
         var r = report
