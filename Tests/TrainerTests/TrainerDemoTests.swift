@@ -116,6 +116,14 @@ import Training
             #expect(svg.hasPrefix("<svg") && svg.contains("chain_of_sight_32"), "\(plot)")
         }
         #expect(FileManager.default.fileExists(atPath: out + "/chain_of_sight/eval.json"))
+        // The stages write the run folder's metrics: every pretrain and finetune step in metrics.jsonl.
+        let records = try JSONLMetricsSink.read(path: out + "/chain_of_sight/metrics.jsonl")
+        let quick = Demo.config(quick: true)
+        for (stage, steps) in [("pretrain", quick.pretrain.optimization.steps), ("finetune", quick.finetune.optimization.steps)] {
+            let logged = records.filter { $0.stage == stage && $0.scalars["loss"] != nil }.map(\.step)
+            #expect(logged == Array(1...steps), "\(stage) steps in metrics.jsonl: \(logged)")
+        }
+        #expect(FileManager.default.fileExists(atPath: out + "/chain_of_sight/loss.svg"))
 
         // generate == greedy decoding through the library (the batched evaluation path).
         let sizes = Demo.config(quick: true).data.synthetic
