@@ -137,4 +137,25 @@ struct TrainerSingleProcessTests {
         #expect(r.stdout.contains("pretrain: 1 steps"), "\(r.stdout)")
         #expect(try CheckpointModel(checkpoint: run + "/pretrain").step == 1)
     }
+
+    /// `trainer pretrain` evaluates on the world's held-out split every `eval_every` steps and writes
+    /// the run folder's metrics: every step's loss and each evaluation's loss and perplexity.
+    @Test func pretrainEvaluatesOnHeldOutDataAndWritesTheRunMetrics() throws {
+        let dir = ScratchDirectory()
+        let run = dir.url.appendingPathComponent("run").path
+        let config = try dir.write("run.yaml", tinyRunYAML(output: run))
+        let r = try runProcess(
+            trainerExecutable!, ["pretrain", "--config", config.path, "--threads", "1", "--set", "pretrain.optimization.steps=2",
+                "--set", "pretrain.cadence.eval_every=1", "--set", "pretrain.cadence.eval_batches=1"],
+            in: dir.url, timeout: 300)
+        #expect(r.status == 0, "status \(r.status): \(r.stderr.suffix(3000))")
+        let records = try JSONLMetricsSink.read(path: run + "/metrics.jsonl").filter { $0.stage == "pretrain" }
+        #expect(records.filter { $0.scalars["loss"] != nil }.map(\.step) == [1, 2])
+        let evals = records.filter { $0.scalars["eval_loss"] != nil }
+        #expect(evals.map(\.step) == [1, 2])
+        for e in evals {
+            let loss = e.scalars["eval_loss"]!, ppl = e.scalars["eval_perplexity"] ?? .nan
+            #expect(loss.isFinite && loss > 0 && abs(ppl - exp(loss)) <= 1e-6 * ppl, "step \(e.step): \(e.scalars)")
+        }
+    }
 }

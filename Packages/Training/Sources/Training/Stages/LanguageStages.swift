@@ -132,6 +132,24 @@ public enum StageModels {
         try model.languageModel.save(to: directory + "/language")
     }
 
+    /// The held-out feed of a stage's periodic evaluation (loss and perplexity every
+    /// `cadence.eval_every` steps on `cadence.eval_batches` batches), over the world's held-out split;
+    /// nil when the stage never evaluates (`eval_every` beyond its steps).
+    static func heldOutFeed(
+        config: TrainingConfig, output: String, section: OptimizationSection, cadence: CadenceSection,
+        sources: (SyntheticFiles) -> [(String, SourceFormat, URL)], weights: [Double], tokens: Int, imageSize: Int
+    ) throws -> DataFeed? {
+        guard cadence.evalEvery > 0, cadence.evalEvery <= section.steps else { return nil }
+        let files = try DataParallel.rankZeroFirst {
+            try WorldFiles.ensure(
+                config: config, output: output, split: .heldOut,
+                count: max(32, cadence.evalBatches * section.microBatch * 4))
+        }
+        return feed(
+            config: config, sources: sources(files), weights: weights, tokens: tokens, microBatch: section.microBatch,
+            seed: UInt64(config.run.seed) &+ 11, imageSize: imageSize)
+    }
+
     /// The loop's optimization config of a stage section (the section's owner).
     public static func optimization(_ o: OptimizationSection) -> OptimizationConfig { o.loop }
 
@@ -164,7 +182,8 @@ public enum StageModels {
 
     static func run(
         stage: String, model: MultimodalModel, section: OptimizationSection, cadence: CadenceSection,
-        config: TrainingConfig, runFolder: String, directory: String, feed: DataFeed, resume: String, logger: Logger
+        config: TrainingConfig, runFolder: String, directory: String, feed: DataFeed, heldOut: DataFeed? = nil,
+        resume: String, logger: Logger
     ) throws -> StageReport {
         let start = Date()
         let tokens = try visualTokens(model)
@@ -175,8 +194,9 @@ public enum StageModels {
         let trainer = try Trainer(
             stage: stage, model: model, optimization: optimization(section),
             checkpointing: cadence.checkpointing(resume: resume),
-            evaluation: EvalConfig(every: max(cadence.evalEvery, section.steps + 1), batches: cadence.evalBatches),
-            checkpointDirectory: directory + "/checkpoints", data: feed, sinks: metrics.map { [$0] } ?? [], logger: logger,
+            evaluation: EvalConfig(
+                every: heldOut == nil ? section.steps + 1 : cadence.evalEvery, batches: cadence.evalBatches),
+            checkpointDirectory: directory + "/checkpoints", data: feed, heldOut: heldOut, sinks: metrics.map { [$0] } ?? [], logger: logger,
             seed: UInt64(config.run.seed), dataParallel: try DataParallel.automatic(config.dataParallel))
         trainer.handlesSignals = false
         let summary = try trainer.run()
@@ -252,9 +272,17 @@ public enum PretrainStage {
                 ("text", .textJSONL, files.text),
             ], weights: [m.interleaved, m.imageCaption, m.textOnly], tokens: try StageModels.visualTokens(model),
             microBatch: o.microBatch, seed: UInt64(config.run.seed) &+ 5)
+        let heldOut = try StageModels.heldOutFeed(
+            config: config, output: output, section: o, cadence: config.pretrain.cadence,
+            sources: {
+                [("interleaved", .interleavedJSONL, $0.interleaved), ("captions", .imageCaptionJSONL, $0.captions),
+                 ("text", .textJSONL, $0.text)]
+            }, weights: [m.interleaved, m.imageCaption, m.textOnly], tokens: try StageModels.visualTokens(model),
+            imageSize: model.visionTower.config.imageSize)
         return try StageModels.run(
             stage: "pretrain", model: model, section: o, cadence: config.pretrain.cadence, config: config,
-            runFolder: output, directory: directory, feed: feed, resume: config.run.resume, logger: logger)
+            runFolder: output, directory: directory, feed: feed, heldOut: heldOut, resume: config.run.resume,
+            logger: logger)
     }
 }
 
@@ -290,9 +318,14 @@ public enum FinetuneStage {
             config: config, sources: [("questions", .llava, files.questions)], weights: [1],
             tokens: try StageModels.visualTokens(model), microBatch: o.microBatch, seed: UInt64(config.run.seed) &+ 6,
             imageSize: model.visionTower.config.imageSize)
+        let heldOut = try StageModels.heldOutFeed(
+            config: config, output: output, section: o, cadence: config.finetune.cadence,
+            sources: { [("questions", .llava, $0.questions)] }, weights: [1], tokens: try StageModels.visualTokens(model),
+            imageSize: model.visionTower.config.imageSize)
         let report = try StageModels.run(
             stage: "finetune", model: model, section: o, cadence: config.finetune.cadence, config: config,
-            runFolder: output, directory: directory + "/adapter", feed: feed, resume: config.run.resume, logger: logger)
+            runFolder: output, directory: directory + "/adapter", feed: feed, heldOut: heldOut,
+            resume: config.run.resume, logger: logger)
         try model.languageModel.mergeAndUnloadLoRA()
         if DataParallel.isRankZero { try StageModels.save(model, to: directory) }
         var r = report
