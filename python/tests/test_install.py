@@ -2,6 +2,7 @@
 import importlib.util
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -10,7 +11,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def test_pip_installs_the_package_and_it_imports_from_there(tmp_path):
     target = tmp_path / "site"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(ROOT)]
+    # Build from a copy: setuptools writes build/ and *.egg-info beside the sources it builds.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)]
     if importlib.util.find_spec("setuptools") is not None:
         command.insert(4, "--no-build-isolation")  # build with the installed setuptools, no download
     r = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
